@@ -22,7 +22,8 @@ else
   OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=$(SANITIZE) -fno-sanitize-recover=all
 endif
 
-WARN      := -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion
+WARN      := -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion \
+             -Wno-format-truncation
 CFLAGS    := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -pthread \
              $(shell pkg-config --cflags $(PKGS))
 LDFLAGS   := $(if $(SANITIZE),-fsanitize=$(SANITIZE)) -pthread

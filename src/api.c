@@ -1,0 +1,373 @@
+/*
+ * api.c - routes of the HTTP API.
+ *
+ *   GET|HEAD /balance/{wallet_id}
+ *   GET|HEAD /average_daily_debit/{wallet_id}
+ *   GET|HEAD /top_credits/{product_id}[?currency=XXX]
+ *   GET|HEAD /healthz, /readyz, /metrics
+ *
+ * Ids are percent-decoded here, strictly (libmicrohttpd's own unescaping
+ * is switched off in http.c, because it keeps malformed escapes and would
+ * cut an id at %00), then checked against the id rule of SPEC §2.
+ */
+#include "api.h"
+
+#include <string.h>
+
+#include "decode.h"
+#include "timeutil.h"
+
+#define JSON_TYPE "application/json"
+#define ALLOW_READ "GET, HEAD"
+
+/* ------------------------------------------------------------ replies */
+
+static void reply_status(ws_reply *r, unsigned status)
+{
+    r->status = status;
+    r->content_type = JSON_TYPE;
+}
+
+static void reply_error(ws_reply *r, unsigned status, const char *code)
+{
+    reply_status(r, status);
+    ws_buf_reset(&r->body);
+    ws_buf_puts(&r->body, "{\"error\":\"");
+    ws_buf_puts(&r->body, code);
+    ws_buf_puts(&r->body, "\"}");
+}
+
+/* 404 naming what was not found: {"error":"wallet_not_found","wallet_id":"x"} */
+static void reply_not_found(ws_reply *r, const char *code, const char *field,
+                            const char *id, size_t n)
+{
+    reply_status(r, 404);
+    ws_buf_reset(&r->body);
+    ws_buf_printf(&r->body, "{\"error\":\"%s\",\"%s\":", code, field);
+    ws_json_str(&r->body, id, n);
+    ws_buf_putc(&r->body, '}');
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int ws_api_percent_decode(const char *s, size_t n, char *out, size_t cap,
+                          size_t *len)
+{
+    size_t i, o = 0;
+
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+
+        if (c == '%') {
+            int hi, lo;
+
+            if (i + 2 >= n)
+                return -1;
+            hi = hexval(s[i + 1]);
+            lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (o >= cap)
+            return -1;
+        out[o++] = c;
+    }
+    *len = o;
+    return 0;
+}
+
+/* Decodes the id after a route's prefix; 0 when it meets the id rule. */
+static int route_id(const char *raw, char *id, size_t *n)
+{
+    return ws_api_percent_decode(raw, strlen(raw), id, WS_MAX_ID, n) == 0 &&
+                   ws_id_valid(id, *n)
+               ? 0
+               : -1;
+}
+
+/* ------------------------------------------------------------- routes */
+
+static void balance(ws_view *v, const char *id, size_t n, ws_reply *r)
+{
+    ws_wallet w;
+    ws_buf *b = &r->body;
+    int e = ws_view_wallet(v, id, n, &w);
+
+    if (e == WS_ERR_NOT_FOUND) {
+        reply_not_found(r, "wallet_not_found", "wallet_id", id, n);
+        return;
+    }
+    if (e != WS_OK) {
+        reply_error(r, 500, "store_error");
+        return;
+    }
+    reply_status(r, 200);
+    ws_buf_puts(b, "{\"wallet_id\":");
+    ws_json_str(b, id, n);
+    ws_buf_puts(b, ",\"balance\":");
+    ws_json_dec(b, w.balance, w.scale);
+    ws_buf_puts(b, ",\"currency\":\"");
+    ws_buf_put(b, w.currency, 3);
+    ws_buf_puts(b, "\",\"transactions\":");
+    ws_json_i64(b, w.transactions);
+    ws_buf_puts(b, ",\"last_event_time\":");
+    ws_json_time(b, w.last_event);
+    ws_buf_putc(b, '}');
+}
+
+static void average(ws_view *v, const char *id, size_t n, ws_reply *r)
+{
+    char text[WS_DEC_TEXT_MAX];
+    ws_wallet w;
+    ws_buf *b = &r->body;
+    int64_t days;
+    int e = ws_view_wallet(v, id, n, &w);
+
+    if (e == WS_ERR_NOT_FOUND) {
+        reply_not_found(r, "wallet_not_found", "wallet_id", id, n);
+        return;
+    }
+    if (e != WS_OK) {
+        reply_error(r, 500, "store_error");
+        return;
+    }
+    days = (int64_t)w.last_day - w.first_day + 1;
+    reply_status(r, 200);
+    ws_buf_puts(b, "{\"wallet_id\":");
+    ws_json_str(b, id, n);
+    ws_buf_puts(b, ",\"currency\":\"");
+    ws_buf_put(b, w.currency, 3);
+    ws_buf_puts(b, "\",\"average_daily_debit\":");
+    ws_buf_put(b, text, ws_dec_format_average(w.total_debit, days, w.scale,
+                                              text));
+    ws_buf_puts(b, ",\"total_debit\":");
+    ws_json_dec(b, w.total_debit, w.scale);
+    ws_buf_puts(b, ",\"days\":");
+    ws_json_i64(b, days);
+    ws_buf_puts(b, ",\"debit_days\":");
+    ws_json_i64(b, w.debit_days);
+    ws_buf_puts(b, ",\"first_day\":");
+    ws_json_day(b, w.first_day);
+    ws_buf_puts(b, ",\"last_day\":");
+    ws_json_day(b, w.last_day);
+    ws_buf_putc(b, '}');
+}
+
+struct tops_walk {
+    ws_buf *b;
+    const char *currency;   /* 3 letters, or NULL for every currency */
+    int first;
+};
+
+static int write_tops(const ws_top *t, void *arg)
+{
+    struct tops_walk *w = arg;
+    unsigned i;
+
+    if (w->currency && memcmp(w->currency, t->currency, 3) != 0)
+        return 0;
+    for (i = 0; i < t->n; i++) {
+        const ws_top_entry *e = &t->e[i];
+
+        if (!w->first)
+            ws_buf_putc(w->b, ',');
+        w->first = 0;
+        ws_buf_puts(w->b, "{\"transaction_id\":");
+        ws_json_str(w->b, e->tx_id, e->tx_id_len);
+        ws_buf_puts(w->b, ",\"wallet_id\":");
+        ws_json_str(w->b, e->wallet_id, e->wallet_id_len);
+        ws_buf_puts(w->b, ",\"amount\":");
+        ws_json_dec(w->b, e->amount, e->scale);
+        ws_buf_puts(w->b, ",\"currency\":\"");
+        ws_buf_put(w->b, t->currency, 3);
+        ws_buf_puts(w->b, "\",\"timestamp\":");
+        ws_json_time(w->b, e->ts);
+        ws_buf_putc(w->b, '}');
+    }
+    return 0;
+}
+
+static void top_credits(ws_view *v, const char *id, size_t n,
+                        const char *currency_raw, ws_reply *r)
+{
+    char cur[3];
+    struct tops_walk walk;
+    int e;
+
+    if (currency_raw) {
+        char raw[8];
+        size_t len, k;
+
+        if (ws_api_percent_decode(currency_raw, strlen(currency_raw), raw,
+                                  sizeof raw, &len) != 0 || len != 3) {
+            reply_error(r, 400, "invalid_currency");
+            return;
+        }
+        for (k = 0; k < 3; k++) {
+            char c = raw[k];
+            if (c >= 'a' && c <= 'z')
+                c = (char)(c - 'a' + 'A');
+            if (c < 'A' || c > 'Z') {
+                reply_error(r, 400, "invalid_currency");
+                return;
+            }
+            cur[k] = c;
+        }
+    }
+    e = ws_view_product(v, id, n);
+    if (e == WS_ERR_NOT_FOUND) {
+        reply_not_found(r, "product_not_found", "product_id", id, n);
+        return;
+    }
+    if (e != WS_OK) {
+        reply_error(r, 500, "store_error");
+        return;
+    }
+    reply_status(r, 200);
+    ws_buf_puts(&r->body, "{\"product_id\":");
+    ws_json_str(&r->body, id, n);
+    ws_buf_puts(&r->body, ",\"top_credits\":[");
+    walk.b = &r->body;
+    walk.currency = currency_raw ? cur : NULL;
+    walk.first = 1;
+    if (ws_view_tops(v, id, n, write_tops, &walk) != WS_OK) {
+        reply_error(r, 500, "store_error");
+        return;
+    }
+    ws_buf_puts(&r->body, "]}");
+}
+
+static void metrics(ws_view *v, ws_store *s, ws_reply *r)
+{
+    ws_counts c;
+    ws_buf *b = &r->body;
+    uint64_t used, limit;
+    int i;
+
+    if (ws_view_counts(v, &c) != WS_OK) {
+        reply_error(r, 500, "store_error");
+        return;
+    }
+    ws_store_usage(s, &used, &limit);
+    reply_status(r, 200);
+    r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    ws_buf_puts(b, "# HELP walletstream_events_total Records by outcome, "
+                   "as committed with the state.\n"
+                   "# TYPE walletstream_events_total counter\n");
+    for (i = 0; i < WS_OUTCOME_COUNT; i++)
+        ws_buf_printf(b, "walletstream_events_total{outcome=\"%s\"} %lld\n",
+                      ws_outcome_name((enum ws_outcome)i),
+                      (long long)c.outcome[i]);
+    ws_buf_puts(b, "# HELP walletstream_rejected_total Rejected records by "
+                   "reason, as committed with the state.\n"
+                   "# TYPE walletstream_rejected_total counter\n");
+    for (i = 1; i < WS_R_COUNT; i++)
+        ws_buf_printf(b, "walletstream_rejected_total{reason=\"%s\"} %lld\n",
+                      ws_reason_name((enum ws_reason)i),
+                      (long long)c.reason[i]);
+    ws_buf_printf(b, "# HELP walletstream_state_bytes Bytes the state store "
+                     "uses.\n# TYPE walletstream_state_bytes gauge\n"
+                     "walletstream_state_bytes %llu\n"
+                     "# HELP walletstream_state_limit_bytes Size the state "
+                     "store may grow to.\n"
+                     "# TYPE walletstream_state_limit_bytes gauge\n"
+                     "walletstream_state_limit_bytes %llu\n",
+                  (unsigned long long)used, (unsigned long long)limit);
+}
+
+static int has_prefix(const char *s, const char *prefix, const char **rest)
+{
+    size_t n = strlen(prefix);
+
+    if (strncmp(s, prefix, n) != 0)
+        return 0;
+    *rest = s + n;
+    return 1;
+}
+
+enum route { R_NONE, R_BALANCE, R_AVERAGE, R_TOP, R_HEALTH, R_READY,
+             R_METRICS };
+
+void ws_api_handle(const ws_api *api, const char *method, const char *path,
+                   const char *currency, ws_reply *out)
+{
+    char id[WS_MAX_ID];
+    size_t n = 0;
+    const char *rest = NULL, *why;
+    enum route route = R_NONE;
+    ws_view *v;
+
+    ws_buf_init(&out->body);
+    out->allow = NULL;
+    if (has_prefix(path, "/balance/", &rest))
+        route = R_BALANCE;
+    else if (has_prefix(path, "/average_daily_debit/", &rest))
+        route = R_AVERAGE;
+    else if (has_prefix(path, "/top_credits/", &rest))
+        route = R_TOP;
+    else if (strcmp(path, "/healthz") == 0)
+        route = R_HEALTH;
+    else if (strcmp(path, "/readyz") == 0)
+        route = R_READY;
+    else if (strcmp(path, "/metrics") == 0)
+        route = R_METRICS;
+
+    if (route == R_NONE) {
+        reply_error(out, 404, "not_found");
+        return;
+    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        reply_error(out, 405, "method_not_allowed");
+        out->allow = ALLOW_READ;
+        return;
+    }
+    if (rest && route_id(rest, id, &n) != 0) {
+        reply_error(out, 400, "invalid_id");
+        return;
+    }
+    if (route == R_HEALTH) {
+        reply_status(out, 200);
+        ws_buf_puts(&out->body, "{\"status\":\"ok\"}");
+        return;
+    }
+    if (route == R_READY) {
+        why = api->ready ? api->ready(api->ready_arg) : NULL;
+        if (why) {
+            reply_status(out, 503);
+            ws_buf_puts(&out->body, "{\"status\":\"not_ready\",\"reason\":");
+            ws_json_str(&out->body, why, strlen(why));
+            ws_buf_putc(&out->body, '}');
+        } else {
+            reply_status(out, 200);
+            ws_buf_puts(&out->body, "{\"status\":\"ready\"}");
+        }
+        return;
+    }
+    if (ws_store_view(api->store, &v) != WS_OK) {
+        reply_error(out, 503, "store_unavailable");
+        return;
+    }
+    switch (route) {
+    case R_BALANCE: balance(v, id, n, out); break;
+    case R_AVERAGE: average(v, id, n, out); break;
+    case R_TOP: top_credits(v, id, n, currency, out); break;
+    case R_METRICS: metrics(v, api->store, out); break;
+    default: break;
+    }
+    ws_view_end(v);
+    if (out->body.oom)
+        reply_error(out, 500, "out_of_memory");
+}

@@ -1,0 +1,47 @@
+/*
+ * api.h - the routes of the HTTP API (SPEC §5), independent of the HTTP
+ * library: a request's method, path and query come in, a status, a JSON
+ * body and the headers to set go out. http.c carries them over the wire.
+ *
+ * Every answer is read from one store view: a committed batch, never half
+ * of one.
+ */
+#ifndef WS_API_H
+#define WS_API_H
+
+#include <stddef.h>
+
+#include "json_out.h"
+#include "store.h"
+
+/* Returns NULL when the service is ready, else a reason sentence. Called
+ * from any HTTP thread. */
+typedef const char *(*ws_ready_fn)(void *arg);
+
+/* What the routes need; owned by the caller, read-only while serving. */
+typedef struct ws_api {
+    ws_store *store;
+    ws_ready_fn ready;      /* NULL: ready whenever the store is open */
+    void *ready_arg;
+} ws_api;
+
+typedef struct ws_reply {
+    unsigned status;
+    const char *allow;      /* value of an Allow header, or NULL */
+    ws_buf body;            /* JSON (or Prometheus text for /metrics) */
+    const char *content_type;
+} ws_reply;
+
+/* Answers one request. `path` is the raw (still percent-encoded) path
+ * without the query; `currency` the raw value of ?currency= or NULL.
+ * Fills *out (the caller frees out->body with ws_buf_free). Any thread. */
+void ws_api_handle(const ws_api *api, const char *method, const char *path,
+                   const char *currency, ws_reply *out);
+
+/* Strict percent-decoding of s[0..n) into out[0..cap): every '%' must be
+ * followed by two hex digits. Returns 0 with *len set, or -1 (malformed,
+ * or longer than cap). */
+int ws_api_percent_decode(const char *s, size_t n, char *out, size_t cap,
+                          size_t *len);
+
+#endif

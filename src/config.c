@@ -1,0 +1,189 @@
+/*
+ * config.c - the option table.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ws.h"
+
+enum kind { K_STRING, K_COUNT, K_BYTES };
+
+struct option {
+    const char *name;       /* flag without "--"; variable WALLETSTREAM_<NAME> */
+    const char *metavar;
+    enum kind kind;
+    size_t offset;
+    const char *def;
+    unsigned cmds;
+    const char *help;
+};
+
+#define ALL (WS_CMD_RUN | WS_CMD_SERVE | WS_CMD_REPLAY)
+#define AT(field) offsetof(ws_config, field)
+
+static const struct option options[] = {
+    {"data-dir", "DIR", K_STRING, AT(data_dir), "./data", ALL,
+     "data directory: state, offsets, dead letters"},
+    {"listen", "HOST:PORT", K_STRING, AT(listen), "127.0.0.1:8000",
+     WS_CMD_RUN | WS_CMD_SERVE, "address of the HTTP API"},
+    {"http-threads", "N", K_COUNT, AT(http_threads), "4",
+     WS_CMD_RUN | WS_CMD_SERVE, "HTTP worker threads"},
+    {"batch-max", "N", K_COUNT, AT(batch_max), "10000",
+     WS_CMD_RUN | WS_CMD_REPLAY, "records per committed batch at most"},
+    {"max-state-size", "BYTES", K_BYTES, AT(max_state_size), "64G",
+     WS_CMD_RUN | WS_CMD_REPLAY,
+     "largest size the state may grow to (suffixes K, M, G, T)"},
+    {"log-level", "LEVEL", K_STRING, AT(log_level), "info", ALL,
+     "error, warn, info or debug"},
+};
+
+#define NOPTIONS (sizeof options / sizeof options[0])
+
+static int parse_number(const char *s, enum kind kind, uint64_t *out)
+{
+    char *end;
+    unsigned long long v;
+    uint64_t mult = 1;
+
+    if (!isdigit((unsigned char)s[0]))
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0)
+        return -1;
+    if (kind == K_BYTES && *end) {
+        switch (toupper((unsigned char)*end)) {
+        case 'K': mult = (uint64_t)1 << 10; break;
+        case 'M': mult = (uint64_t)1 << 20; break;
+        case 'G': mult = (uint64_t)1 << 30; break;
+        case 'T': mult = (uint64_t)1 << 40; break;
+        default: return -1;
+        }
+        end++;
+        if (*end == 'B' || *end == 'b')
+            end++;
+    }
+    if (*end || (v && mult > UINT64_MAX / v))
+        return -1;
+    *out = (uint64_t)v * mult;
+    return 0;
+}
+
+static int set(ws_config *c, const struct option *o, const char *value,
+               const char *from, char *err)
+{
+    char *field = (char *)c + o->offset;
+
+    if (o->kind == K_STRING) {
+        memcpy(field, &value, sizeof value);
+        return WS_OK;
+    }
+    if (parse_number(value, o->kind, (uint64_t *)(void *)field) != 0 ||
+        (o->kind == K_COUNT && *(uint64_t *)(void *)field == 0)) {
+        snprintf(err, WS_CONFIG_ERR_MAX, "%s: \"%s\" is not a valid %s", from,
+                 value, o->kind == K_BYTES ? "size" : "positive number");
+        return WS_ERR_USAGE;
+    }
+    return WS_OK;
+}
+
+static void env_name(const struct option *o, char *buf, size_t cap)
+{
+    size_t i, n = strlen("WALLETSTREAM_");
+
+    memcpy(buf, "WALLETSTREAM_", n);
+    for (i = 0; o->name[i] && n + 1 < cap; i++)
+        buf[n++] = o->name[i] == '-' ? '_' : (char)toupper((unsigned char)o->name[i]);
+    buf[n] = '\0';
+}
+
+int ws_config_parse(ws_config *c, enum ws_cmd cmd, int argc, char **argv,
+                    int *npos, char *err)
+{
+    size_t k;
+    int i, e, pos = 0;
+
+    memset(c, 0, sizeof *c);
+    for (k = 0; k < NOPTIONS; k++) {
+        char var[64], from[80];
+        const char *v;
+
+        env_name(&options[k], var, sizeof var);
+        v = getenv(var);
+        snprintf(from, sizeof from, "%s", var);
+        if ((e = set(c, &options[k], options[k].def, "default", err)) != 0)
+            return e;
+        if (v && (options[k].cmds & cmd) &&
+            (e = set(c, &options[k], v, from, err)) != 0)
+            return e;
+    }
+    for (i = 0; i < argc; i++) {
+        const char *arg = argv[i], *value = NULL;
+        size_t len;
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+            return 1;
+        if (strcmp(arg, "--") == 0) {
+            for (i++; i < argc; i++)
+                argv[pos++] = argv[i];
+            break;
+        }
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            argv[pos++] = argv[i];
+            continue;
+        }
+        arg += 2;
+        len = strcspn(arg, "=");
+        if (arg[len] == '=')
+            value = arg + len + 1;
+        for (k = 0; k < NOPTIONS; k++)
+            if (strlen(options[k].name) == len &&
+                strncmp(options[k].name, arg, len) == 0 &&
+                (options[k].cmds & cmd))
+                break;
+        if (k == NOPTIONS) {
+            snprintf(err, WS_CONFIG_ERR_MAX, "unknown option --%.*s",
+                     (int)len, arg);
+            return WS_ERR_USAGE;
+        }
+        if (!value) {
+            if (i + 1 >= argc) {
+                snprintf(err, WS_CONFIG_ERR_MAX, "--%s needs a value",
+                         options[k].name);
+                return WS_ERR_USAGE;
+            }
+            value = argv[++i];
+        }
+        {
+            char from[80];
+            snprintf(from, sizeof from, "--%s", options[k].name);
+            if ((e = set(c, &options[k], value, from, err)) != 0)
+                return e;
+        }
+    }
+    *npos = pos;
+    return WS_OK;
+}
+
+void ws_config_help(FILE *f, enum ws_cmd cmd)
+{
+    size_t k;
+
+    fprintf(f, "Options (each also read from its environment variable):\n");
+    for (k = 0; k < NOPTIONS; k++) {
+        char var[64], flag[64];
+
+        if (!(options[k].cmds & cmd))
+            continue;
+        env_name(&options[k], var, sizeof var);
+        snprintf(flag, sizeof flag, "--%s %s", options[k].name,
+                 options[k].metavar);
+        fprintf(f, "  %-26s %s\n  %-26s [%s, default %s]\n", flag,
+                options[k].help, "", var, options[k].def);
+    }
+}

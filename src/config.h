@@ -1,0 +1,42 @@
+/*
+ * config.h - one table of options drives the command-line flags, the
+ * WALLETSTREAM_* environment variables, the defaults and --help.
+ *
+ * Precedence: flag, then environment variable, then default.
+ */
+#ifndef WS_CONFIG_H
+#define WS_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+enum ws_cmd {
+    WS_CMD_RUN = 1 << 0,
+    WS_CMD_SERVE = 1 << 1,
+    WS_CMD_REPLAY = 1 << 2,
+};
+
+typedef struct ws_config {
+    const char *data_dir;
+    const char *listen;
+    const char *log_level;
+    uint64_t batch_max;
+    uint64_t http_threads;
+    uint64_t max_state_size;
+} ws_config;
+
+/* Room for a usage error sentence. */
+#define WS_CONFIG_ERR_MAX 256
+
+/* Fills c with defaults, then the environment, then the flags of
+ * argv[0..argc) that apply to `cmd`. Positional arguments are collected,
+ * in order, into argv[0..*npos) (argv is reordered in place; strings are
+ * borrowed from argv and the environment). Returns 0, 1 when --help was
+ * asked (help printed to stdout), or WS_ERR_USAGE with a sentence in err. */
+int ws_config_parse(ws_config *c, enum ws_cmd cmd, int argc, char **argv,
+                    int *npos, char *err);
+
+/* Prints the options of `cmd` with their variables and defaults. */
+void ws_config_help(FILE *f, enum ws_cmd cmd);
+
+#endif

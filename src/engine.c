@@ -1,0 +1,218 @@
+/*
+ * engine.c - dedup, currency, exact aggregates and top credits.
+ *
+ * Within a batch the engine reads its own writes (the batch is one LMDB
+ * write transaction), so records of one batch see each other exactly as
+ * if each had been committed alone.
+ *
+ * Every figure is order-independent except where SPEC §4 says otherwise:
+ * sums commute, first/last day are min/max, debit days are a set, the
+ * scale is a max, and the top 5 is a total order (amount, time, id).
+ */
+#include "engine.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "timeutil.h"
+
+void ws_engine_fingerprint(const ws_txn *t, unsigned char fp[16])
+{
+    /* Length-prefixed fields, so that no two contents share bytes. */
+    unsigned char buf[2 * (2 + WS_MAX_ID) + 1 + 16 + 3 + 12];
+    size_t o = 0;
+    XXH128_hash_t h;
+    XXH128_canonical_t c;
+
+    buf[o++] = (unsigned char)(t->wallet_id_len >> 8);
+    buf[o++] = (unsigned char)t->wallet_id_len;
+    memcpy(buf + o, t->wallet_id, t->wallet_id_len);
+    o += t->wallet_id_len;
+    buf[o++] = (unsigned char)(t->product_id_len >> 8);
+    buf[o++] = (unsigned char)t->product_id_len;
+    memcpy(buf + o, t->product_id, t->product_id_len);
+    o += t->product_id_len;
+    buf[o++] = (unsigned char)t->type;
+    ws_dec_store(t->amount, buf + o);
+    o += 16;
+    memcpy(buf + o, t->currency, 3);
+    o += 3;
+    for (int i = 0; i < 8; i++)
+        buf[o++] = (unsigned char)((uint64_t)t->ts.sec >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        buf[o++] = (unsigned char)((uint32_t)t->ts.nsec >> (8 * i));
+    h = XXH3_128bits(buf, o);
+    XXH128_canonicalFromHash(&c, h);
+    memcpy(fp, c.digest, 16);
+}
+
+int ws_engine_top_cmp(const ws_top_entry *a, const ws_top_entry *b)
+{
+    int c = ws_dec_cmp(b->amount, a->amount);   /* larger first */
+    size_t n;
+
+    if (c != 0)
+        return c;
+    c = ws_time_cmp(a->ts, b->ts);              /* earlier first */
+    if (c != 0)
+        return c;
+    n = a->tx_id_len < b->tx_id_len ? a->tx_id_len : b->tx_id_len;
+    c = memcmp(a->tx_id, b->tx_id, n);          /* smaller id first */
+    if (c != 0)
+        return c;
+    return (a->tx_id_len > b->tx_id_len) - (a->tx_id_len < b->tx_id_len);
+}
+
+int ws_engine_top_insert(ws_top *t, const ws_top_entry *e)
+{
+    unsigned pos = t->n;
+
+    while (pos > 0 && ws_engine_top_cmp(e, &t->e[pos - 1]) < 0)
+        pos--;
+    if (pos >= WS_TOP_N)
+        return 0;
+    if (t->n < WS_TOP_N)
+        t->n++;
+    memmove(&t->e[pos + 1], &t->e[pos],
+            (t->n - 1 - pos) * sizeof t->e[0]);
+    t->e[pos] = *e;
+    return 1;
+}
+
+static void reject(ws_result *res, enum ws_reason r)
+{
+    res->outcome = WS_REJECTED;
+    res->reason = r;
+}
+
+int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
+{
+    unsigned char fp[16], seen_fp[16];
+    ws_wallet w;
+    ws_dec balance, total_debit;
+    int32_t day = ws_time_day(t->ts);
+    int e, added;
+
+    res->outcome = WS_APPLIED;
+    res->reason = WS_R_NONE;
+    res->detail[0] = '\0';
+
+    /* Dedup: only applied transactions are remembered. */
+    ws_engine_fingerprint(t, fp);
+    e = ws_batch_seen_get(b, t->tx_id, t->tx_id_len, seen_fp);
+    if (e == WS_OK) {
+        if (memcmp(fp, seen_fp, 16) == 0) {
+            res->outcome = WS_DUPLICATE;
+        } else {
+            reject(res, WS_R_CONFLICTING_DUPLICATE);
+            snprintf(res->detail, sizeof res->detail,
+                     "transaction_id was already applied with other content");
+        }
+        return WS_OK;
+    }
+    if (e != WS_ERR_NOT_FOUND)
+        return e;
+
+    e = ws_batch_wallet_get(b, t->wallet_id, t->wallet_id_len, &w);
+    if (e == WS_ERR_NOT_FOUND) {
+        memset(&w, 0, sizeof w);
+        memcpy(w.currency, t->currency, 3);
+        w.first_day = day;
+        w.last_day = day;
+        w.last_event = t->ts;
+    } else if (e != WS_OK) {
+        return e;
+    } else if (memcmp(w.currency, t->currency, 3) != 0) {
+        reject(res, WS_R_CURRENCY_MISMATCH);
+        snprintf(res->detail, sizeof res->detail,
+                 "wallet's currency is %.3s, transaction's is %.3s",
+                 w.currency, t->currency);
+        return WS_OK;
+    }
+
+    /* Exact aggregates: refuse what would overflow. */
+    balance = w.balance;
+    total_debit = w.total_debit;
+    if ((t->type == WS_CREDIT || t->type == WS_CANCEL_DEBIT)
+            ? ws_dec_add(balance, t->amount, &balance)
+            : ws_dec_sub(balance, t->amount, &balance)) {
+        reject(res, WS_R_AGGREGATE_OVERFLOW);
+        snprintf(res->detail, sizeof res->detail,
+                 "applying it would overflow the wallet's exact balance");
+        return WS_OK;
+    }
+    if ((t->type == WS_DEBIT &&
+         ws_dec_add(total_debit, t->amount, &total_debit)) ||
+        (t->type == WS_CANCEL_DEBIT &&
+         ws_dec_sub(total_debit, t->amount, &total_debit))) {
+        reject(res, WS_R_AGGREGATE_OVERFLOW);
+        snprintf(res->detail, sizeof res->detail,
+                 "applying it would overflow the wallet's exact total debit");
+        return WS_OK;
+    }
+    w.balance = balance;
+    w.total_debit = total_debit;
+    w.transactions++;
+    if (t->scale > w.scale)
+        w.scale = t->scale;
+    if (day < w.first_day)
+        w.first_day = day;
+    if (day > w.last_day)
+        w.last_day = day;
+    if (ws_time_cmp(t->ts, w.last_event) > 0)
+        w.last_event = t->ts;
+    if (t->type == WS_DEBIT || t->type == WS_CANCEL_DEBIT) {
+        e = ws_batch_debit_day_add(b, t->wallet_id, t->wallet_id_len, day,
+                                   &added);
+        if (e != WS_OK)
+            return e;
+        w.debit_days += added;
+    }
+    if ((e = ws_batch_wallet_put(b, t->wallet_id, t->wallet_id_len, &w)) ||
+        (e = ws_batch_seen_put(b, t->tx_id, t->tx_id_len, fp)) ||
+        (e = ws_batch_product_mark(b, t->product_id, t->product_id_len)))
+        return e;
+
+    if (t->type == WS_CREDIT) {
+        ws_top top;
+        ws_top_entry entry;
+
+        e = ws_batch_top_get(b, t->product_id, t->product_id_len,
+                             t->currency, &top);
+        if (e != WS_OK && e != WS_ERR_NOT_FOUND)
+            return e;
+        entry.amount = t->amount;
+        entry.scale = t->scale;
+        entry.ts = t->ts;
+        entry.tx_id_len = (uint16_t)t->tx_id_len;
+        entry.wallet_id_len = (uint16_t)t->wallet_id_len;
+        memcpy(entry.tx_id, t->tx_id, t->tx_id_len);
+        memcpy(entry.wallet_id, t->wallet_id, t->wallet_id_len);
+        if (ws_engine_top_insert(&top, &entry)) {
+            e = ws_batch_top_put(b, t->product_id, t->product_id_len, &top);
+            if (e != WS_OK)
+                return e;
+        }
+    }
+    return WS_OK;
+}
+
+int ws_engine_record(ws_batch *b, ws_decoder *d, const char *buf, size_t len,
+                     ws_result *res)
+{
+    ws_txn t;
+    enum ws_reason r = ws_decode(d, buf, len, &t, res->detail);
+    int e;
+
+    if (r != WS_R_NONE) {
+        reject(res, r);
+    } else {
+        e = ws_engine_apply(b, &t, res);
+        if (e != WS_OK)
+            return e;
+    }
+    ws_batch_count(b, res->outcome, res->reason);
+    return WS_OK;
+}

@@ -1,0 +1,920 @@
+/*
+ * store.c - LMDB state store and the data directory around it.
+ *
+ * Layout of a data directory:
+ *   walletstream.format   "walletstream data directory\nformat N\n"
+ *   LOCK                  flock()ed by the single writer (replay, run)
+ *   state/                the LMDB environment (data.mdb, lock.mdb)
+ *
+ * Named databases (DESIGN §3):
+ *   meta        "format" -> "N"
+ *   offsets     source ("topic/partition") -> next offset, int64 LE
+ *   wallets     wallet_id -> wallet record (below)
+ *   debit_days  wallet_id NUL day(int32 BE) -> empty
+ *   top         product_id NUL currency -> top-credit record (below)
+ *   products    product_id -> empty (seen in an applied transaction)
+ *   seen        transaction_id -> 16-byte content fingerprint
+ *   counters    "outcome:<name>" / "reason:<code>" -> int64 LE
+ *
+ * Records are little-endian byte layouts with a version byte first, read
+ * and written only by the functions below, never cast from the page.
+ * Ids cannot contain NUL (SPEC §2 forbids control characters), so NUL
+ * separates the parts of composite keys.
+ */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#define FORMAT_FILE "walletstream.format"
+#define FORMAT_MAGIC "walletstream data directory\n"
+#define LOCK_FILE "LOCK"
+#define STATE_DIR "state"
+
+/* Virtual address space reserved for the map; the file only grows with
+ * the data. */
+#define DEFAULT_MAP_MAX ((uint64_t)64 << 30)
+#define MAX_READERS 1024
+#define RECORD_VERSION 1
+
+enum {
+    DB_META, DB_OFFSETS, DB_WALLETS, DB_DEBIT_DAYS, DB_TOP, DB_PRODUCTS,
+    DB_SEEN, DB_COUNTERS, DB_COUNT
+};
+
+static const char *const db_names[DB_COUNT] = {
+    "meta", "offsets", "wallets", "debit_days", "top", "products", "seen",
+    "counters",
+};
+
+struct ws_batch {
+    ws_store *store;
+    MDB_txn *txn;
+    ws_counts delta;
+    int err;            /* first LMDB error met in this batch */
+};
+
+struct ws_store {
+    MDB_env *env;
+    MDB_dbi dbi[DB_COUNT];
+    enum ws_store_mode mode;
+    int lock_fd;
+    /* Readers hold it shared for the life of a view; taken exclusively
+     * only to adopt a map grown by the writer process (MDB_MAP_RESIZED). */
+    pthread_rwlock_t resize;
+    struct ws_batch batch;
+    int batch_open;
+};
+
+struct ws_view {
+    ws_store *store;
+    MDB_txn *txn;
+};
+
+/* ------------------------------------------------------ byte layouts */
+
+static void put_u16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    int i;
+    for (i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    int i;
+    for (i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint16_t get_u16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    int i;
+    for (i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    int i;
+    for (i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* Wallet record, 72 bytes:
+ *   0 version, 1-3 currency, 4 scale, 5-7 zero,
+ *   8 balance (16), 24 total_debit (16), 40 transactions (8),
+ *   48 first_day (4), 52 last_day (4), 56 debit_days (4),
+ *   60 last_event nsec (4), 64 last_event sec (8) */
+#define WALLET_SIZE 72
+
+static void wallet_encode(const ws_wallet *w, unsigned char *p)
+{
+    memset(p, 0, WALLET_SIZE);
+    p[0] = RECORD_VERSION;
+    memcpy(p + 1, w->currency, 3);
+    p[4] = w->scale;
+    ws_dec_store(w->balance, p + 8);
+    ws_dec_store(w->total_debit, p + 24);
+    put_u64(p + 40, (uint64_t)w->transactions);
+    put_u32(p + 48, (uint32_t)w->first_day);
+    put_u32(p + 52, (uint32_t)w->last_day);
+    put_u32(p + 56, (uint32_t)w->debit_days);
+    put_u32(p + 60, (uint32_t)w->last_event.nsec);
+    put_u64(p + 64, (uint64_t)w->last_event.sec);
+}
+
+static int wallet_decode(const MDB_val *v, ws_wallet *w)
+{
+    const unsigned char *p = v->mv_data;
+
+    if (v->mv_size != WALLET_SIZE || p[0] != RECORD_VERSION)
+        return WS_ERR_CORRUPT;
+    memcpy(w->currency, p + 1, 3);
+    w->scale = p[4];
+    w->balance = ws_dec_load(p + 8);
+    w->total_debit = ws_dec_load(p + 24);
+    w->transactions = (int64_t)get_u64(p + 40);
+    w->first_day = (int32_t)get_u32(p + 48);
+    w->last_day = (int32_t)get_u32(p + 52);
+    w->debit_days = (int32_t)get_u32(p + 56);
+    w->last_event.nsec = (int32_t)get_u32(p + 60);
+    w->last_event.sec = (int64_t)get_u64(p + 64);
+    return WS_OK;
+}
+
+/* Top-credit record: version, count, then per entry:
+ *   amount (16), scale (1), sec (8), nsec (4), tx_id_len (2),
+ *   wallet_id_len (2), tx_id bytes, wallet_id bytes. */
+#define TOP_ENTRY_FIXED 33
+#define TOP_MAX (2 + WS_TOP_N * (TOP_ENTRY_FIXED + 2 * WS_MAX_ID))
+
+static size_t top_encode(const ws_top *t, unsigned char *p)
+{
+    size_t o = 2;
+    unsigned i;
+
+    p[0] = RECORD_VERSION;
+    p[1] = (unsigned char)t->n;
+    for (i = 0; i < t->n; i++) {
+        const ws_top_entry *e = &t->e[i];
+
+        ws_dec_store(e->amount, p + o);
+        p[o + 16] = e->scale;
+        put_u64(p + o + 17, (uint64_t)e->ts.sec);
+        put_u32(p + o + 25, (uint32_t)e->ts.nsec);
+        put_u16(p + o + 29, e->tx_id_len);
+        put_u16(p + o + 31, e->wallet_id_len);
+        o += TOP_ENTRY_FIXED;
+        memcpy(p + o, e->tx_id, e->tx_id_len);
+        o += e->tx_id_len;
+        memcpy(p + o, e->wallet_id, e->wallet_id_len);
+        o += e->wallet_id_len;
+    }
+    return o;
+}
+
+static int top_decode(const MDB_val *v, const char currency[3], ws_top *t)
+{
+    const unsigned char *p = v->mv_data;
+    size_t n = v->mv_size, o = 2;
+    unsigned i;
+
+    if (n < 2 || p[0] != RECORD_VERSION || p[1] > WS_TOP_N)
+        return WS_ERR_CORRUPT;
+    memcpy(t->currency, currency, 3);
+    t->n = p[1];
+    for (i = 0; i < t->n; i++) {
+        ws_top_entry *e = &t->e[i];
+
+        if (o + TOP_ENTRY_FIXED > n)
+            return WS_ERR_CORRUPT;
+        e->amount = ws_dec_load(p + o);
+        e->scale = p[o + 16];
+        e->ts.sec = (int64_t)get_u64(p + o + 17);
+        e->ts.nsec = (int32_t)get_u32(p + o + 25);
+        e->tx_id_len = get_u16(p + o + 29);
+        e->wallet_id_len = get_u16(p + o + 31);
+        o += TOP_ENTRY_FIXED;
+        if (e->tx_id_len > WS_MAX_ID || e->wallet_id_len > WS_MAX_ID ||
+            o + e->tx_id_len + e->wallet_id_len > n)
+            return WS_ERR_CORRUPT;
+        memcpy(e->tx_id, p + o, e->tx_id_len);
+        o += e->tx_id_len;
+        memcpy(e->wallet_id, p + o, e->wallet_id_len);
+        o += e->wallet_id_len;
+    }
+    return o == n ? WS_OK : WS_ERR_CORRUPT;
+}
+
+/* product NUL currency */
+static size_t top_key(const char *product, size_t n, const char currency[3],
+                      char *key)
+{
+    memcpy(key, product, n);
+    key[n] = '\0';
+    memcpy(key + n + 1, currency, 3);
+    return n + 4;
+}
+
+/* ------------------------------------------------------ LMDB helpers */
+
+static int map_err(int rc)
+{
+    if (rc == 0)
+        return WS_OK;
+    if (rc == MDB_NOTFOUND)
+        return WS_ERR_NOT_FOUND;
+    if (rc == MDB_MAP_FULL)
+        return WS_ERR_MAP_FULL;
+    return WS_ERR_STORE;
+}
+
+static MDB_val val(const void *p, size_t n)
+{
+    MDB_val v;
+    v.mv_data = (void *)p;
+    v.mv_size = n;
+    return v;
+}
+
+/* Remembers the first error of the batch: once LMDB failed, the write
+ * transaction must not be committed. */
+static int batch_rc(ws_batch *b, int rc)
+{
+    int err = map_err(rc);
+
+    if (err != WS_OK && err != WS_ERR_NOT_FOUND && b->err == WS_OK)
+        b->err = err;
+    return err;
+}
+
+static int get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kn,
+               MDB_val *out)
+{
+    MDB_val key = val(k, kn);
+    return mdb_get(txn, dbi, &key, out);
+}
+
+static int put(ws_batch *b, int db, const void *k, size_t kn, const void *v,
+               size_t vn, unsigned flags)
+{
+    MDB_val key = val(k, kn), data = val(v, vn);
+    int rc = mdb_put(b->txn, b->store->dbi[db], &key, &data, flags);
+
+    if (rc == MDB_KEYEXIST)
+        return rc;
+    return batch_rc(b, rc);
+}
+
+/* ------------------------------------------------ the data directory */
+
+/* 1 when dir holds no entries, 0 when it holds some, -1 on error. */
+static int dir_is_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int empty = 1;
+
+    if (!d)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            empty = 0;
+            break;
+        }
+    }
+    closedir(d);
+    return empty;
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[4096];
+    size_t i, n = strlen(path);
+
+    if (n == 0 || n >= sizeof buf)
+        return -1;
+    memcpy(buf, path, n + 1);
+    for (i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return -1;
+            buf[i] = c;
+        }
+    }
+    return 0;
+}
+
+static int write_file_synced(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    size_t n = strlen(text);
+    int ok;
+
+    if (fd < 0)
+        return -1;
+    ok = write(fd, text, n) == (ssize_t)n && fsync(fd) == 0;
+    return close(fd) == 0 && ok ? 0 : -1;
+}
+
+/* Checks (and, for a writer on a new or empty directory, creates) the
+ * format marker. Nothing is written unless the directory is new. */
+static int check_format(const char *dir, enum ws_store_mode mode, char *err)
+{
+    char path[4096], buf[256];
+    struct stat st;
+    FILE *f;
+    size_t n;
+    int format = -1, empty;
+
+    if (stat(dir, &st) != 0) {
+        if (mode == WS_STORE_READ) {
+            snprintf(err, WS_STORE_ERR_MAX,
+                     "no data directory at %s (create it with "
+                     "`walletstream replay` or `walletstream run`)", dir);
+            return WS_ERR_IO;
+        }
+        if (mkdir_p(dir) != 0) {
+            snprintf(err, WS_STORE_ERR_MAX, "cannot create %s: %s", dir,
+                     strerror(errno));
+            return WS_ERR_IO;
+        }
+    } else if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, WS_STORE_ERR_MAX, "%s is not a directory", dir);
+        return WS_ERR_FORMAT;
+    }
+
+    snprintf(path, sizeof path, "%s/%s", dir, FORMAT_FILE);
+    f = fopen(path, "r");
+    if (!f) {
+        empty = dir_is_empty(dir);
+        if (empty < 0) {
+            snprintf(err, WS_STORE_ERR_MAX, "cannot read %s: %s", dir,
+                     strerror(errno));
+            return WS_ERR_IO;
+        }
+        if (!empty) {
+            snprintf(err, WS_STORE_ERR_MAX,
+                     "%s is not a walletstream data directory (it is not "
+                     "empty and has no %s); refusing to touch it",
+                     dir, FORMAT_FILE);
+            return WS_ERR_FORMAT;
+        }
+        if (mode == WS_STORE_READ) {
+            snprintf(err, WS_STORE_ERR_MAX,
+                     "%s is empty: no state to serve yet", dir);
+            return WS_ERR_IO;
+        }
+        snprintf(buf, sizeof buf, "%sformat %d\n", FORMAT_MAGIC,
+                 WS_STORE_FORMAT);
+        if (write_file_synced(path, buf) != 0) {
+            snprintf(err, WS_STORE_ERR_MAX, "cannot write %s: %s", path,
+                     strerror(errno));
+            return WS_ERR_IO;
+        }
+        return WS_OK;
+    }
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    if (strncmp(buf, FORMAT_MAGIC, strlen(FORMAT_MAGIC)) != 0 ||
+        sscanf(buf + strlen(FORMAT_MAGIC), "format %d", &format) != 1) {
+        snprintf(err, WS_STORE_ERR_MAX,
+                 "%s is not a walletstream format marker; refusing to "
+                 "touch %s", path, dir);
+        return WS_ERR_FORMAT;
+    }
+    if (format != WS_STORE_FORMAT) {
+        snprintf(err, WS_STORE_ERR_MAX,
+                 "%s was written by data format %d; this walletstream "
+                 "(%s) reads format %d only; the directory was left "
+                 "untouched", dir, format, WS_VERSION, WS_STORE_FORMAT);
+        return WS_ERR_FORMAT;
+    }
+    return WS_OK;
+}
+
+static int take_lock(const char *dir, int *fd_out, char *err)
+{
+    char path[4096], pid[32];
+    int fd;
+
+    snprintf(path, sizeof path, "%s/%s", dir, LOCK_FILE);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, WS_STORE_ERR_MAX, "cannot open %s: %s", path,
+                 strerror(errno));
+        return WS_ERR_IO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        ssize_t n = read(fd, pid, sizeof pid - 1);
+
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        snprintf(err, WS_STORE_ERR_MAX,
+                 "data directory %s is in use by another walletstream "
+                 "process%s%s; only one writer may use a data directory",
+                 dir, pid[0] ? " (pid " : "", pid[0] ? pid : "");
+        if (pid[0])
+            strncat(err, ")", WS_STORE_ERR_MAX - strlen(err) - 1);
+        close(fd);
+        return WS_ERR_LOCKED;
+    }
+    snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 ||
+        pwrite(fd, pid, strlen(pid), 0) != (ssize_t)strlen(pid)) {
+        snprintf(err, WS_STORE_ERR_MAX, "cannot write %s: %s", path,
+                 strerror(errno));
+        close(fd);
+        return WS_ERR_IO;
+    }
+    *fd_out = fd;
+    return WS_OK;
+}
+
+/* Opens the named databases and checks (or, on a new environment,
+ * writes) the format recorded inside the state. */
+static int open_dbs(ws_store *s, const char *dir, char *err)
+{
+    MDB_txn *txn;
+    MDB_val v;
+    unsigned flags = s->mode == WS_STORE_WRITE ? MDB_CREATE : 0;
+    char want[16];
+    int rc, i;
+
+    rc = mdb_txn_begin(s->env, NULL, s->mode == WS_STORE_READ ? MDB_RDONLY : 0,
+                       &txn);
+    if (rc != 0)
+        goto fail;
+    for (i = 0; i < DB_COUNT; i++) {
+        rc = mdb_dbi_open(txn, db_names[i], flags, &s->dbi[i]);
+        if (rc != 0) {
+            mdb_txn_abort(txn);
+            if (rc == MDB_NOTFOUND) {
+                snprintf(err, WS_STORE_ERR_MAX,
+                         "the state in %s/%s lacks its \"%s\" table: not "
+                         "written by this walletstream", dir, STATE_DIR,
+                         db_names[i]);
+                return WS_ERR_FORMAT;
+            }
+            goto fail;
+        }
+    }
+    snprintf(want, sizeof want, "%d", WS_STORE_FORMAT);
+    rc = get(txn, s->dbi[DB_META], "format", 6, &v);
+    if (rc == MDB_NOTFOUND && s->mode == WS_STORE_WRITE) {
+        MDB_val key = val("format", 6), data = val(want, strlen(want));
+        rc = mdb_put(txn, s->dbi[DB_META], &key, &data, 0);
+    } else if (rc == 0 && (v.mv_size != strlen(want) ||
+                           memcmp(v.mv_data, want, v.mv_size) != 0)) {
+        mdb_txn_abort(txn);
+        snprintf(err, WS_STORE_ERR_MAX,
+                 "the state in %s/%s records another data format; this "
+                 "walletstream reads format %d", dir, STATE_DIR,
+                 WS_STORE_FORMAT);
+        return WS_ERR_FORMAT;
+    } else if (rc == MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        snprintf(err, WS_STORE_ERR_MAX,
+                 "the state in %s/%s records no data format", dir,
+                 STATE_DIR);
+        return WS_ERR_FORMAT;
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        goto fail;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0)
+        goto fail;
+    return WS_OK;
+fail:
+    snprintf(err, WS_STORE_ERR_MAX, "cannot open the state in %s/%s: %s",
+             dir, STATE_DIR, mdb_strerror(rc));
+    return WS_ERR_STORE;
+}
+
+int ws_store_open(const char *dir, enum ws_store_mode mode, uint64_t map_max,
+                  ws_store **out, char *err)
+{
+    char path[4096];
+    ws_store *s;
+    int rc, e;
+
+    *out = NULL;
+    err[0] = '\0';
+    if (strlen(dir) > 3000) {
+        snprintf(err, WS_STORE_ERR_MAX, "data directory path is too long");
+        return WS_ERR_USAGE;
+    }
+    s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, WS_STORE_ERR_MAX, "out of memory");
+        return WS_ERR_NOMEM;
+    }
+    s->mode = mode;
+    s->lock_fd = -1;
+    if (pthread_rwlock_init(&s->resize, NULL) != 0) {
+        free(s);
+        snprintf(err, WS_STORE_ERR_MAX, "cannot create a lock");
+        return WS_ERR_NOMEM;
+    }
+
+    e = check_format(dir, mode, err);
+    if (e != WS_OK)
+        goto fail;
+    if (mode == WS_STORE_WRITE) {
+        e = take_lock(dir, &s->lock_fd, err);
+        if (e != WS_OK)
+            goto fail;
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, STATE_DIR);
+    if (mode == WS_STORE_WRITE && mkdir(path, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, WS_STORE_ERR_MAX, "cannot create %s: %s", path,
+                 strerror(errno));
+        e = WS_ERR_IO;
+        goto fail;
+    }
+    e = WS_ERR_STORE;
+    rc = mdb_env_create(&s->env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(s->env, DB_COUNT);
+    if (rc == 0)
+        rc = mdb_env_set_maxreaders(s->env, MAX_READERS);
+    if (rc == 0 && mode == WS_STORE_WRITE)
+        rc = mdb_env_set_mapsize(s->env, map_max ? map_max : DEFAULT_MAP_MAX);
+    if (rc == 0)
+        rc = mdb_env_open(s->env, path,
+                          MDB_NOTLS | (mode == WS_STORE_READ ? MDB_RDONLY : 0),
+                          0644);
+    if (rc != 0) {
+        snprintf(err, WS_STORE_ERR_MAX, "cannot open the state in %s: %s",
+                 path, mdb_strerror(rc));
+        goto fail;
+    }
+    e = open_dbs(s, dir, err);
+    if (e != WS_OK)
+        goto fail;
+    s->batch.store = s;
+    *out = s;
+    return WS_OK;
+fail:
+    ws_store_close(s);
+    return e;
+}
+
+void ws_store_close(ws_store *s)
+{
+    if (!s)
+        return;
+    if (s->batch_open)
+        ws_batch_abort(&s->batch);
+    if (s->env)
+        mdb_env_close(s->env);
+    if (s->lock_fd >= 0)
+        close(s->lock_fd);  /* releases the flock */
+    pthread_rwlock_destroy(&s->resize);
+    free(s);
+}
+
+void ws_store_usage(ws_store *s, uint64_t *used, uint64_t *limit)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+
+    *used = 0;
+    *limit = 0;
+    if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &st) == 0) {
+        *used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+        *limit = (uint64_t)info.me_mapsize;
+    }
+}
+
+/* --------------------------------------------------------- the batch */
+
+int ws_store_begin(ws_store *s, ws_batch **out)
+{
+    ws_batch *b = &s->batch;
+    int rc;
+
+    if (s->mode != WS_STORE_WRITE || s->batch_open)
+        return WS_ERR_STORE;
+    rc = mdb_txn_begin(s->env, NULL, 0, &b->txn);
+    if (rc != 0)
+        return map_err(rc);
+    memset(&b->delta, 0, sizeof b->delta);
+    b->err = WS_OK;
+    s->batch_open = 1;
+    *out = b;
+    return WS_OK;
+}
+
+static int add_counter(ws_batch *b, const char *prefix, const char *name,
+                       int64_t delta)
+{
+    char key[64];
+    unsigned char buf[8];
+    MDB_val v;
+    int64_t total = 0;
+    int n = snprintf(key, sizeof key, "%s:%s", prefix, name);
+    int rc = get(b->txn, b->store->dbi[DB_COUNTERS], key, (size_t)n, &v);
+
+    if (rc == 0 && v.mv_size == 8)
+        total = (int64_t)get_u64(v.mv_data);
+    else if (rc != 0 && rc != MDB_NOTFOUND)
+        return batch_rc(b, rc);
+    put_u64(buf, (uint64_t)(total + delta));
+    return put(b, DB_COUNTERS, key, (size_t)n, buf, 8, 0);
+}
+
+int ws_batch_commit(ws_batch *b)
+{
+    int i, e = b->err, rc;
+
+    for (i = 0; e == WS_OK && i < WS_OUTCOME_COUNT; i++)
+        if (b->delta.outcome[i])
+            e = add_counter(b, "outcome", ws_outcome_name((enum ws_outcome)i),
+                            b->delta.outcome[i]);
+    for (i = 1; e == WS_OK && i < WS_R_COUNT; i++)
+        if (b->delta.reason[i])
+            e = add_counter(b, "reason", ws_reason_name((enum ws_reason)i),
+                            b->delta.reason[i]);
+    if (e != WS_OK) {
+        ws_batch_abort(b);
+        return e;
+    }
+    rc = mdb_txn_commit(b->txn);
+    b->txn = NULL;
+    b->store->batch_open = 0;
+    return map_err(rc);
+}
+
+void ws_batch_abort(ws_batch *b)
+{
+    if (b->txn)
+        mdb_txn_abort(b->txn);
+    b->txn = NULL;
+    b->store->batch_open = 0;
+}
+
+int ws_batch_seen_get(ws_batch *b, const char *id, size_t n,
+                      unsigned char fp[16])
+{
+    MDB_val v;
+    int rc = get(b->txn, b->store->dbi[DB_SEEN], id, n, &v);
+
+    if (rc != 0)
+        return batch_rc(b, rc);
+    if (v.mv_size != 16)
+        return WS_ERR_CORRUPT;
+    memcpy(fp, v.mv_data, 16);
+    return WS_OK;
+}
+
+int ws_batch_seen_put(ws_batch *b, const char *id, size_t n,
+                      const unsigned char fp[16])
+{
+    return put(b, DB_SEEN, id, n, fp, 16, 0);
+}
+
+int ws_batch_wallet_get(ws_batch *b, const char *id, size_t n, ws_wallet *w)
+{
+    MDB_val v;
+    int rc = get(b->txn, b->store->dbi[DB_WALLETS], id, n, &v);
+
+    if (rc != 0)
+        return batch_rc(b, rc);
+    return wallet_decode(&v, w);
+}
+
+int ws_batch_wallet_put(ws_batch *b, const char *id, size_t n,
+                        const ws_wallet *w)
+{
+    unsigned char rec[WALLET_SIZE];
+
+    wallet_encode(w, rec);
+    return put(b, DB_WALLETS, id, n, rec, sizeof rec, 0);
+}
+
+int ws_batch_debit_day_add(ws_batch *b, const char *wallet, size_t n,
+                           int32_t day, int *added)
+{
+    char key[WS_MAX_ID + 5];
+    uint32_t d = (uint32_t)day;
+    int rc;
+
+    memcpy(key, wallet, n);
+    key[n] = '\0';
+    key[n + 1] = (char)(d >> 24);
+    key[n + 2] = (char)(d >> 16);
+    key[n + 3] = (char)(d >> 8);
+    key[n + 4] = (char)d;
+    rc = put(b, DB_DEBIT_DAYS, key, n + 5, "", 0, MDB_NOOVERWRITE);
+    *added = rc == 0;
+    return rc == MDB_KEYEXIST ? WS_OK : rc;
+}
+
+int ws_batch_top_get(ws_batch *b, const char *product, size_t n,
+                     const char currency[3], ws_top *t)
+{
+    char key[WS_MAX_ID + 4];
+    MDB_val v;
+    int rc = get(b->txn, b->store->dbi[DB_TOP], key,
+                 top_key(product, n, currency, key), &v);
+
+    if (rc == MDB_NOTFOUND) {
+        memcpy(t->currency, currency, 3);
+        t->n = 0;
+    }
+    if (rc != 0)
+        return batch_rc(b, rc);
+    return top_decode(&v, currency, t);
+}
+
+int ws_batch_top_put(ws_batch *b, const char *product, size_t n,
+                     const ws_top *t)
+{
+    char key[WS_MAX_ID + 4];
+    unsigned char rec[TOP_MAX];
+    size_t kn = top_key(product, n, t->currency, key);
+
+    return put(b, DB_TOP, key, kn, rec, top_encode(t, rec), 0);
+}
+
+int ws_batch_product_mark(ws_batch *b, const char *product, size_t n)
+{
+    int rc = put(b, DB_PRODUCTS, product, n, "", 0, MDB_NOOVERWRITE);
+
+    return rc == MDB_KEYEXIST ? WS_OK : rc;
+}
+
+void ws_batch_count(ws_batch *b, enum ws_outcome o, enum ws_reason r)
+{
+    b->delta.outcome[o]++;
+    if (o == WS_REJECTED)
+        b->delta.reason[r]++;
+}
+
+int ws_batch_offset_set(ws_batch *b, const char *source, size_t n,
+                        int64_t next)
+{
+    unsigned char buf[8];
+
+    put_u64(buf, (uint64_t)next);
+    return put(b, DB_OFFSETS, source, n, buf, 8, 0);
+}
+
+/* ------------------------------------------------------------- views */
+
+int ws_store_view(ws_store *s, ws_view **out)
+{
+    ws_view *v = malloc(sizeof *v);
+    int rc;
+
+    if (!v)
+        return WS_ERR_NOMEM;
+    v->store = s;
+    for (;;) {
+        pthread_rwlock_rdlock(&s->resize);
+        rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &v->txn);
+        if (rc != MDB_MAP_RESIZED)
+            break;
+        /* The writer grew the map: adopt its size, with no view open. */
+        pthread_rwlock_unlock(&s->resize);
+        pthread_rwlock_wrlock(&s->resize);
+        mdb_env_set_mapsize(s->env, 0);
+        pthread_rwlock_unlock(&s->resize);
+    }
+    if (rc != 0) {
+        pthread_rwlock_unlock(&s->resize);
+        free(v);
+        return map_err(rc);
+    }
+    *out = v;
+    return WS_OK;
+}
+
+void ws_view_end(ws_view *v)
+{
+    if (!v)
+        return;
+    mdb_txn_abort(v->txn);
+    pthread_rwlock_unlock(&v->store->resize);
+    free(v);
+}
+
+int ws_view_wallet(ws_view *v, const char *id, size_t n, ws_wallet *w)
+{
+    MDB_val data;
+    int rc = get(v->txn, v->store->dbi[DB_WALLETS], id, n, &data);
+
+    if (rc != 0)
+        return map_err(rc);
+    return wallet_decode(&data, w);
+}
+
+int ws_view_product(ws_view *v, const char *id, size_t n)
+{
+    MDB_val data;
+
+    return map_err(get(v->txn, v->store->dbi[DB_PRODUCTS], id, n, &data));
+}
+
+int ws_view_tops(ws_view *v, const char *product, size_t n,
+                 int (*fn)(const ws_top *t, void *arg), void *arg)
+{
+    MDB_cursor *cur;
+    MDB_val key, data;
+    char prefix[WS_MAX_ID + 1];
+    ws_top top;
+    int rc, e = WS_OK;
+
+    memcpy(prefix, product, n);
+    prefix[n] = '\0';
+    rc = mdb_cursor_open(v->txn, v->store->dbi[DB_TOP], &cur);
+    if (rc != 0)
+        return map_err(rc);
+    key = val(prefix, n + 1);
+    rc = mdb_cursor_get(cur, &key, &data, MDB_SET_RANGE);
+    while (rc == 0) {
+        if (key.mv_size != n + 4 || memcmp(key.mv_data, prefix, n + 1) != 0)
+            break;
+        e = top_decode(&data, (const char *)key.mv_data + n + 1, &top);
+        if (e != WS_OK || fn(&top, arg) != 0)
+            break;
+        rc = mdb_cursor_get(cur, &key, &data, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (e == WS_OK && rc != 0 && rc != MDB_NOTFOUND)
+        e = map_err(rc);
+    return e;
+}
+
+int ws_view_counts(ws_view *v, ws_counts *out)
+{
+    char key[64];
+    MDB_val data;
+    int i, n, rc;
+
+    memset(out, 0, sizeof *out);
+    for (i = 0; i < WS_OUTCOME_COUNT; i++) {
+        n = snprintf(key, sizeof key, "outcome:%s",
+                     ws_outcome_name((enum ws_outcome)i));
+        rc = get(v->txn, v->store->dbi[DB_COUNTERS], key, (size_t)n, &data);
+        if (rc == 0 && data.mv_size == 8)
+            out->outcome[i] = (int64_t)get_u64(data.mv_data);
+        else if (rc != 0 && rc != MDB_NOTFOUND)
+            return map_err(rc);
+    }
+    for (i = 1; i < WS_R_COUNT; i++) {
+        n = snprintf(key, sizeof key, "reason:%s",
+                     ws_reason_name((enum ws_reason)i));
+        rc = get(v->txn, v->store->dbi[DB_COUNTERS], key, (size_t)n, &data);
+        if (rc == 0 && data.mv_size == 8)
+            out->reason[i] = (int64_t)get_u64(data.mv_data);
+        else if (rc != 0 && rc != MDB_NOTFOUND)
+            return map_err(rc);
+    }
+    return WS_OK;
+}
+
+int ws_view_offset(ws_view *v, const char *source, size_t n, int64_t *next)
+{
+    MDB_val data;
+    int rc = get(v->txn, v->store->dbi[DB_OFFSETS], source, n, &data);
+
+    if (rc != 0)
+        return map_err(rc);
+    if (data.mv_size != 8)
+        return WS_ERR_CORRUPT;
+    *next = (int64_t)get_u64(data.mv_data);
+    return WS_OK;
+}

@@ -1,0 +1,163 @@
+/*
+ * store.h - the state store: one LMDB environment in <data-dir>/state/.
+ *
+ * Everything one batch changes (figures, remembered transaction ids,
+ * counters, input offsets) is written in ONE LMDB write transaction: that
+ * transaction is the unit of exactly-once (DESIGN §1, §3). Readers see a
+ * committed batch, never half of one, and never block the writer.
+ *
+ * The data directory carries a format marker (walletstream.format). A
+ * directory written by another format, or an existing non-empty directory
+ * that is not ours, is refused before anything in it is touched.
+ *
+ * Ownership: the store owns the LMDB environment, the writer lock and the
+ * one write batch (there is a single writer per data directory, the
+ * stream thread). Views are owned by their caller and must be ended.
+ */
+#ifndef WS_STORE_H
+#define WS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decimal.h"
+#include "ws.h"
+
+/* Format of the data directory this build reads and writes. */
+#define WS_STORE_FORMAT 1
+
+/* Room for an error sentence about a data directory. */
+#define WS_STORE_ERR_MAX 512
+
+/* The figures of one wallet (SPEC §4). */
+typedef struct ws_wallet {
+    char currency[3];
+    uint8_t scale;          /* largest scale among applied amounts */
+    ws_dec balance;
+    ws_dec total_debit;     /* debits - cancelDebits */
+    int64_t transactions;   /* applied transactions */
+    int32_t first_day;      /* days since 1970-01-01, UTC */
+    int32_t last_day;
+    int32_t debit_days;     /* distinct days with a debit or cancelDebit */
+    ws_instant last_event;  /* latest event timestamp */
+} ws_wallet;
+
+/* One of a product's top credits. */
+typedef struct ws_top_entry {
+    ws_dec amount;
+    uint8_t scale;
+    ws_instant ts;
+    uint16_t tx_id_len;
+    uint16_t wallet_id_len;
+    char tx_id[WS_MAX_ID];
+    char wallet_id[WS_MAX_ID];
+} ws_top_entry;
+
+/* The top credits of one product in one currency, best first. */
+typedef struct ws_top {
+    char currency[3];
+    unsigned n;
+    ws_top_entry e[WS_TOP_N];
+} ws_top;
+
+enum ws_store_mode {
+    WS_STORE_READ = 0,      /* serve: read-only, beside a writer */
+    WS_STORE_WRITE = 1      /* replay, run: the single writer */
+};
+
+typedef struct ws_store ws_store;
+typedef struct ws_batch ws_batch;
+typedef struct ws_view ws_view;
+
+/* Opens the data directory `dir`. WRITE creates it when missing or empty
+ * and takes its writer lock (DIR/LOCK, held until close); READ needs an
+ * existing data directory. `map_max` is the largest size the state may
+ * grow to in bytes (0: the default). On failure returns WS_ERR_FORMAT,
+ * WS_ERR_LOCKED, WS_ERR_IO or WS_ERR_STORE and writes a sentence into
+ * err[0..WS_STORE_ERR_MAX). */
+int ws_store_open(const char *dir, enum ws_store_mode mode, uint64_t map_max,
+                  ws_store **out, char *err);
+
+/* Closes the store; an open batch is aborted. NULL is accepted. */
+void ws_store_close(ws_store *s);
+
+/* Bytes the state uses on disk and its current map limit. Any thread. */
+void ws_store_usage(ws_store *s, uint64_t *used, uint64_t *limit);
+
+/* ------------------------------------------- write batch: stream thread */
+
+/* Opens the write batch. Only one is open at a time. Returns 0 or
+ * WS_ERR_STORE. */
+int ws_store_begin(ws_store *s, ws_batch **out);
+
+/* Commits (and fsyncs) everything the batch wrote, counters and offsets
+ * included. Returns 0, WS_ERR_MAP_FULL or WS_ERR_STORE; on error nothing
+ * of the batch is kept. The batch is finished either way. */
+int ws_batch_commit(ws_batch *b);
+
+/* Drops everything the batch wrote. */
+void ws_batch_abort(ws_batch *b);
+
+/* Fingerprint of an applied transaction id. Returns 0 (found, fp set),
+ * WS_ERR_NOT_FOUND or an error. */
+int ws_batch_seen_get(ws_batch *b, const char *id, size_t n,
+                      unsigned char fp[16]);
+int ws_batch_seen_put(ws_batch *b, const char *id, size_t n,
+                      const unsigned char fp[16]);
+
+/* A wallet's figures: 0 (found), WS_ERR_NOT_FOUND or an error. */
+int ws_batch_wallet_get(ws_batch *b, const char *id, size_t n, ws_wallet *w);
+int ws_batch_wallet_put(ws_batch *b, const char *id, size_t n,
+                        const ws_wallet *w);
+
+/* Records that the wallet had a debit day; *added is 1 when the day is
+ * new for the wallet, 0 when it was already recorded. */
+int ws_batch_debit_day_add(ws_batch *b, const char *wallet, size_t n,
+                           int32_t day, int *added);
+
+/* The top credits of product/currency: 0 (found), WS_ERR_NOT_FOUND (t is
+ * then empty with the currency set) or an error. */
+int ws_batch_top_get(ws_batch *b, const char *product, size_t n,
+                     const char currency[3], ws_top *t);
+int ws_batch_top_put(ws_batch *b, const char *product, size_t n,
+                     const ws_top *t);
+
+/* Marks a product as seen (it answers /top_credits even without
+ * credits). */
+int ws_batch_product_mark(ws_batch *b, const char *product, size_t n);
+
+/* Counts one outcome (and its reason when rejected); the totals are
+ * written at commit. */
+void ws_batch_count(ws_batch *b, enum ws_outcome o, enum ws_reason r);
+
+/* Records the next offset to read from `source` (e.g. topic/partition),
+ * written with the batch. */
+int ws_batch_offset_set(ws_batch *b, const char *source, size_t n,
+                        int64_t next);
+
+/* -------------------------------------------------- reads: any thread */
+
+/* Opens a view of the latest committed batch. Returns 0, WS_ERR_NOMEM or
+ * WS_ERR_STORE. End it with ws_view_end(). */
+int ws_store_view(ws_store *s, ws_view **out);
+void ws_view_end(ws_view *v);
+
+int ws_view_wallet(ws_view *v, const char *id, size_t n, ws_wallet *w);
+
+/* 0 when the product was seen in an applied transaction, else
+ * WS_ERR_NOT_FOUND. */
+int ws_view_product(ws_view *v, const char *id, size_t n);
+
+/* Calls fn for each currency's top credits of the product, in ascending
+ * currency order; stops early when fn returns non-zero. The ws_top is
+ * valid during the call only. Returns 0 or an error. */
+int ws_view_tops(ws_view *v, const char *product, size_t n,
+                 int (*fn)(const ws_top *t, void *arg), void *arg);
+
+/* The stored outcome and reason totals. */
+int ws_view_counts(ws_view *v, ws_counts *out);
+
+/* The stored next offset of `source`: 0 (found), WS_ERR_NOT_FOUND. */
+int ws_view_offset(ws_view *v, const char *source, size_t n, int64_t *next);
+
+#endif
