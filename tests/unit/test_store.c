@@ -1,0 +1,422 @@
+/*
+ * test_store.c - the data directory and the LMDB store (SPEC §8,
+ * DESIGN §3): format marker, refusal of foreign or incompatible
+ * directories, the writer lock, atomic batches, record round trips.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "wstest.h"
+
+static char root[256];
+
+static void fresh_dir(char *out, size_t cap, const char *name)
+{
+    char cmd[600];
+
+    snprintf(out, cap, "%s/%s", root, name);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
+    if (system(cmd) != 0)
+        printf("  cannot clean %s\n", out);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    if (!d)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+static ws_wallet sample_wallet(void)
+{
+    ws_wallet w;
+    uint8_t scale;
+
+    memset(&w, 0, sizeof w);
+    memcpy(w.currency, "USD", 3);
+    ws_dec_parse_amount("75.00", 5, &w.balance, &scale);
+    ws_dec_parse_amount("5.00", 4, &w.total_debit, &scale);
+    w.scale = scale;
+    w.transactions = 6;
+    w.first_day = 19764;
+    w.last_day = 19854;
+    w.debit_days = 1;
+    w.last_event.sec = 1715431800;
+    w.last_event.nsec = 123456789;
+    return w;
+}
+
+static void test_new_directory_gets_a_format_marker(void)
+{
+    char dir[300], path[400], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL;
+    struct stat st;
+
+    fresh_dir(dir, sizeof dir, "new/nested");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    ws_store_close(s);
+    snprintf(path, sizeof path, "%s/walletstream.format", dir);
+    CHECK(stat(path, &st) == 0);
+    snprintf(path, sizeof path, "%s/state/data.mdb", dir);
+    CHECK(stat(path, &st) == 0);
+    /* and it opens again, for reading and for writing */
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_READ, 0, &s, err), WS_OK);
+    ws_store_close(s);
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    ws_store_close(s);
+}
+
+static void test_foreign_directory_is_refused_untouched(void)
+{
+    char dir[300], path[400], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL;
+
+    fresh_dir(dir, sizeof dir, "foreign");
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/notes.txt", dir);
+    write_text(path, "not ours\n");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err),
+                 WS_ERR_FORMAT);
+    CHECK(s == NULL);
+    CHECK(strstr(err, "not a walletstream data directory") != NULL);
+    CHECK_EQ_INT(count_entries(dir), 1);
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_READ, 0, &s, err),
+                 WS_ERR_FORMAT);
+    CHECK_EQ_INT(count_entries(dir), 1);
+}
+
+static void test_other_format_version_is_refused_untouched(void)
+{
+    char dir[300], path[400], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL;
+    struct stat before, after;
+
+    fresh_dir(dir, sizeof dir, "future");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    ws_store_close(s);
+    snprintf(path, sizeof path, "%s/walletstream.format", dir);
+    unlink(path);
+    write_text(path, "walletstream data directory\nformat 99\n");
+    snprintf(path, sizeof path, "%s/state/data.mdb", dir);
+    CHECK(stat(path, &before) == 0);
+    s = NULL;
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err),
+                 WS_ERR_FORMAT);
+    CHECK(s == NULL);
+    CHECK(strstr(err, "format 99") != NULL);
+    CHECK(stat(path, &after) == 0);
+    CHECK(before.st_mtime == after.st_mtime && before.st_size == after.st_size);
+    snprintf(path, sizeof path, "%s/LOCK", dir);
+    CHECK(access(path, F_OK) == 0); /* from the first, compatible open */
+}
+
+static void test_garbled_marker_is_refused(void)
+{
+    char dir[300], path[400], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL;
+
+    fresh_dir(dir, sizeof dir, "garbled");
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/walletstream.format", dir);
+    write_text(path, "something else\n");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err),
+                 WS_ERR_FORMAT);
+}
+
+static void test_second_writer_is_refused(void)
+{
+    char dir[300], err[WS_STORE_ERR_MAX];
+    ws_store *a = NULL, *b = NULL, *r = NULL;
+
+    fresh_dir(dir, sizeof dir, "locked");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &a, err), WS_OK);
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &b, err),
+                 WS_ERR_LOCKED);
+    CHECK(strstr(err, "in use by another walletstream process") != NULL);
+    /* readers are welcome beside the writer */
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_READ, 0, &r, err), WS_OK);
+    ws_store_close(r);
+    ws_store_close(a);
+    /* the lock goes with the writer */
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &b, err), WS_OK);
+    ws_store_close(b);
+}
+
+static void test_reader_of_missing_directory_fails_clearly(void)
+{
+    char dir[300], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL;
+
+    fresh_dir(dir, sizeof dir, "missing");
+    CHECK(ws_store_open(dir, WS_STORE_READ, 0, &s, err) != WS_OK);
+    CHECK(strstr(err, "no data directory") != NULL);
+    CHECK(access(dir, F_OK) != 0);
+}
+
+static void test_batch_is_visible_only_after_commit(void)
+{
+    char dir[300], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL;
+    ws_batch *b;
+    ws_view *v;
+    ws_wallet w = sample_wallet(), got;
+
+    fresh_dir(dir, sizeof dir, "atomic");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_wallet_put(b, "b", 1, &w), WS_OK);
+    /* the batch reads its own writes */
+    CHECK_EQ_INT(ws_batch_wallet_get(b, "b", 1, &got), WS_OK);
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    CHECK_EQ_INT(ws_view_wallet(v, "b", 1, &got), WS_ERR_NOT_FOUND);
+    ws_view_end(v);
+    ws_batch_abort(b);
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    CHECK_EQ_INT(ws_view_wallet(v, "b", 1, &got), WS_ERR_NOT_FOUND);
+    ws_view_end(v);
+
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_wallet_put(b, "b", 1, &w), WS_OK);
+    CHECK_EQ_INT(ws_batch_offset_set(b, "t/0", 3, 42), WS_OK);
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    CHECK_EQ_INT(ws_view_wallet(v, "b", 1, &got), WS_OK);
+    {
+        int64_t off = 0;
+        CHECK_EQ_INT(ws_view_offset(v, "t/0", 3, &off), WS_OK);
+        CHECK_EQ_INT(off, 42);
+        CHECK_EQ_INT(ws_view_offset(v, "t/1", 3, &off), WS_ERR_NOT_FOUND);
+    }
+    ws_view_end(v);
+    ws_store_close(s);
+}
+
+static void test_wallet_record_round_trips(void)
+{
+    char dir[300], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL;
+    ws_batch *b;
+    ws_view *v;
+    ws_wallet w = sample_wallet(), got;
+
+    w.balance.hi = -1; /* negative */
+    w.balance.lo = 0xFFFFFFFFFFFFFFF0ULL;
+    fresh_dir(dir, sizeof dir, "wallet");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_wallet_put(b, "w", 1, &w), WS_OK);
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    ws_store_close(s);
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_READ, 0, &s, err), WS_OK);
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    CHECK_EQ_INT(ws_view_wallet(v, "w", 1, &got), WS_OK);
+    ws_view_end(v);
+    ws_store_close(s);
+    CHECK(memcmp(got.currency, "USD", 3) == 0);
+    CHECK_EQ_INT(got.scale, 2);
+    CHECK(ws_dec_cmp(got.balance, w.balance) == 0);
+    CHECK(ws_dec_cmp(got.total_debit, w.total_debit) == 0);
+    CHECK_EQ_INT(got.transactions, 6);
+    CHECK_EQ_INT(got.first_day, 19764);
+    CHECK_EQ_INT(got.last_day, 19854);
+    CHECK_EQ_INT(got.debit_days, 1);
+    CHECK_EQ_INT(got.last_event.sec, 1715431800);
+    CHECK_EQ_INT(got.last_event.nsec, 123456789);
+}
+
+struct collected {
+    int calls;
+    char currencies[8][4];
+    ws_top last;
+};
+
+static int collect(const ws_top *t, void *arg)
+{
+    struct collected *c = arg;
+
+    if (c->calls < 8) {
+        memcpy(c->currencies[c->calls], t->currency, 3);
+        c->currencies[c->calls][3] = '\0';
+    }
+    c->calls++;
+    c->last = *t;
+    return 0;
+}
+
+static void test_top_records_iterate_by_currency_and_product(void)
+{
+    char dir[300], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL;
+    ws_batch *b;
+    ws_view *v;
+    ws_top t;
+    struct collected c;
+    uint8_t scale;
+
+    fresh_dir(dir, sizeof dir, "top");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    memset(&t, 0, sizeof t);
+    t.n = 1;
+    ws_dec_parse_amount("7.50", 4, &t.e[0].amount, &scale);
+    t.e[0].scale = scale;
+    t.e[0].ts.sec = 100;
+    t.e[0].tx_id_len = 2;
+    memcpy(t.e[0].tx_id, "t1", 2);
+    t.e[0].wallet_id_len = 1;
+    memcpy(t.e[0].wallet_id, "w", 1);
+    memcpy(t.currency, "USD", 3);
+    CHECK_EQ_INT(ws_batch_top_put(b, "p", 1, &t), WS_OK);
+    memcpy(t.currency, "EUR", 3);
+    CHECK_EQ_INT(ws_batch_top_put(b, "p", 1, &t), WS_OK);
+    /* a product whose id extends "p" must not leak into p's list */
+    CHECK_EQ_INT(ws_batch_top_put(b, "p2", 2, &t), WS_OK);
+    CHECK_EQ_INT(ws_batch_product_mark(b, "p", 1), WS_OK);
+    CHECK_EQ_INT(ws_batch_product_mark(b, "p", 1), WS_OK);
+    CHECK_EQ_INT(ws_batch_top_get(b, "p", 1, "GBP", &t), WS_ERR_NOT_FOUND);
+    CHECK_EQ_INT(t.n, 0);
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    memset(&c, 0, sizeof c);
+    CHECK_EQ_INT(ws_view_tops(v, "p", 1, collect, &c), WS_OK);
+    CHECK_EQ_INT(c.calls, 2);
+    CHECK_EQ_STR(c.currencies[0], "EUR");
+    CHECK_EQ_STR(c.currencies[1], "USD");
+    CHECK_EQ_INT(c.last.n, 1);
+    CHECK_EQ_INT(c.last.e[0].scale, 2);
+    CHECK(memcmp(c.last.e[0].tx_id, "t1", 2) == 0);
+    CHECK_EQ_INT(ws_view_product(v, "p", 1), WS_OK);
+    CHECK_EQ_INT(ws_view_product(v, "p2", 2), WS_ERR_NOT_FOUND);
+    ws_view_end(v);
+    ws_store_close(s);
+}
+
+static void test_counters_accumulate_across_batches_and_restarts(void)
+{
+    char dir[300], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL;
+    ws_batch *b;
+    ws_view *v;
+    ws_counts c;
+    int round;
+
+    fresh_dir(dir, sizeof dir, "counters");
+    for (round = 0; round < 2; round++) {
+        CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+        CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+        ws_batch_count(b, WS_APPLIED, WS_R_NONE);
+        ws_batch_count(b, WS_REJECTED, WS_R_INVALID_JSON);
+        ws_batch_count(b, WS_REJECTED, WS_R_INVALID_JSON);
+        CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+        /* an aborted batch counts nothing */
+        CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+        ws_batch_count(b, WS_DUPLICATE, WS_R_NONE);
+        ws_batch_abort(b);
+        ws_store_close(s);
+    }
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_READ, 0, &s, err), WS_OK);
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    CHECK_EQ_INT(ws_view_counts(v, &c), WS_OK);
+    ws_view_end(v);
+    ws_store_close(s);
+    CHECK_EQ_INT(c.outcome[WS_APPLIED], 2);
+    CHECK_EQ_INT(c.outcome[WS_DUPLICATE], 0);
+    CHECK_EQ_INT(c.outcome[WS_REJECTED], 4);
+    CHECK_EQ_INT(c.reason[WS_R_INVALID_JSON], 4);
+}
+
+static void test_debit_days_are_a_set(void)
+{
+    char dir[300], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL;
+    ws_batch *b;
+    int added = -1;
+
+    fresh_dir(dir, sizeof dir, "days");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_debit_day_add(b, "w", 1, 100, &added), WS_OK);
+    CHECK_EQ_INT(added, 1);
+    CHECK_EQ_INT(ws_batch_debit_day_add(b, "w", 1, 100, &added), WS_OK);
+    CHECK_EQ_INT(added, 0);
+    CHECK_EQ_INT(ws_batch_debit_day_add(b, "w", 1, 101, &added), WS_OK);
+    CHECK_EQ_INT(added, 1);
+    CHECK_EQ_INT(ws_batch_debit_day_add(b, "w2", 2, 100, &added), WS_OK);
+    CHECK_EQ_INT(added, 1);
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    ws_store_close(s);
+}
+
+static void test_map_limit_is_reported_as_full(void)
+{
+    char dir[300], err[WS_STORE_ERR_MAX], id[32];
+    ws_store *s = NULL;
+    ws_batch *b;
+    ws_wallet w = sample_wallet();
+    int i, e = WS_OK;
+
+    fresh_dir(dir, sizeof dir, "full");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 256 * 1024, &s, err),
+                 WS_OK);
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    for (i = 0; i < 100000 && e == WS_OK; i++) {
+        int n = snprintf(id, sizeof id, "wallet-%d", i);
+        e = ws_batch_wallet_put(b, id, (size_t)n, &w);
+    }
+    CHECK_EQ_INT(e, WS_ERR_MAP_FULL);
+    CHECK_EQ_INT(ws_batch_commit(b), WS_ERR_MAP_FULL);
+    /* the store stays usable */
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_wallet_put(b, "one", 3, &w), WS_OK);
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    ws_store_close(s);
+}
+
+int main(void)
+{
+    char tmpl[] = "/tmp/ws-test-store-XXXXXX";
+    char cmd[300];
+
+    if (!mkdtemp(tmpl))
+        return 2;
+    snprintf(root, sizeof root, "%s", tmpl);
+    RUN(test_new_directory_gets_a_format_marker);
+    RUN(test_foreign_directory_is_refused_untouched);
+    RUN(test_other_format_version_is_refused_untouched);
+    RUN(test_garbled_marker_is_refused);
+    RUN(test_second_writer_is_refused);
+    RUN(test_reader_of_missing_directory_fails_clearly);
+    RUN(test_batch_is_visible_only_after_commit);
+    RUN(test_wallet_record_round_trips);
+    RUN(test_top_records_iterate_by_currency_and_product);
+    RUN(test_counters_accumulate_across_batches_and_restarts);
+    RUN(test_debit_days_are_a_set);
+    RUN(test_map_limit_is_reported_as_full);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    if (system(cmd) != 0)
+        printf("  cannot remove %s\n", root);
+    return WSTEST_END();
+}
