@@ -262,6 +262,9 @@ class Generator:
         """A line meant to be rejected with `reason` (the reference decides)."""
         r = self.rng
         t = self.valid_txn()
+        if r.random() < 0.2:  # ids seen only in rejected records must stay unknown
+            t.wallet = "ghost-w%d" % r.randint(0, 30)
+            t.product = "ghost-p%d" % r.randint(0, 30)
         O = lambda **kw: self.render(t, fields_override=kw)  # noqa: E731
         if reason == "invalid_json":
             line = self.render(t, extra=[])

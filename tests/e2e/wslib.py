@@ -143,6 +143,7 @@ def main(argv=None):
             _cleanup_procs()
         if os.environ.get("WS_E2E_VERBOSE"):
             log("%s took %.2f s" % (t.__name__, time.monotonic() - t0))
+    _cleanup_procs(_SHARED_PROCS)
     _cleanup_dirs()
     print("%d passed, %d failed" % (passed, failed), flush=True)
     sys.exit(1 if failed or not selected else 0)
@@ -169,6 +170,16 @@ def tempdir(prefix="ws-e2e-"):
 def data_dir():
     """A path for a fresh data directory (not created: the binary creates it)."""
     return os.path.join(tempdir(), "data")
+
+
+def event(tid, wallet, product, type_, amount, currency="USD", ts="2024-05-11T12:50:00Z"):
+    """One record value (bytes). `amount` is the raw JSON token ("5.00" is a
+    number, '"5.00"' a string); `ts` a string, or an int for epoch millis."""
+    return ('{"transaction_id":%s,"wallet_id":%s,"product_id":%s,"type":"%s","amount":%s,'
+            '"currency":"%s","timestamp":%s}' % (
+                json.dumps(tid, ensure_ascii=False), json.dumps(wallet, ensure_ascii=False),
+                json.dumps(product, ensure_ascii=False), type_, amount, currency,
+                ts if isinstance(ts, int) else json.dumps(ts))).encode("utf-8")
 
 
 def write_lines(path, lines, final_newline=True):
@@ -204,13 +215,14 @@ def snapshot_dir(path):
 # -------------------------------------------------------------------------
 # Processes
 
-_PROCS = []
+_PROCS = []         # killed at the end of each test
+_SHARED_PROCS = []  # shared by the tests of a script: killed at its end
 
 
-def _cleanup_procs():
+def _cleanup_procs(procs=_PROCS):
     """Kill what a test left running (only processes this module started)."""
-    while _PROCS:
-        p = _PROCS.pop()
+    while procs:
+        p = procs.pop()
         if p.poll() is None:
             p.kill()
             p.wait()
@@ -227,15 +239,17 @@ def stop_process(proc, timeout=STOP_TIMEOUT, sig=signal.SIGTERM):
         proc.kill()
         proc.wait()
         raise Fail("process %d did not exit within %.0f s of signal %d (killed)" % (proc.pid, timeout, sig))
-    if proc in _PROCS:
-        _PROCS.remove(proc)
+    for procs in (_PROCS, _SHARED_PROCS):
+        if proc in procs:
+            procs.remove(proc)
     return rc
 
 
-def spawn(args, **kw):
-    """Popen tracked for cleanup at the end of the test."""
+def spawn(args, shared=False, **kw):
+    """Popen killed at the end of the test (shared: of the script) if it is
+    still running then."""
     p = subprocess.Popen(args, **kw)
-    _PROCS.append(p)
+    (_SHARED_PROCS if shared else _PROCS).append(p)
     return p
 
 
@@ -270,9 +284,8 @@ def replay_ok(ddir, files, expected_counts=None, **kw):
         raise Fail("replay failed: %s" % r.describe())
     if r.counts is None:
         raise Fail("replay printed no summary line: %s" % r.describe())
-    last = r.stdout.decode("utf-8", "replace").strip().splitlines()[-1] if r.stdout.strip() else ""
-    if not SUMMARY_RE.search(last):
-        raise Fail("the summary is not the last line of stdout: %r" % r.stdout[-300:])
+    if len(SUMMARY_RE.findall(r.stdout.decode("utf-8", "replace"))) != 1:
+        raise Fail("replay printed more than one summary line: %r" % r.stdout[-500:])
     if expected_counts is not None and r.counts != expected_counts:
         raise Fail("replay summary: expected %s, got %s" % (expected_counts, r.counts))
     return r
@@ -304,8 +317,9 @@ class Server:
         # leaving the block stops it with SIGTERM and checks exit status 0
     """
 
-    def __init__(self, ddir, extra_args=()):
+    def __init__(self, ddir, extra_args=(), shared=False):
         self.ddir = ddir
+        self.shared = shared  # outlives the test that started it
         self.extra_args = list(extra_args)
         self.proc = None
         self.port = None
@@ -319,7 +333,7 @@ class Server:
             self.errfile = tempfile.TemporaryFile()
             self.proc = spawn([require_binary(), "serve", "--data-dir", self.ddir,
                                "--listen", "127.0.0.1:%d" % self.port] + self.extra_args,
-                              stdin=subprocess.DEVNULL, stdout=self.errfile, stderr=self.errfile)
+                              shared=self.shared, stdin=subprocess.DEVNULL, stdout=self.errfile, stderr=self.errfile)
             self.http = Http(self.port)
             if self._wait_ready():
                 return self
