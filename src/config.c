@@ -33,7 +33,7 @@ static const struct option options[] = {
      WS_CMD_RUN | WS_CMD_SERVE, "address of the HTTP API"},
     {"http-threads", "N", K_COUNT, AT(http_threads), "4",
      WS_CMD_RUN | WS_CMD_SERVE, "HTTP worker threads"},
-    {"batch-max", "N", K_COUNT, AT(batch_max), "10000",
+    {"batch-max", "N", K_COUNT, AT(batch_max), "100000",
      WS_CMD_RUN | WS_CMD_REPLAY, "records per committed batch at most"},
     {"max-state-size", "BYTES", K_BYTES, AT(max_state_size), "64G",
      WS_CMD_RUN | WS_CMD_REPLAY,

@@ -87,42 +87,32 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* Writes the batch's dead letters durably, then commits the batch. */
+/* Writes the batch's dead letters durably, then commits the batch. On
+ * failure the caller drops what remains of the batch. */
 static int flush(struct replay *r)
 {
     int e, i;
 
     if (!r->batch)
         return WS_OK;
-    if (r->dead.oom) {
-        ws_log(WS_LOG_ERROR, "replay", "out of memory for dead letters");
-        ws_batch_abort(r->batch);
-        r->batch = NULL;
+    if (r->dead.oom)
         return WS_ERR_NOMEM;
-    }
     if (r->dead.len > 0) {
-        if (r->dead_fd < 0) {
+        if (r->dead_fd < 0)
             r->dead_fd = open(r->dead_path,
                               O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        }
         if (r->dead_fd < 0 || write_all(r->dead_fd, r->dead.p, r->dead.len) ||
             fdatasync(r->dead_fd) != 0) {
             ws_log(WS_LOG_ERROR, "replay", "cannot write %s: %s",
                    r->dead_path, strerror(errno));
-            ws_batch_abort(r->batch);
-            r->batch = NULL;
             return WS_ERR_IO;
         }
         ws_buf_reset(&r->dead);
     }
     e = ws_batch_commit(r->batch);
     r->batch = NULL;
-    if (e != WS_OK) {
-        ws_log(WS_LOG_ERROR, "replay", "cannot commit a batch: %s%s",
-               ws_strerror(e),
-               e == WS_ERR_MAP_FULL ? " (raise --max-state-size)" : "");
+    if (e != WS_OK)
         return e;
-    }
     for (i = 0; i < WS_OUTCOME_COUNT; i++) {
         r->totals->outcome[i] += r->pending[i];
         r->totals->records += r->pending[i];
@@ -132,52 +122,93 @@ static int flush(struct replay *r)
     return WS_OK;
 }
 
+/* Drops the open batch and what it gathered. */
+static void drop(struct replay *r)
+{
+    int i;
+
+    if (r->batch)
+        ws_batch_abort(r->batch);
+    r->batch = NULL;
+    ws_buf_reset(&r->dead);
+    for (i = 0; i < WS_OUTCOME_COUNT; i++)
+        r->pending[i] = 0;
+    r->in_batch = 0;
+}
+
 static int replay_stream(struct replay *r, FILE *f, const char *name,
                          uint64_t batch_max)
 {
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
-    int64_t lineno = 0;
+    int64_t lineno = 0, batch_line = 0;
+    off_t pos = 0, batch_pos = 0;
+    int seekable = fseeko(f, 0, SEEK_CUR) == 0;
     ws_result res;
     int e = WS_OK;
 
-    while ((got = getline(&line, &cap, f)) >= 0) {
-        size_t n = (size_t)got;
+    for (;;) {
+        size_t n;
 
-        lineno++;
-        if (n > 0 && line[n - 1] == '\n')
-            n--;
-        if (is_blank(line, n)) {
-            r->totals->blank++;
+        got = getline(&line, &cap, f);
+        if (got < 0) {
+            e = ferror(f) ? WS_ERR_IO : flush(r);
+            if (e == WS_ERR_IO)
+                ws_log(WS_LOG_ERROR, "replay", "cannot read %s: %s", name,
+                       strerror(errno));
+        } else {
+            n = (size_t)got;
+            lineno++;
+            pos += got;
+            if (n > 0 && line[n - 1] == '\n')
+                n--;
+            if (is_blank(line, n)) {
+                r->totals->blank++;
+                continue;
+            }
+            if (!r->batch) {
+                batch_pos = pos - got;
+                batch_line = lineno - 1;
+                e = ws_store_begin(r->store, &r->batch);
+            }
+            if (e == WS_OK)
+                e = ws_engine_record(r->batch, r->decoder, line, n, &res);
+            if (e == WS_OK) {
+                r->pending[res.outcome]++;
+                if (res.outcome == WS_REJECTED)
+                    dead_letter(r, name, lineno, &res, line, n);
+                if (++r->in_batch >= batch_max)
+                    e = flush(r);
+            }
+        }
+        if (e == WS_ERR_TXN_FULL && seekable && r->in_batch > 1) {
+            /* Too many pages for one transaction: replay the same lines
+             * in batches half as large. */
+            batch_max = r->in_batch / 2;
+            drop(r);
+            ws_log(WS_LOG_WARN, "replay",
+                   "%s:%lld: batch too large for one store transaction; "
+                   "retrying with --batch-max %llu", name,
+                   (long long)batch_line + 1, (unsigned long long)batch_max);
+            if (fseeko(f, batch_pos, SEEK_SET) != 0) {
+                e = WS_ERR_IO;
+                break;
+            }
+            pos = batch_pos;
+            lineno = batch_line;
+            e = WS_OK;
             continue;
         }
-        if (!r->batch && (e = ws_store_begin(r->store, &r->batch)) != WS_OK) {
-            ws_log(WS_LOG_ERROR, "replay", "cannot begin a batch: %s",
-                   ws_strerror(e));
-            break;
-        }
-        e = ws_engine_record(r->batch, r->decoder, line, n, &res);
-        if (e != WS_OK) {
-            ws_log(WS_LOG_ERROR, "replay", "%s:%lld: store error: %s", name,
-                   (long long)lineno, ws_strerror(e));
-            ws_batch_abort(r->batch);
-            r->batch = NULL;
-            break;
-        }
-        r->pending[res.outcome]++;
-        if (res.outcome == WS_REJECTED)
-            dead_letter(r, name, lineno, &res, line, n);
-        if (++r->in_batch >= batch_max && (e = flush(r)) != WS_OK)
+        if (e != WS_OK || got < 0)
             break;
     }
-    if (e == WS_OK && ferror(f)) {
-        ws_log(WS_LOG_ERROR, "replay", "cannot read %s: %s", name,
-               strerror(errno));
-        e = WS_ERR_IO;
-    }
-    if (e == WS_OK)
-        e = flush(r);
+    if (e != WS_OK && e != WS_ERR_IO)
+        ws_log(WS_LOG_ERROR, "replay", "%s:%lld: cannot apply: %s%s", name,
+               (long long)lineno, ws_strerror(e),
+               e == WS_ERR_MAP_FULL ? " (raise --max-state-size)" :
+               e == WS_ERR_TXN_FULL ? " (lower --batch-max)" : "");
+    drop(r);
     free(line);
     return e;
 }
@@ -214,8 +245,6 @@ int ws_replay_files(ws_store *s, const char *dead_letters_path,
         if (!is_stdin)
             fclose(f);
     }
-    if (r.batch)
-        ws_batch_abort(r.batch);
     if (r.dead_fd >= 0)
         close(r.dead_fd);
     ws_buf_free(&r.dead);

@@ -252,6 +252,8 @@ static int map_err(int rc)
         return WS_ERR_NOT_FOUND;
     if (rc == MDB_MAP_FULL)
         return WS_ERR_MAP_FULL;
+    if (rc == MDB_TXN_FULL)
+        return WS_ERR_TXN_FULL;
     return WS_ERR_STORE;
 }
 

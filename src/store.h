@@ -91,8 +91,11 @@ void ws_store_usage(ws_store *s, uint64_t *used, uint64_t *limit);
 int ws_store_begin(ws_store *s, ws_batch **out);
 
 /* Commits (and fsyncs) everything the batch wrote, counters and offsets
- * included. Returns 0, WS_ERR_MAP_FULL or WS_ERR_STORE; on error nothing
- * of the batch is kept. The batch is finished either way. */
+ * included. Returns 0, WS_ERR_MAP_FULL, WS_ERR_TXN_FULL or WS_ERR_STORE;
+ * on error nothing of the batch is kept. The batch is finished either
+ * way. Any batch function may return WS_ERR_TXN_FULL: the batch touched
+ * more pages than one LMDB transaction can hold (about 512 MiB); abort it
+ * and apply the same records again in smaller batches. */
 int ws_batch_commit(ws_batch *b);
 
 /* Drops everything the batch wrote. */

@@ -16,6 +16,7 @@ const char *ws_strerror(int err)
         [WS_ERR_NOT_FOUND] = "not found",
         [WS_ERR_USAGE] = "usage error",
         [WS_ERR_CORRUPT] = "stored record is corrupt",
+        [WS_ERR_TXN_FULL] = "batch too large for one store transaction",
     };
     if (err < 0 || err >= WS_ERR_COUNT)
         return "unknown error";

@@ -34,6 +34,8 @@ enum ws_err {
     WS_ERR_NOT_FOUND,   /* no such key */
     WS_ERR_USAGE,       /* bad command line */
     WS_ERR_CORRUPT,     /* a stored record does not decode */
+    WS_ERR_TXN_FULL,    /* the batch touched more pages than one LMDB
+                           transaction holds: retry with a smaller batch */
     WS_ERR_COUNT
 };
 
