@@ -4,7 +4,7 @@
  *   GET|HEAD /balance/{wallet_id}
  *   GET|HEAD /average_daily_debit/{wallet_id}
  *   GET|HEAD /top_credits/{product_id}[?currency=XXX]
- *   GET|HEAD /healthz, /readyz, /metrics
+ *   GET|HEAD /healthz, /readyz, /metrics, /openapi.json
  *
  * Ids are percent-decoded here, strictly (libmicrohttpd's own unescaping
  * is switched off in http.c, because it keeps malformed escapes and would
@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "decode.h"
+#include "openapi.h"
 #include "timeutil.h"
 
 #define JSON_TYPE "application/json"
@@ -299,7 +300,7 @@ static int has_prefix(const char *s, const char *prefix, const char **rest)
 }
 
 enum route { R_NONE, R_BALANCE, R_AVERAGE, R_TOP, R_HEALTH, R_READY,
-             R_METRICS };
+             R_METRICS, R_OPENAPI };
 
 void ws_api_handle(const ws_api *api, const char *method, const char *path,
                    const char *currency, ws_reply *out)
@@ -324,6 +325,8 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
         route = R_READY;
     else if (strcmp(path, "/metrics") == 0)
         route = R_METRICS;
+    else if (strcmp(path, "/openapi.json") == 0)
+        route = R_OPENAPI;
 
     if (route == R_NONE) {
         reply_error(out, 404, "not_found");
@@ -336,6 +339,11 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
     }
     if (rest && route_id(rest, id, &n) != 0) {
         reply_error(out, 400, "invalid_id");
+        return;
+    }
+    if (route == R_OPENAPI) {
+        reply_status(out, 200);
+        ws_buf_puts(&out->body, ws_openapi_json);
         return;
     }
     if (route == R_HEALTH) {

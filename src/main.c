@@ -50,15 +50,15 @@ static int cmd_replay(const ws_config *c, int npos, char **pos)
     snprintf(path, sizeof path, "%s/dead-letters.jsonl", c->data_dir);
     e = ws_replay_files(s, path, pos, npos, c->batch_max, &t);
     ws_store_close(s);
+    if (t.blank)
+        fprintf(stderr, "skipped %lld blank lines\n", (long long)t.blank);
+    if (t.outcome[WS_REJECTED])
+        fprintf(stderr, "rejected lines are in %s\n", path);
     printf("replayed %lld records: %lld applied, %lld duplicate, "
            "%lld rejected\n",
            (long long)t.records, (long long)t.outcome[WS_APPLIED],
            (long long)t.outcome[WS_DUPLICATE],
            (long long)t.outcome[WS_REJECTED]);
-    if (t.blank)
-        printf("skipped %lld blank lines\n", (long long)t.blank);
-    if (t.outcome[WS_REJECTED])
-        printf("rejected lines are in %s\n", path);
     return e == WS_OK ? 0 : 1;
 }
 

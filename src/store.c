@@ -450,16 +450,19 @@ static int take_lock(const char *dir, int *fd_out, char *err)
         close(fd);
         return WS_ERR_LOCKED;
     }
-    snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 ||
-        pwrite(fd, pid, strlen(pid), 0) != (ssize_t)strlen(pid)) {
-        snprintf(err, WS_STORE_ERR_MAX, "cannot write %s: %s", path,
-                 strerror(errno));
-        close(fd);
-        return WS_ERR_IO;
-    }
     *fd_out = fd;
     return WS_OK;
+}
+
+/* Writes our pid into the held lock file, for the message a second
+ * writer gets; done only once the directory proved ours. */
+static void note_pid(int fd)
+{
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+        return; /* only a diagnostic */
 }
 
 /* Opens the named databases and checks (or, on a new environment,
@@ -585,6 +588,8 @@ int ws_store_open(const char *dir, enum ws_store_mode mode, uint64_t map_max,
     e = open_dbs(s, dir, err);
     if (e != WS_OK)
         goto fail;
+    if (s->lock_fd >= 0)
+        note_pid(s->lock_fd);
     s->batch.store = s;
     *out = s;
     return WS_OK;
