@@ -667,9 +667,9 @@ def _examples_dir():
     import os
     here = os.path.dirname(os.path.abspath(__file__))
     for cand in (os.environ.get("WALLETSTREAM_EXAMPLES"),
-                 os.path.join(here, "..", "..", "..", "shared", "examples"),
-                 os.path.join(here, "..", "..", "shared", "examples"),
-                 "/work/shared/examples"):
+                 os.path.join(here, "..", "..", "..", "shared", "examples"),  # SPEC's own, beside the repo
+                 "/work/shared/examples",
+                 os.path.join(here, "..", "..", "examples")):  # the repository's copy
         if cand and os.path.isdir(cand):
             return os.path.abspath(cand)
     raise FileNotFoundError("examples directory not found (set WALLETSTREAM_EXAMPLES)")

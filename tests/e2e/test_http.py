@@ -4,6 +4,8 @@ answers (400/404/405), HEAD, ?currency=, Content-Type, operations routes.
 One `serve` is shared by the tests of this script."""
 
 import os
+import signal
+import threading
 
 import wslib
 from wslib import test, check, check_eq, check_no_diffs, Fail, event
@@ -228,6 +230,45 @@ def metrics_prometheus_text():
     check(headers.get("content-type", "").startswith("text/plain"), "Content-Type %r" % headers.get("content-type"))
     text = body.decode("utf-8")
     check("# TYPE" in text, "no # TYPE line in %r" % text[:300])
+
+
+@test
+def concurrent_readers_get_exact_answers():
+    """8 clients at once, each on its own keep-alive connection."""
+    m = model()
+    paths = [("balance", w) for w in sorted(m.wallets)] + [("top_credits", p) for p in sorted(m.products)]
+    errors = []
+
+    def client():
+        h = wslib.Http(srv().port)
+        try:
+            for _ in range(25):
+                for route, key in paths:
+                    want = m.balance(key) if route == "balance" else m.top_credits(key)
+                    st, _, body = h.request("GET", "/%s/%s" % (route, wslib.quote_id(key)))
+                    if st != 200:
+                        errors.append("%s/%s: status %d" % (route, key, st))
+                    else:
+                        errors.extend(ref.compare(want, ref.parse_response(body), "%s/%s" % (route, key)))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append("client: %r" % e)
+        finally:
+            h.close()
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check_no_diffs(errors, "concurrent reads")
+
+
+@test
+def serve_exits_0_on_sigint():
+    s = wslib.Server(srv().ddir).start()
+    check_eq(200, s.get("/healthz")[0], "healthz")
+    rc = wslib.stop_process(s.proc, sig=signal.SIGINT)
+    check_eq(0, rc, "exit status after SIGINT (output %r)" % s.output()[-1000:])
 
 
 @test
