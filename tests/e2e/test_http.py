@@ -127,6 +127,8 @@ def unknown_route_is_404_not_found():
 @test
 def unknown_wallet_and_product_are_404():
     check_eq("wallet_not_found", get_error("/balance/nobody", 404), "balance")
+    st, body = srv().get_json("/balance/caf%C3%A9x")
+    check_eq("café" + "x", body.get("wallet_id", "café" + "x"), "a 404 that names the id names it decoded")
     check_eq("wallet_not_found", get_error("/average_daily_debit/nobody", 404), "average_daily_debit")
     check_eq("product_not_found", get_error("/top_credits/nothing", 404), "top_credits")
     check_eq("product_not_found", get_error("/top_credits/nothing?currency=USD", 404), "top_credits with currency")
@@ -146,6 +148,14 @@ def other_methods_are_405_with_allow():
             if body.strip():
                 check(headers.get("content-type", "").startswith("application/json"),
                       "%s %s: Content-Type %r" % (method, path, headers.get("content-type")))
+
+
+@test
+def other_methods_on_unknown_paths_are_404():
+    for method in ("POST", "DELETE"):
+        st, _, body = srv().http.request(method, "/nope")
+        check_eq(404, st, "%s /nope status" % method)
+        check_eq("not_found", ref.parse_response(body).get("error"), "%s /nope error" % method)
 
 
 @test
@@ -174,6 +184,8 @@ def top_credits_currency_filter():
                    ("?currency=GBP", "GBP")):
         diffs += wslib.check_figure(srv(), "top_credits", "multi", m.top_credits("multi", cur), q)
     check_no_diffs(diffs, "currency filter")
+    for q in ("?currency=US", "?currency=USDT", "?currency=", "?currency=U%24D", "?currency=12A"):
+        check_eq("invalid_currency", get_error("/top_credits/multi" + q, 400), "GET /top_credits/multi%s" % q)
     st, body = srv().get_json("/top_credits/multi?currency=CHF")
     check_eq(200, st, "currency without credits")
     check_eq([], body["top_credits"], "currency without credits")
