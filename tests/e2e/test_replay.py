@@ -16,6 +16,7 @@ import gen_events
 
 SEED = int(os.environ.get("WS_E2E_SEED", "20240511"))
 KILL_EVENTS = int(os.environ.get("WS_E2E_KILL_EVENTS", "200000"))
+KILLS = 3  # successive kill -9, each after new progress
 
 
 def _file(name, lines, final_newline=True):
@@ -148,8 +149,9 @@ def _marker_count(srv):
 
 @test
 def kill_9_mid_replay_then_replay_again():
-    """kill -9 while replay is committing batches; replaying the file again
-    gives exactly the figures of an uninterrupted replay (SPEC §8)."""
+    """kill -9 while replay is committing batches, three times, each after
+    new progress; replaying the file again gives exactly the figures of an
+    uninterrupted replay (SPEC §8)."""
     lines = _kill_lines()
     head, rest = lines[:2000], lines[2000:]
     tmp = wslib.tempdir()
@@ -163,21 +165,27 @@ def kill_9_mid_replay_then_replay_again():
     total_marks = sum(1 for l in lines if b'"mark-' in l)
     with wslib.Server(ddir) as srv:
         check_eq(head_marks, _marker_count(srv), "markers after the first file")
-        proc = wslib.spawn([wslib.require_binary(), "replay", "--data-dir", ddir, "--batch-max", "2000", rest_path],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # kill as soon as a batch of the second file is visible: the next
-        # batch is then being written
-        wslib.wait_until(lambda: proc.poll() is not None or _marker_count(srv) > head_marks, 120,
-                         "a committed batch of the big replay", interval=0.001)
-        if proc.poll() is not None:
-            raise Fail("replay finished (exit %s) before a batch was seen: make WS_E2E_KILL_EVENTS larger"
-                       % proc.returncode)
-        proc.kill()
-        check_eq(-9, proc.wait(), "replay killed")
-        at_kill = _marker_count(srv)
-        wslib.log("kill -9 after %d of %d marker events were committed" % (at_kill - head_marks,
-                                                                         total_marks - head_marks))
-        check(head_marks < at_kill < total_marks, "replay had finished before kill -9 (%d markers)" % at_kill)
+        kills = []
+        seen = head_marks
+        for _ in range(KILLS):
+            proc = wslib.spawn([wslib.require_binary(), "replay", "--data-dir", ddir, "--batch-max", "2000",
+                                rest_path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+            # kill as soon as a new batch of the file is visible: the next
+            # batch is then being written
+            wslib.wait_until(lambda: proc.poll() is not None or _marker_count(srv) > seen, 120,
+                             "a committed batch of the big replay", interval=0.001)
+            if proc.poll() is not None:
+                raise Fail("replay finished (exit %s) before a new batch was seen: make WS_E2E_KILL_EVENTS "
+                           "larger" % proc.returncode)
+            proc.kill()
+            check_eq(-9, proc.wait(), "replay killed")
+            at_kill = _marker_count(srv)
+            check(seen < at_kill < total_marks, "markers went from %d to %d (of %d) at kill -9"
+                  % (seen, at_kill, total_marks))
+            kills.append(at_kill - head_marks)
+            seen = at_kill
+        wslib.log("kill -9 after %s of %d marker events were committed" % (kills, total_marks - head_marks))
         # the same file again, from its start, completes the work exactly once
         wslib.replay_ok(ddir, [rest_path])
         check_no_diffs(wslib.check_all_figures(srv, model), "figures after kill -9 and replay (seed %d)" % (SEED + 2))
