@@ -208,6 +208,40 @@ def kill_9_mid_replay_then_replay_again():
 
 
 @test
+def serve_never_sees_half_a_batch():
+    """Each batch of 1000 records holds 500 (credit 1.00, debit 1.00) pairs
+    of one wallet: every committed state has balance 0.00 and an even
+    count. A reader polling during the replay must see nothing else."""
+    pairs = 50000
+    lines = []
+    for i in range(pairs):
+        lines.append(event("pc%d" % i, "pair", "pp", "credit", "1.00"))
+        lines.append(event("pd%d" % i, "pair", "pp", "debit", "1.00"))
+    path = _file("pairs.jsonl", lines)
+    ddir = wslib.data_dir()
+    wslib.replay_ok(ddir, [_file("init.jsonl", [event("p0", "pair", "pp", "credit", "0.00")])])
+    with wslib.Server(ddir) as srv:
+        proc = wslib.spawn([wslib.require_binary(), "replay", "--data-dir", ddir, "--batch-max", "1000", path],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        seen, bad = set(), []
+        while True:
+            done = proc.poll() is not None
+            st, body = srv.get_json("/balance/pair")
+            n = int(body["transactions"].text) - 1
+            seen.add(n)
+            if body["balance"].text != "0.00" or n % 2:
+                bad.append("balance %s after %d records" % (body["balance"].text, n))
+            if done:
+                break
+        err = proc.stderr.read()
+        proc.stderr.close()
+        check_eq(0, proc.returncode, "replay exit status (stderr %r)" % err[-500:])
+        check_no_diffs(bad, "states seen by serve")
+        check_eq(2 * pairs, max(seen), "final count")
+        wslib.log("serve saw %d distinct committed states" % len(seen))
+
+
+@test
 def second_writer_refused_while_first_runs():
     """Two writers on one data directory: the second is refused clearly;
     the first finishes normally. A reader (serve) may run beside."""
