@@ -25,7 +25,7 @@ def _replayed():
         counts = {"records": len(outcomes), "applied": 0, "duplicate": 0, "rejected": 0}
         for o in outcomes:
             counts[o["outcome"]] += 1
-        _STATE["replay"] = wslib.replay_ok(ddir, [INPUT], counts)
+        wslib.replay_ok(ddir, [INPUT], counts)
         _STATE.update(ddir=ddir, lines=lines, outcomes=outcomes)
     return _STATE["ddir"]
 
