@@ -667,6 +667,7 @@ def _examples_dir():
     import os
     here = os.path.dirname(os.path.abspath(__file__))
     for cand in (os.environ.get("WALLETSTREAM_EXAMPLES"),
+                 os.path.join(here, "..", "..", "examples"),
                  os.path.join(here, "..", "..", "..", "shared", "examples"),  # SPEC's own, beside the repo
                  "/work/shared/examples",
                  os.path.join(here, "..", "..", "examples")):  # the repository's copy
