@@ -10,7 +10,7 @@
 # Compiler and linker flags of the libraries come from pkg-config; jsmn is
 # a header-only library without a .pc file.
 
-PKGS      := lmdb libmicrohttpd libxxhash
+PKGS      := lmdb libmicrohttpd libxxhash rdkafka
 CC        ?= cc
 SANITIZE  ?=
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "decode.h"
+#include "metrics.h"
 #include "openapi.h"
 #include "timeutil.h"
 
@@ -287,6 +288,7 @@ static void metrics(ws_view *v, ws_store *s, ws_reply *r)
                      "# TYPE walletstream_state_limit_bytes gauge\n"
                      "walletstream_state_limit_bytes %llu\n",
                   (unsigned long long)used, (unsigned long long)limit);
+    ws_metrics_render(b);
 }
 
 static int has_prefix(const char *s, const char *prefix, const char **rest)
@@ -307,7 +309,10 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
 {
     char id[WS_MAX_ID];
     size_t n = 0;
-    const char *rest = NULL, *why;
+    static const char *const route_names[] = {
+        "other", "/balance", "/average_daily_debit", "/top_credits",
+        "/healthz", "/readyz", "/metrics", "/openapi.json"};
+    const char *rest = NULL;
     enum route route = R_NONE;
     ws_view *v;
 
@@ -328,6 +333,7 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
     else if (strcmp(path, "/openapi.json") == 0)
         route = R_OPENAPI;
 
+    out->route = route_names[route];
     if (route == R_NONE) {
         reply_error(out, 404, "not_found");
         return;
@@ -352,8 +358,9 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
         return;
     }
     if (route == R_READY) {
-        why = api->ready ? api->ready(api->ready_arg) : NULL;
-        if (why) {
+        char why[512];
+
+        if (api->ready && !api->ready(api->ready_arg, why, sizeof why)) {
             reply_status(out, 503);
             ws_buf_puts(&out->body, "{\"status\":\"not_ready\",\"reason\":");
             ws_json_str(&out->body, why, strlen(why));

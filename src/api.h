@@ -14,9 +14,9 @@
 #include "json_out.h"
 #include "store.h"
 
-/* Returns NULL when the service is ready, else a reason sentence. Called
- * from any HTTP thread. */
-typedef const char *(*ws_ready_fn)(void *arg);
+/* Returns 1 when the service is ready, else 0 with a reason sentence
+ * copied into why[0..cap). Called from any HTTP thread. */
+typedef int (*ws_ready_fn)(void *arg, char *why, size_t cap);
 
 /* What the routes need; owned by the caller, read-only while serving. */
 typedef struct ws_api {
@@ -30,6 +30,7 @@ typedef struct ws_reply {
     const char *allow;      /* value of an Allow header, or NULL */
     ws_buf body;            /* JSON (or Prometheus text for /metrics) */
     const char *content_type;
+    const char *route;      /* the route's name, for metrics */
 } ws_reply;
 
 /* Answers one request. `path` is the raw (still percent-encoded) path

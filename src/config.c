@@ -23,18 +23,32 @@ struct option {
     const char *help;
 };
 
-#define ALL (WS_CMD_RUN | WS_CMD_SERVE | WS_CMD_REPLAY)
+#define ALL (WS_CMD_RUN | WS_CMD_SERVE | WS_CMD_REPLAY | WS_CMD_BROKER | \
+             WS_CMD_PRODUCE)
+#define KAFKA (WS_CMD_RUN | WS_CMD_PRODUCE)
 #define AT(field) offsetof(ws_config, field)
 
 static const struct option options[] = {
     {"data-dir", "DIR", K_STRING, AT(data_dir), "./data", ALL,
      "data directory: state, offsets, dead letters"},
+    {"brokers", "LIST", K_STRING, AT(brokers), "", KAFKA,
+     "Kafka bootstrap servers; empty: the embedded broker (run starts it, "
+     "produce finds it through DIR/kafka.bootstrap)"},
+    {"topic", "NAME", K_STRING, AT(topic), "transactions_topic",
+     KAFKA | WS_CMD_BROKER, "input topic; dead letters go to NAME.dlq"},
+    {"group", "ID", K_STRING, AT(group), "walletstream", WS_CMD_RUN,
+     "consumer group the offsets are mirrored to, for lag tools"},
+    {"partitions", "N", K_COUNT, AT(partitions), "3",
+     WS_CMD_RUN | WS_CMD_BROKER,
+     "partitions of the input topic the embedded broker creates"},
     {"listen", "HOST:PORT", K_STRING, AT(listen), "127.0.0.1:8000",
      WS_CMD_RUN | WS_CMD_SERVE, "address of the HTTP API"},
     {"http-threads", "N", K_COUNT, AT(http_threads), "4",
      WS_CMD_RUN | WS_CMD_SERVE, "HTTP worker threads"},
     {"batch-max", "N", K_COUNT, AT(batch_max), "100000",
      WS_CMD_RUN | WS_CMD_REPLAY, "records per committed batch at most"},
+    {"batch-linger", "MS", K_COUNT, AT(batch_linger_ms), "5", WS_CMD_RUN,
+     "milliseconds a batch may wait for more records before it commits"},
     {"max-state-size", "BYTES", K_BYTES, AT(max_state_size), "64G",
      WS_CMD_RUN | WS_CMD_REPLAY,
      "largest size the state may grow to (suffixes K, M, G, T)"},
@@ -109,6 +123,24 @@ int ws_config_parse(ws_config *c, enum ws_cmd cmd, int argc, char **argv,
     int i, e, pos = 0;
 
     memset(c, 0, sizeof *c);
+    if ((cmd & KAFKA) && getenv("WALLETSTREAM_X")) {
+        char *save = NULL, *tok;
+
+        snprintf(c->props_env, sizeof c->props_env, "%s",
+                 getenv("WALLETSTREAM_X"));
+        for (tok = strtok_r(c->props_env, ";\n", &save); tok;
+             tok = strtok_r(NULL, ";\n", &save)) {
+            if (!*tok)
+                continue;
+            if (c->nprops == WS_CONFIG_MAX_PROPS || !strchr(tok, '=')) {
+                snprintf(err, WS_CONFIG_ERR_MAX,
+                         "WALLETSTREAM_X: properties are key=value, "
+                         "separated by ';' (at most %d)", WS_CONFIG_MAX_PROPS);
+                return WS_ERR_USAGE;
+            }
+            c->props[c->nprops++] = tok;
+        }
+    }
     for (k = 0; k < NOPTIONS; k++) {
         char var[64], from[80];
         const char *v;
@@ -128,6 +160,19 @@ int ws_config_parse(ws_config *c, enum ws_cmd cmd, int argc, char **argv,
 
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
             return 1;
+        if (strncmp(arg, "-X", 2) == 0 && (cmd & KAFKA)) {
+            const char *kv = arg[2] ? arg + 2 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!kv || !strchr(kv, '=')) {
+                snprintf(err, WS_CONFIG_ERR_MAX, "-X wants key=value");
+                return WS_ERR_USAGE;
+            }
+            if (c->nprops == WS_CONFIG_MAX_PROPS) {
+                snprintf(err, WS_CONFIG_ERR_MAX, "too many -X properties");
+                return WS_ERR_USAGE;
+            }
+            c->props[c->nprops++] = (char *)kv;
+            continue;
+        }
         if (strcmp(arg, "--") == 0) {
             for (i++; i < argc; i++)
                 argv[pos++] = argv[i];
@@ -184,6 +229,11 @@ void ws_config_help(FILE *f, enum ws_cmd cmd)
         snprintf(flag, sizeof flag, "--%s %s", options[k].name,
                  options[k].metavar);
         fprintf(f, "  %-26s %s\n  %-26s [%s, default %s]\n", flag,
-                options[k].help, "", var, options[k].def);
+                options[k].help, "", var,
+                options[k].def[0] ? options[k].def : "none");
     }
+    if (cmd & KAFKA)
+        fprintf(f, "  %-26s %s\n  %-26s [%s, ';'-separated]\n",
+                "-X key=value", "any librdkafka property (repeatable), "
+                "e.g. SASL/TLS settings", "", "WALLETSTREAM_X");
 }

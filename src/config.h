@@ -14,15 +14,28 @@ enum ws_cmd {
     WS_CMD_RUN = 1 << 0,
     WS_CMD_SERVE = 1 << 1,
     WS_CMD_REPLAY = 1 << 2,
+    WS_CMD_BROKER = 1 << 3,
+    WS_CMD_PRODUCE = 1 << 4,
 };
+
+/* Most -X properties one command line takes. */
+#define WS_CONFIG_MAX_PROPS 64
 
 typedef struct ws_config {
     const char *data_dir;
+    const char *brokers;        /* "" : the embedded broker */
+    const char *topic;
+    const char *group;
     const char *listen;
     const char *log_level;
+    uint64_t partitions;
     uint64_t batch_max;
+    uint64_t batch_linger_ms;
     uint64_t http_threads;
     uint64_t max_state_size;
+    char *props[WS_CONFIG_MAX_PROPS];   /* -X key=value, in order */
+    int nprops;
+    char props_env[4096];       /* WALLETSTREAM_X, split in place */
 } ws_config;
 
 /* Room for a usage error sentence. */

@@ -502,12 +502,48 @@ static enum ws_reason decode_timestamp(const char *s, const jsmntok_t *t,
 
 /* --------------------------------------------------------------- main */
 
+/* Tokenises and checks buf[0..len) as one JSON text that starts with a
+ * bracket or a quote. Returns 0 (tokens in d->tokens), or -1. */
+static int tokenize(ws_decoder *d, const char *buf, size_t len)
+{
+    jsmn_parser parser;
+    int ntok;
+
+    jsmn_init(&parser);
+    ntok = jsmn_parse(&parser, buf, len, d->tokens, MAX_TOKENS);
+    return ntok > 0 && check_grammar(d, buf, len, ntok) == 0 ? 0 : -1;
+}
+
+int ws_decode_wallet_key(ws_decoder *d, const char *buf, size_t len,
+                         char *out, size_t *n)
+{
+    const jsmntok_t *tok = d->tokens;
+    int i = 1, left;
+
+    if (len > WS_MAX_RECORD || !ws_utf8_valid(buf, len) ||
+        tokenize(d, buf, len) != 0 || tok[0].type != JSMN_OBJECT)
+        return -1;
+    for (left = tok[0].size; left > 0; left--) {
+        const jsmntok_t *v = &tok[i + 1];
+
+        if (field_of_key(buf, &tok[i]) == F_WALLET_ID) {
+            return v->type == JSMN_STRING &&
+                           unescape(buf + v->start,
+                                    (size_t)(v->end - v->start), out,
+                                    WS_MAX_ID, n) == UNESC_OK
+                       ? 0
+                       : -1;
+        }
+        i += 1 + subtree(tok, i + 1);
+    }
+    return -1;
+}
+
 enum ws_reason ws_decode(ws_decoder *d, const char *buf, size_t len,
                          ws_txn *out, char *detail)
 {
-    jsmn_parser parser;
     const jsmntok_t *tok = d->tokens;
-    int ntok, i, end, k, found[F_COUNT];
+    int i, end, k, found[F_COUNT];
     size_t start;
     enum ws_reason r;
 
@@ -539,9 +575,7 @@ enum ws_reason ws_decode(ws_decoder *d, const char *buf, size_t len,
         DETAIL("record is not valid JSON");
         return WS_R_INVALID_JSON;
     }
-    jsmn_init(&parser);
-    ntok = jsmn_parse(&parser, buf, len, d->tokens, MAX_TOKENS);
-    if (ntok <= 0 || check_grammar(d, buf, len, ntok) != 0) {
+    if (tokenize(d, buf, len) != 0) {
         DETAIL("record is not valid JSON");
         return WS_R_INVALID_JSON;
     }

@@ -58,6 +58,12 @@ void ws_decoder_free(ws_decoder *d);
 enum ws_reason ws_decode(ws_decoder *d, const char *buf, size_t len,
                          ws_txn *out, char *detail);
 
+/* Finds the wallet id of a record value, for a producer's message key:
+ * 0 with the unescaped id in out[0..WS_MAX_ID) and *n set, or -1 when
+ * the record is not a JSON object with a string wallet_id (any alias). */
+int ws_decode_wallet_key(ws_decoder *d, const char *buf, size_t len,
+                         char *out, size_t *n);
+
 /* 1 when id[0..n) meets the id rule of SPEC §2: 1-256 bytes of valid
  * UTF-8 without control characters (C0, DEL, C1). Any thread. */
 int ws_id_valid(const char *id, size_t n);

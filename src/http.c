@@ -7,6 +7,8 @@
  */
 #include "http.h"
 
+#include "metrics.h"
+
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +58,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
                   MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
                                               "currency"),
                   &reply);
+    ws_metrics_http(reply.route, reply.status);
     resp = MHD_create_response_from_buffer(reply.body.len,
                                            reply.body.p ? reply.body.p : "",
                                            MHD_RESPMEM_MUST_COPY);

@@ -1,21 +1,31 @@
 /*
  * main.c - the walletstream command line.
  *
- *   walletstream replay [OPTIONS] FILE...   JSON lines into a data directory
- *   walletstream serve  [OPTIONS]           the HTTP API, read-only
+ *   walletstream [run] [OPTIONS]             the stream processor (default)
+ *   walletstream serve  [OPTIONS]            the HTTP API, read-only
+ *   walletstream replay [OPTIONS] FILE...    JSON lines into a data directory
+ *   walletstream broker [OPTIONS]            the embedded Kafka broker alone
+ *   walletstream produce [OPTIONS] [FILE...] JSON lines to the topic
  *   walletstream help [COMMAND], --help, --version
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "api.h"
+#include "broker_embedded.h"
 #include "config.h"
+#include "dlq.h"
 #include "http.h"
+#include "kafka_source.h"
 #include "log.h"
+#include "produce.h"
 #include "replay.h"
 #include "store.h"
+#include "stream.h"
 #include "ws.h"
 
 #define EXIT_USAGE 2
@@ -113,9 +123,237 @@ static int cmd_serve(const ws_config *c, int npos, char **pos)
     return 0;
 }
 
+/* ---------------------------------------------------------------- run */
+
+/* Set by SIGINT/SIGTERM; read by the stream loop. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static int ready(void *arg, char *why, size_t cap)
+{
+    return ws_status_ready(arg, why, cap);
+}
+
+static int mkdir_p(const char *dir)
+{
+    char buf[4096];
+    size_t i, n = strlen(dir);
+
+    if (n == 0 || n >= sizeof buf)
+        return -1;
+    memcpy(buf, dir, n + 1);
+    for (i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == '\0') {
+            char c = buf[i];
+            buf[i] = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return -1;
+            buf[i] = c;
+        }
+    }
+    return 0;
+}
+
+static void kafka_opts(const ws_config *c, const char *brokers,
+                       ws_kafka_opts *k)
+{
+    k->brokers = brokers;
+    k->topic = c->topic;
+    k->group = c->group;
+    k->props = c->props;
+    k->nprops = c->nprops;
+}
+
+static int cmd_run(const ws_config *c, int npos, char **pos)
+{
+    char err[WS_STORE_ERR_MAX], dlq_topic[512];
+    char *props[WS_CONFIG_MAX_PROPS + 1];
+    ws_store *store = NULL;
+    ws_broker *broker = NULL;
+    ws_source *source = NULL;
+    ws_dlq *dlq = NULL;
+    ws_status *status = NULL;
+    ws_http *http = NULL;
+    ws_kafka_opts k;
+    ws_stream_opts so;
+    ws_api api;
+    struct sigaction sa;
+    const char *brokers = c->brokers;
+    int rc = 1, e;
+
+    if (npos > 0) {
+        fprintf(stderr, "walletstream run: unexpected argument \"%s\"\n",
+                pos[0]);
+        return EXIT_USAGE;
+    }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    e = ws_store_open(c->data_dir, WS_STORE_WRITE, c->max_state_size, &store,
+                      err);
+    if (e != WS_OK) {
+        fprintf(stderr, "walletstream run: %s\n", err);
+        return 1;
+    }
+    if (ws_status_new(&status) != WS_OK)
+        goto done;
+    if (!brokers[0]) {
+        if (ws_broker_start(c->topic, (int)c->partitions, &broker, err) ||
+            ws_broker_publish(broker, c->data_dir, err)) {
+            fprintf(stderr, "walletstream run: %s\n", err);
+            goto done;
+        }
+        brokers = ws_broker_bootstrap(broker);
+        printf("embedded Kafka broker at %s (written to %s/kafka.bootstrap)\n"
+               "%s\n", brokers, c->data_dir, WS_BROKER_LIMITS);
+        fflush(stdout);
+    }
+    kafka_opts(c, brokers, &k);
+    if (broker) {
+        /* The mock cluster answers a fetch only when fetch.wait.max.ms has
+         * passed, even when records arrive meanwhile (a real broker
+         * answers at once): keep the wait short so that records are
+         * queryable within milliseconds. -X can still override it. */
+        props[0] = (char *)"fetch.wait.max.ms=5";
+        memcpy(props + 1, c->props, (size_t)c->nprops * sizeof props[0]);
+        k.props = props;
+        k.nprops = c->nprops + 1;
+    }
+    snprintf(dlq_topic, sizeof dlq_topic, "%s.dlq", c->topic);
+    if (ws_source_open(&k, &source, err) != WS_OK ||
+        ws_dlq_open(&k, dlq_topic, &dlq, err) != WS_OK) {
+        fprintf(stderr, "walletstream run: %s\n", err);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    memset(&api, 0, sizeof api);
+    api.store = store;
+    api.ready = ready;
+    api.ready_arg = status;
+    e = ws_http_start(c->listen, (unsigned)c->http_threads, &api, &http, err);
+    if (e != WS_OK) {
+        fprintf(stderr, "walletstream run: %s\n", err);
+        rc = e == WS_ERR_USAGE ? EXIT_USAGE : 1;
+        goto done;
+    }
+    ws_log(WS_LOG_INFO, "run",
+           "walletstream %s: data %s, brokers %s%s, topic %s, group %s, "
+           "API on %s (port %u)", WS_VERSION, c->data_dir, brokers,
+           broker ? " (embedded)" : "", c->topic, c->group, c->listen,
+           ws_http_port(http));
+
+    memset(&so, 0, sizeof so);
+    so.store = store;
+    so.source = source;
+    so.dlq = dlq;
+    so.status = status;
+    so.topic = c->topic;
+    so.batch_max = c->batch_max;
+    so.batch_linger_ms = c->batch_linger_ms;
+    so.ignore_stored = broker != NULL;
+    so.stop = &stop_requested;
+    rc = ws_stream_run(&so) == WS_OK ? 0 : 1;
+    ws_log(WS_LOG_INFO, "run", "stopped");
+done:
+    ws_http_stop(http);
+    ws_source_close(source);
+    ws_dlq_close(dlq);
+    if (broker)
+        ws_broker_unpublish(broker, c->data_dir);
+    ws_broker_stop(broker);
+    ws_status_free(status);
+    ws_store_close(store);
+    return rc;
+}
+
+/* ------------------------------------------------------------- broker */
+
+static int cmd_broker(const ws_config *c, int npos, char **pos)
+{
+    char err[WS_BROKER_ERR_MAX];
+    ws_broker *b;
+    sigset_t set;
+    int sig;
+
+    if (npos > 0) {
+        fprintf(stderr, "walletstream broker: unexpected argument \"%s\"\n",
+                pos[0]);
+        return EXIT_USAGE;
+    }
+    block_signals(&set);
+    if (mkdir_p(c->data_dir) != 0) {
+        fprintf(stderr, "walletstream broker: cannot create %s: %s\n",
+                c->data_dir, strerror(errno));
+        return 1;
+    }
+    if (ws_broker_start(c->topic, (int)c->partitions, &b, err) != WS_OK ||
+        ws_broker_publish(b, c->data_dir, err) != WS_OK) {
+        fprintf(stderr, "walletstream broker: %s\n", err);
+        return 1;
+    }
+    printf("%s\n", ws_broker_bootstrap(b));
+    fflush(stdout);
+    ws_log(WS_LOG_INFO, "broker", "embedded Kafka broker at %s with topics "
+           "%s (%d partitions) and %s.dlq; address written to "
+           "%s/kafka.bootstrap. %s", ws_broker_bootstrap(b), c->topic,
+           (int)c->partitions, c->topic, c->data_dir, WS_BROKER_LIMITS);
+    sigwait(&set, &sig);
+    ws_broker_unpublish(b, c->data_dir);
+    ws_broker_stop(b);
+    return 0;
+}
+
+/* ------------------------------------------------------------ produce */
+
+static int cmd_produce(const ws_config *c, int npos, char **pos)
+{
+    char err[WS_BROKER_ERR_MAX], found[256];
+    const char *brokers = c->brokers;
+    ws_kafka_opts k;
+    ws_produce_totals t;
+    int e;
+
+    if (!brokers[0]) {
+        if (ws_broker_read_bootstrap(c->data_dir, found, sizeof found, err)) {
+            fprintf(stderr, "walletstream produce: %s\n", err);
+            return 1;
+        }
+        brokers = found;
+    }
+    kafka_opts(c, brokers, &k);
+    e = ws_produce_files(&k, pos, npos, &t);
+    printf("delivered %llu of %llu records to %s at %s\n",
+           (unsigned long long)t.delivered, (unsigned long long)t.sent,
+           c->topic, brokers);
+    return e == WS_OK ? 0 : 1;
+}
+
 /* --------------------------------------------------------------- main */
 
 static const struct command commands[] = {
+    {"run", WS_CMD_RUN, "[run] [OPTIONS]",
+     "the stream processor (the default command): consumes the topic, "
+     "keeps the figures exactly once in the data directory and serves the "
+     "HTTP API. Without --brokers it starts the embedded Kafka broker and "
+     "writes its address to DIR/kafka.bootstrap. " WS_BROKER_LIMITS
+     " SIGINT/SIGTERM commit the current batch and exit 0", cmd_run},
+    {"broker", WS_CMD_BROKER, "broker [OPTIONS]",
+     "run the embedded Kafka broker alone, so that `run --brokers ADDRESS` "
+     "can be stopped and restarted while the topic keeps its records; "
+     "prints the address and writes it to DIR/kafka.bootstrap. "
+     WS_BROKER_LIMITS, cmd_broker},
+    {"produce", WS_CMD_PRODUCE, "produce [OPTIONS] [FILE...]",
+     "send JSON lines (standard input by default) to the topic, keyed by "
+     "wallet_id, to --brokers or to the embedded broker found through "
+     "DIR/kafka.bootstrap; prints how many were delivered and exits "
+     "non-zero if any was not", cmd_produce},
     {"replay", WS_CMD_REPLAY, "replay [OPTIONS] FILE...",
      "feed JSON lines (one record value per line; - is standard input) "
      "through validation and figures into the data directory; rejected "
@@ -161,22 +399,19 @@ int main(int argc, char **argv)
     char err[WS_CONFIG_ERR_MAX];
     const struct command *cmd;
     ws_config c;
-    int npos, e;
+    int npos, e, first = 2;
 
-    if (argc < 2) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (strcmp(argv[1], "--version") == 0) {
+    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
         printf("walletstream %s (data format %d)\n", WS_VERSION,
                WS_STORE_FORMAT);
         return 0;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
+                      strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
         return 0;
     }
-    if (strcmp(argv[1], "help") == 0) {
+    if (argc >= 2 && strcmp(argv[1], "help") == 0) {
         if (argc < 3) {
             usage(stdout);
             return 0;
@@ -189,13 +424,16 @@ int main(int argc, char **argv)
         command_help(stdout, cmd);
         return 0;
     }
-    cmd = find(argv[1]);
-    if (!cmd) {
+    /* No command, or options first: the default command, run. */
+    if (argc < 2 || argv[1][0] == '-') {
+        cmd = &commands[0];
+        first = 1;
+    } else if (!(cmd = find(argv[1]))) {
         fprintf(stderr, "walletstream: unknown command \"%s\"\n\n", argv[1]);
         usage(stderr);
         return EXIT_USAGE;
     }
-    e = ws_config_parse(&c, cmd->cmd, argc - 2, argv + 2, &npos, err);
+    e = ws_config_parse(&c, cmd->cmd, argc - first, argv + first, &npos, err);
     if (e == 1) {
         command_help(stdout, cmd);
         return 0;
@@ -209,5 +447,5 @@ int main(int argc, char **argv)
                 cmd->name, c.log_level);
         return EXIT_USAGE;
     }
-    return cmd->main(&c, npos, argv + 2);
+    return cmd->main(&c, npos, argv + first);
 }

@@ -1,0 +1,86 @@
+/*
+ * kafka_source.h - the librdkafka consumer of the input topic.
+ *
+ * No group membership: the source reads the topic's metadata and assigns
+ * itself every partition (rd_kafka_assign) at the offsets stored with the
+ * state, so a restart after kill -9 resumes at once, with no rebalance
+ * and no session timeout to wait out (DESIGN §1). Offsets are also
+ * committed to the consumer group, asynchronously, for lag tools; they
+ * are never read back.
+ *
+ * Everything here runs on the stream thread.
+ */
+#ifndef WS_KAFKA_SOURCE_H
+#define WS_KAFKA_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "store.h"
+
+#define WS_SOURCE_ERR_MAX 512
+/* Most partitions one topic may have here. */
+#define WS_SOURCE_MAX_PARTITIONS 1024
+
+typedef struct ws_kafka_opts {
+    const char *brokers;
+    const char *topic;
+    const char *group;
+    char *const *props;     /* "key=value" librdkafka properties (-X) */
+    int nprops;
+} ws_kafka_opts;
+
+/* Applies opts->props to conf. Returns 0, or WS_ERR_USAGE with a sentence
+ * in err[0..WS_SOURCE_ERR_MAX). Shared with the producers. */
+int ws_kafka_conf_props(rd_kafka_conf_t *conf, const ws_kafka_opts *opts,
+                        char *err);
+
+typedef struct ws_source ws_source;
+
+/* Creates the consumer. Returns 0, or an error with a sentence in err. */
+int ws_source_open(const ws_kafka_opts *opts, ws_source **out, char *err);
+
+/* Closes the consumer (leaving no group: there is no membership). NULL is
+ * accepted. */
+void ws_source_close(ws_source *s);
+
+/* Reads the topic's metadata. When the topic has partitions not yet
+ * assigned (the first call, or partitions added later), assigns every
+ * partition at its offset stored in `store` (the beginning when none, or
+ * when the stored offset lies beyond the partition's end: a new log).
+ * `ignore_stored` starts every partition from the beginning (a brand-new
+ * embedded broker). Returns 0, or WS_ERR_IO with the reason in why
+ * (broker unreachable, topic missing). */
+int ws_source_sync(ws_source *s, ws_store *store, int ignore_stored,
+                   int timeout_ms, char *why);
+
+/* Positions every assigned partition at its stored offset again (after an
+ * aborted batch). Returns 0 or WS_ERR_IO with the reason in why. */
+int ws_source_rewind(ws_source *s, ws_store *store, char *why);
+
+/* Number of assigned partitions (0 before the first successful sync). */
+int ws_source_partitions(const ws_source *s);
+
+/* The next record, or NULL when none came within timeout_ms. The caller
+ * destroys it with rd_kafka_message_destroy(). Errors arrive as messages
+ * with ->err set. */
+rd_kafka_message_t *ws_source_poll(ws_source *s, int timeout_ms);
+
+/* Commits next offsets to the consumer group, asynchronously, for lag
+ * tools. next[p] < 0 means unchanged. */
+void ws_source_commit_group(ws_source *s, const int64_t *next, int n);
+
+/* The last high watermark seen for a partition, or -1. */
+int64_t ws_source_high_watermark(ws_source *s, int partition);
+
+/* The last broker-wide error reported by librdkafka since the previous
+ * call (e.g. all brokers down), or NULL; cleared by reading. */
+const char *ws_source_take_error(ws_source *s);
+
+/* The store key of a partition's offset: "topic/partition". */
+size_t ws_source_offset_key(const char *topic, int partition, char *buf,
+                            size_t cap);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * metrics.h - the runtime metrics registry and its Prometheus text.
+ *
+ * Besides main.c this is the one module with global mutable state: the
+ * registry is process-wide, written by the stream thread and read by the
+ * HTTP threads under one mutex. Outcome and reason counters are not kept
+ * here: they are stored with the state (store.c) so that they survive
+ * restarts and equal the figures they describe.
+ */
+#ifndef WS_METRICS_H
+#define WS_METRICS_H
+
+#include <stdint.h>
+
+#include "json_out.h"
+
+/* Partitions tracked for lag; more are folded into the last gauge. */
+#define WS_METRICS_MAX_PARTITIONS 1024
+
+/* One committed batch: how long the commit took and how many records it
+ * carried. Any thread. */
+void ws_metrics_batch(double commit_seconds, uint64_t records);
+
+/* Consumer lag of a partition (high watermark minus the next offset the
+ * state will read); -1 when unknown. Any thread. */
+void ws_metrics_lag(int partition, int64_t lag);
+void ws_metrics_partitions(int count);
+
+/* 1 when the broker answered the last metadata request. Any thread. */
+void ws_metrics_broker_up(int up);
+
+/* 1 when /readyz answers 200. Any thread. */
+void ws_metrics_ready(int ready);
+
+/* Counts one HTTP answer by route and status. Any thread. */
+void ws_metrics_http(const char *route, unsigned status);
+
+/* Appends the registry in Prometheus text format. Any thread. */
+void ws_metrics_render(ws_buf *b);
+
+#endif

@@ -1,0 +1,343 @@
+/*
+ * stream.c - the stream thread's loop.
+ */
+#include "stream.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+#include "log.h"
+#include "metrics.h"
+
+/* How often the topic's metadata is read: partitions added, broker
+ * reachable. Faster while not ready, to notice recovery quickly. */
+#define SYNC_READY_MS 2000
+#define SYNC_NOT_READY_MS 500
+/* Pause before trying a failed batch again. */
+#define RETRY_MS 1000
+/* How long the dead letters of a batch may take to be confirmed. */
+#define DLQ_FLUSH_MS 10000
+/* Poll timeout while no batch is open: how quickly a stop is noticed. */
+#define IDLE_POLL_MS 100
+
+struct ws_status {
+    pthread_mutex_t lock;
+    char reason[512];
+    int ready;
+};
+
+int ws_status_new(ws_status **out)
+{
+    ws_status *st = calloc(1, sizeof *st);
+
+    if (!st)
+        return WS_ERR_NOMEM;
+    pthread_mutex_init(&st->lock, NULL);
+    snprintf(st->reason, sizeof st->reason, "starting");
+    *out = st;
+    return WS_OK;
+}
+
+void ws_status_free(ws_status *st)
+{
+    if (!st)
+        return;
+    pthread_mutex_destroy(&st->lock);
+    free(st);
+}
+
+void ws_status_set(ws_status *st, const char *reason)
+{
+    int changed;
+
+    pthread_mutex_lock(&st->lock);
+    changed = reason ? (st->ready || strcmp(st->reason, reason) != 0)
+                     : !st->ready;
+    st->ready = reason == NULL;
+    snprintf(st->reason, sizeof st->reason, "%s", reason ? reason : "");
+    pthread_mutex_unlock(&st->lock);
+    ws_metrics_ready(reason == NULL);
+    if (changed) {
+        if (reason)
+            ws_log(WS_LOG_WARN, "stream", "not ready: %s", reason);
+        else
+            ws_log(WS_LOG_INFO, "stream", "ready");
+    }
+}
+
+int ws_status_ready(ws_status *st, char *why, size_t cap)
+{
+    int ready;
+
+    pthread_mutex_lock(&st->lock);
+    ready = st->ready;
+    if (!ready)
+        snprintf(why, cap, "%s", st->reason);
+    pthread_mutex_unlock(&st->lock);
+    return ready;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct loop {
+    const ws_stream_opts *o;
+    ws_decoder *decoder;
+    ws_batch *batch;
+    uint64_t in_batch;
+    uint64_t batch_max;
+    int64_t first_ms;           /* when the open batch got its first record */
+    int64_t next[WS_SOURCE_MAX_PARTITIONS];  /* -1: untouched */
+    /* Why not ready, by cause; the first non-empty one is shown. */
+    char store_err[WS_SOURCE_ERR_MAX];
+    char dlq_err[WS_SOURCE_ERR_MAX];
+    char source_err[WS_SOURCE_ERR_MAX];
+};
+
+static void publish_status(struct loop *l)
+{
+    const char *why = l->store_err[0] ? l->store_err
+                      : l->dlq_err[0] ? l->dlq_err
+                      : l->source_err[0] ? l->source_err
+                      : ws_source_partitions(l->o->source) == 0
+                          ? "partitions not assigned yet" : NULL;
+
+    ws_status_set(l->o->status, why);
+}
+
+static void reset_batch(struct loop *l)
+{
+    int p;
+
+    l->batch = NULL;
+    l->in_batch = 0;
+    for (p = 0; p < WS_SOURCE_MAX_PARTITIONS; p++)
+        l->next[p] = -1;
+}
+
+/* Sleeps up to ms, waking early on a stop. */
+static void pause_ms(struct loop *l, int ms)
+{
+    struct timespec ts = {0, 50 * 1000000};
+
+    while (ms > 0 && !*l->o->stop) {
+        nanosleep(&ts, NULL);
+        ms -= 50;
+    }
+}
+
+/* Drops the open batch and positions the partitions at the stored
+ * offsets again, so that its records are read again. */
+static void drop_batch(struct loop *l)
+{
+    char why[WS_SOURCE_ERR_MAX];
+
+    if (l->batch)
+        ws_batch_abort(l->batch);
+    reset_batch(l);
+    if (ws_source_rewind(l->o->source, l->o->store, why) != WS_OK)
+        snprintf(l->source_err, sizeof l->source_err, "%s", why);
+}
+
+static void update_lag(struct loop *l)
+{
+    ws_view *v;
+    int p, n = ws_source_partitions(l->o->source);
+
+    ws_metrics_partitions(n);
+    if (ws_store_view(l->o->store, &v) != WS_OK)
+        return;
+    for (p = 0; p < n; p++) {
+        char key[600];
+        size_t kn = ws_source_offset_key(l->o->topic, p, key, sizeof key);
+        int64_t hi = ws_source_high_watermark(l->o->source, p), next = 0;
+
+        if (ws_view_offset(v, key, kn, &next) != WS_OK)
+            next = 0;
+        ws_metrics_lag(p, hi < 0 ? -1 : hi > next ? hi - next : 0);
+    }
+    ws_view_end(v);
+}
+
+/* Commits the open batch: dead letters first, then the state. */
+static int commit(struct loop *l)
+{
+    char why[WS_SOURCE_ERR_MAX], key[600];
+    int n = ws_source_partitions(l->o->source), p, e;
+    double t0;
+    uint64_t records = l->in_batch;
+
+    if (!l->batch)
+        return WS_OK;
+    t0 = now_s();
+    if (ws_dlq_flush(l->o->dlq, DLQ_FLUSH_MS, why) != WS_OK) {
+        snprintf(l->dlq_err, sizeof l->dlq_err, "%s", why);
+        publish_status(l);
+        drop_batch(l);
+        pause_ms(l, RETRY_MS);
+        return WS_ERR_IO;
+    }
+    l->dlq_err[0] = '\0';
+    for (p = 0, e = WS_OK; p < n && e == WS_OK; p++)
+        if (l->next[p] >= 0)
+            e = ws_batch_offset_set(
+                l->batch, key,
+                ws_source_offset_key(l->o->topic, p, key, sizeof key),
+                l->next[p]);
+    if (e == WS_OK) {
+        e = ws_batch_commit(l->batch);
+        l->batch = NULL;
+    }
+    if (e != WS_OK) {
+        snprintf(l->store_err, sizeof l->store_err,
+                 "state store cannot commit: %s%s", ws_strerror(e),
+                 e == WS_ERR_MAP_FULL ? " (raise --max-state-size)" : "");
+        if (e == WS_ERR_TXN_FULL && l->in_batch > 1) {
+            l->batch_max = l->in_batch / 2;
+            ws_log(WS_LOG_WARN, "stream", "batches now hold at most %llu "
+                   "records", (unsigned long long)l->batch_max);
+            l->store_err[0] = '\0';
+        }
+        publish_status(l);
+        drop_batch(l);
+        if (l->store_err[0])
+            pause_ms(l, RETRY_MS);
+        return e;
+    }
+    ws_metrics_batch(now_s() - t0, records);
+    ws_source_commit_group(l->o->source, l->next, n);
+    if (l->store_err[0]) {
+        l->store_err[0] = '\0';
+        publish_status(l);
+    }
+    reset_batch(l);
+    update_lag(l);
+    return WS_OK;
+}
+
+/* One record into the open batch. */
+static void take(struct loop *l, rd_kafka_message_t *m)
+{
+    char why[WS_SOURCE_ERR_MAX];
+    ws_result res;
+    int e;
+
+    if (!l->batch) {
+        e = ws_store_begin(l->o->store, &l->batch);
+        if (e != WS_OK) {
+            snprintf(l->store_err, sizeof l->store_err,
+                     "state store cannot begin a batch: %s", ws_strerror(e));
+            publish_status(l);
+            reset_batch(l);
+            drop_batch(l);
+            pause_ms(l, RETRY_MS);
+            return;
+        }
+        l->first_ms = now_ms();
+    }
+    e = ws_engine_record(l->batch, l->decoder, m->payload, m->len, &res);
+    if (e == WS_OK && res.outcome == WS_REJECTED)
+        e = ws_dlq_send(l->o->dlq, m, &res, why) == WS_OK ? WS_OK : -1;
+    if (e != WS_OK) {
+        if (e == -1)
+            snprintf(l->dlq_err, sizeof l->dlq_err, "%s", why);
+        else if (e == WS_ERR_TXN_FULL && l->in_batch > 1)
+            l->batch_max = l->in_batch / 2;
+        else
+            snprintf(l->store_err, sizeof l->store_err,
+                     "state store error: %s", ws_strerror(e));
+        publish_status(l);
+        drop_batch(l);
+        if (e != WS_ERR_TXN_FULL)
+            pause_ms(l, RETRY_MS);
+        return;
+    }
+    if (m->partition >= 0 && m->partition < WS_SOURCE_MAX_PARTITIONS)
+        l->next[m->partition] = m->offset + 1;
+    l->in_batch++;
+}
+
+int ws_stream_run(const ws_stream_opts *o)
+{
+    struct loop l;
+    int64_t last_sync = 0;
+    int e;
+
+    memset(&l, 0, sizeof l);
+    l.o = o;
+    l.batch_max = o->batch_max;
+    reset_batch(&l);
+    if ((e = ws_decoder_new(&l.decoder)) != WS_OK)
+        return e;
+    publish_status(&l);
+
+    while (!*o->stop) {
+        rd_kafka_message_t *m;
+        int64_t now = now_ms();
+        const char *err;
+
+        if (!l.batch && now - last_sync >=
+                            (l.source_err[0] || !ws_source_partitions(o->source)
+                                 ? SYNC_NOT_READY_MS : SYNC_READY_MS)) {
+            char why[WS_SOURCE_ERR_MAX];
+
+            last_sync = now;
+            if (ws_source_sync(o->source, o->store, o->ignore_stored, 1000,
+                               why) == WS_OK) {
+                l.source_err[0] = '\0';
+                ws_metrics_broker_up(1);
+            } else {
+                snprintf(l.source_err, sizeof l.source_err, "%s", why);
+                ws_metrics_broker_up(strstr(why, "unreachable") ? 0 : 1);
+            }
+            update_lag(&l);
+            publish_status(&l);
+            last_sync = now_ms();
+        }
+        m = ws_source_poll(o->source, l.batch ? 0 : IDLE_POLL_MS);
+        if ((err = ws_source_take_error(o->source)) != NULL &&
+            strstr(err, "ALL_BROKERS_DOWN")) {
+            snprintf(l.source_err, sizeof l.source_err,
+                     "Kafka broker unreachable: %s", err);
+            ws_metrics_broker_up(0);
+            publish_status(&l);
+        }
+        if (!m) {
+            commit(&l);     /* nothing more right now */
+            continue;
+        }
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                ws_log(WS_LOG_WARN, "kafka", "%s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        take(&l, m);
+        rd_kafka_message_destroy(m);
+        if (l.batch && (l.in_batch >= l.batch_max ||
+                        now_ms() - l.first_ms >= (int64_t)o->batch_linger_ms))
+            commit(&l);
+    }
+    /* Stopping: the open batch is finished and committed. */
+    if (l.batch && commit(&l) != WS_OK && l.batch)
+        drop_batch(&l);
+    ws_decoder_free(l.decoder);
+    return WS_OK;
+}

@@ -1,0 +1,56 @@
+/*
+ * stream.h - the stream thread of `walletstream run`: records from the
+ * Kafka source through the engine into the store, in batches, with dead
+ * letters, offsets and readiness.
+ *
+ * Batching (DESIGN §2): a batch commits when it holds --batch-max
+ * records, when --batch-linger has passed since its first record, or when
+ * the consumer has nothing more to give right now. Idle, each record is
+ * committed within one fsync of arriving; under load one commit carries
+ * thousands.
+ *
+ * Commit order of a batch: dead letters delivered and confirmed -> figures,
+ * counters and next offsets in one LMDB transaction -> offsets mirrored to
+ * the consumer group. When a step fails (dead-letter topic, store), the
+ * batch is dropped, the partitions are rewound to the stored offsets,
+ * /readyz says why, and the same records are tried again after a pause:
+ * nothing is skipped.
+ */
+#ifndef WS_STREAM_H
+#define WS_STREAM_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "dlq.h"
+#include "kafka_source.h"
+#include "store.h"
+
+/* Readiness, shared between the stream thread (writer) and the HTTP
+ * threads (readers). */
+typedef struct ws_status ws_status;
+
+int ws_status_new(ws_status **out);
+void ws_status_free(ws_status *st);
+/* Sets the reason the service is not ready, or NULL when ready. */
+void ws_status_set(ws_status *st, const char *reason);
+/* Returns 1 when ready; else 0 with the reason copied into why[0..cap). */
+int ws_status_ready(ws_status *st, char *why, size_t cap);
+
+typedef struct ws_stream_opts {
+    ws_store *store;
+    ws_source *source;
+    ws_dlq *dlq;
+    ws_status *status;
+    const char *topic;
+    uint64_t batch_max;
+    uint64_t batch_linger_ms;
+    int ignore_stored;              /* a brand-new embedded broker */
+    volatile sig_atomic_t *stop;    /* set by SIGINT/SIGTERM */
+} ws_stream_opts;
+
+/* Runs until *stop is set; then commits the open batch and returns 0.
+ * Returns an error only when it cannot go on at all. */
+int ws_stream_run(const ws_stream_opts *o);
+
+#endif
