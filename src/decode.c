@@ -25,6 +25,9 @@
 
 #define JSMN_STRICT
 #define JSMN_STATIC
+/* Parent links keep jsmn linear on wide objects and arrays; without them
+ * it searches back through every earlier token at each comma. */
+#define JSMN_PARENT_LINKS
 #include <jsmn.h>
 
 #include "timeutil.h"
@@ -32,6 +35,10 @@
 
 /* Every token takes at least one byte of input. */
 #define MAX_TOKENS (WS_MAX_RECORD + 2)
+/* RFC 8259 §9 lets a parser limit nesting. jsmn's work grows with depth
+ * times size, so a 64 KiB record of nested brackets would cost a tenth of
+ * a second; no transaction needs more than a few levels. */
+#define MAX_DEPTH 64
 
 struct frame {
     int remaining;      /* children (object: keys) still to read */
@@ -502,6 +509,32 @@ static enum ws_reason decode_timestamp(const char *s, const jsmntok_t *t,
 
 /* --------------------------------------------------------------- main */
 
+/* 1 when brackets outside strings nest deeper than MAX_DEPTH. */
+static int too_deep(const char *s, size_t n)
+{
+    size_t i;
+    int depth = 0, in_string = 0;
+
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > MAX_DEPTH)
+                return 1;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return 0;
+}
+
 /* Tokenises and checks buf[0..len) as one JSON text that starts with a
  * bracket or a quote. Returns 0 (tokens in d->tokens), or -1. */
 static int tokenize(ws_decoder *d, const char *buf, size_t len)
@@ -509,6 +542,8 @@ static int tokenize(ws_decoder *d, const char *buf, size_t len)
     jsmn_parser parser;
     int ntok;
 
+    if (too_deep(buf, len))
+        return -1;
     jsmn_init(&parser);
     ntok = jsmn_parse(&parser, buf, len, d->tokens, MAX_TOKENS);
     return ntok > 0 && check_grammar(d, buf, len, ntok) == 0 ? 0 : -1;
@@ -576,7 +611,10 @@ enum ws_reason ws_decode(ws_decoder *d, const char *buf, size_t len,
         return WS_R_INVALID_JSON;
     }
     if (tokenize(d, buf, len) != 0) {
-        DETAIL("record is not valid JSON");
+        if (too_deep(buf, len))
+            DETAIL("record nests deeper than %d levels", MAX_DEPTH);
+        else
+            DETAIL("record is not valid JSON");
         return WS_R_INVALID_JSON;
     }
     if (tok[0].type != JSMN_OBJECT) {
