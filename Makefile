@@ -74,7 +74,7 @@ test:
 	$(Q)tests/run build/san
 
 run: all
-	$(Q)scripts/run-demo
+	$(Q)scripts/run
 
 clean:
 	rm -rf build
