@@ -102,20 +102,26 @@ static int route_id(const char *raw, char *id, size_t *n)
 
 /* ------------------------------------------------------------- routes */
 
+/* Reads a wallet; 0 when found, else the error reply is already made. */
+static int load_wallet(ws_view *v, const char *id, size_t n, ws_wallet *w,
+                       ws_reply *r)
+{
+    int e = ws_view_wallet(v, id, n, w);
+
+    if (e == WS_ERR_NOT_FOUND)
+        reply_not_found(r, "wallet_not_found", "wallet_id", id, n);
+    else if (e != WS_OK)
+        reply_error(r, 500, "store_error");
+    return e;
+}
+
 static void balance(ws_view *v, const char *id, size_t n, ws_reply *r)
 {
     ws_wallet w;
     ws_buf *b = &r->body;
-    int e = ws_view_wallet(v, id, n, &w);
 
-    if (e == WS_ERR_NOT_FOUND) {
-        reply_not_found(r, "wallet_not_found", "wallet_id", id, n);
+    if (load_wallet(v, id, n, &w, r) != WS_OK)
         return;
-    }
-    if (e != WS_OK) {
-        reply_error(r, 500, "store_error");
-        return;
-    }
     reply_status(r, 200);
     ws_buf_puts(b, "{\"wallet_id\":");
     ws_json_str(b, id, n);
@@ -136,16 +142,9 @@ static void average(ws_view *v, const char *id, size_t n, ws_reply *r)
     ws_wallet w;
     ws_buf *b = &r->body;
     int64_t days;
-    int e = ws_view_wallet(v, id, n, &w);
 
-    if (e == WS_ERR_NOT_FOUND) {
-        reply_not_found(r, "wallet_not_found", "wallet_id", id, n);
+    if (load_wallet(v, id, n, &w, r) != WS_OK)
         return;
-    }
-    if (e != WS_OK) {
-        reply_error(r, 500, "store_error");
-        return;
-    }
     days = (int64_t)w.last_day - w.first_day + 1;
     reply_status(r, 200);
     ws_buf_puts(b, "{\"wallet_id\":");

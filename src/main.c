@@ -139,26 +139,6 @@ static int ready(void *arg, char *why, size_t cap)
     return ws_status_ready(arg, why, cap);
 }
 
-static int mkdir_p(const char *dir)
-{
-    char buf[4096];
-    size_t i, n = strlen(dir);
-
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, dir, n + 1);
-    for (i = 1; i <= n; i++) {
-        if (buf[i] == '/' || buf[i] == '\0') {
-            char c = buf[i];
-            buf[i] = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-                return -1;
-            buf[i] = c;
-        }
-    }
-    return 0;
-}
-
 static void kafka_opts(const ws_config *c, const char *brokers,
                        ws_kafka_opts *k)
 {
@@ -288,7 +268,7 @@ static int cmd_broker(const ws_config *c, int npos, char **pos)
         return EXIT_USAGE;
     }
     block_signals(&set);
-    if (mkdir_p(c->data_dir) != 0) {
+    if (ws_store_mkdirs(c->data_dir) != 0) {
         fprintf(stderr, "walletstream broker: cannot create %s: %s\n",
                 c->data_dir, strerror(errno));
         return 1;

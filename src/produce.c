@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "decode.h"
+#include "lines.h"
 #include "log.h"
 
 #define FLUSH_MS 60000
@@ -29,32 +30,18 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
     }
 }
 
-static int is_blank(const char *s, size_t n)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
-            return 0;
-    return 1;
-}
-
 static int produce_stream(rd_kafka_t *rk, const char *topic, ws_decoder *d,
                           FILE *f, ws_produce_totals *t)
 {
     char *line = NULL, key[WS_MAX_ID];
-    size_t cap = 0, kn;
-    ssize_t got;
+    size_t cap = 0, kn, n;
     int e = WS_OK;
 
-    while ((got = getline(&line, &cap, f)) >= 0) {
-        size_t n = (size_t)got;
+    while (ws_lines_read(f, &line, &cap, &n) >= 0) {
         rd_kafka_resp_err_t rc;
         int has_key;
 
-        if (n > 0 && line[n - 1] == '\n')
-            n--;
-        if (is_blank(line, n)) {
+        if (ws_lines_blank(line, n)) {
             t->blank++;
             continue;
         }
@@ -130,8 +117,7 @@ int ws_produce_files(const ws_kafka_opts *opts, char *const *files, int n,
         n = 1;
     }
     for (i = 0; i < n && e == WS_OK; i++) {
-        int is_stdin = strcmp(files[i], "-") == 0;
-        FILE *f = is_stdin ? stdin : fopen(files[i], "rb");
+        FILE *f = ws_lines_open(files[i]);
 
         if (!f) {
             ws_log(WS_LOG_ERROR, "produce", "cannot open %s: %s", files[i],
@@ -140,8 +126,7 @@ int ws_produce_files(const ws_kafka_opts *opts, char *const *files, int n,
             break;
         }
         e = produce_stream(rk, opts->topic, d, f, t);
-        if (!is_stdin)
-            fclose(f);
+        ws_lines_close(f);
     }
     if (rd_kafka_flush(rk, FLUSH_MS)) {
         ws_log(WS_LOG_ERROR, "produce", "%d records still undelivered after "

@@ -22,6 +22,7 @@
 
 #include "engine.h"
 #include "json_out.h"
+#include "lines.h"
 #include "log.h"
 #include "utf8.h"
 
@@ -36,16 +37,6 @@ struct replay {
     int dead_fd;
     ws_replay_totals *totals;
 };
-
-static int is_blank(const char *s, size_t n)
-{
-    size_t i;
-
-    for (i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
-            return 0;
-    return 1;
-}
 
 static void dead_letter(struct replay *r, const char *file, int64_t line,
                         const ws_result *res, const char *value, size_t n)
@@ -151,19 +142,16 @@ static int replay_stream(struct replay *r, FILE *f, const char *name,
     for (;;) {
         size_t n;
 
-        got = getline(&line, &cap, f);
+        got = ws_lines_read(f, &line, &cap, &n);
         if (got < 0) {
             e = ferror(f) ? WS_ERR_IO : flush(r);
             if (e == WS_ERR_IO)
                 ws_log(WS_LOG_ERROR, "replay", "cannot read %s: %s", name,
                        strerror(errno));
         } else {
-            n = (size_t)got;
             lineno++;
             pos += got;
-            if (n > 0 && line[n - 1] == '\n')
-                n--;
-            if (is_blank(line, n)) {
+            if (ws_lines_blank(line, n)) {
                 r->totals->blank++;
                 continue;
             }
@@ -232,8 +220,7 @@ int ws_replay_files(ws_store *s, const char *dead_letters_path,
         return WS_ERR_NOMEM;
     }
     for (i = 0; i < nfiles && e == WS_OK; i++) {
-        int is_stdin = strcmp(files[i], "-") == 0;
-        FILE *f = is_stdin ? stdin : fopen(files[i], "rb");
+        FILE *f = ws_lines_open(files[i]);
 
         if (!f) {
             ws_log(WS_LOG_ERROR, "replay", "cannot open %s: %s", files[i],
@@ -241,9 +228,8 @@ int ws_replay_files(ws_store *s, const char *dead_letters_path,
             e = WS_ERR_IO;
             break;
         }
-        e = replay_stream(&r, f, is_stdin ? "<stdin>" : files[i], batch_max);
-        if (!is_stdin)
-            fclose(f);
+        e = replay_stream(&r, f, ws_lines_label(files[i]), batch_max);
+        ws_lines_close(f);
     }
     if (r.dead_fd >= 0)
         close(r.dead_fd);

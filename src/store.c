@@ -318,7 +318,7 @@ static int dir_is_empty(const char *dir)
     return empty;
 }
 
-static int mkdir_p(const char *path)
+int ws_store_mkdirs(const char *path)
 {
     char buf[4096];
     size_t i, n = strlen(path);
@@ -367,7 +367,7 @@ static int check_format(const char *dir, enum ws_store_mode mode, char *err)
                      "`walletstream replay` or `walletstream run`)", dir);
             return WS_ERR_IO;
         }
-        if (mkdir_p(dir) != 0) {
+        if (ws_store_mkdirs(dir) != 0) {
             snprintf(err, WS_STORE_ERR_MAX, "cannot create %s: %s", dir,
                      strerror(errno));
             return WS_ERR_IO;
@@ -888,32 +888,31 @@ int ws_view_tops(ws_view *v, const char *product, size_t n,
     return e;
 }
 
-int ws_view_counts(ws_view *v, ws_counts *out)
+/* One stored counter; 0 when absent. */
+static int read_counter(ws_view *v, const char *prefix, const char *name,
+                        int64_t *out)
 {
     char key[64];
     MDB_val data;
-    int i, n, rc;
+    int n = snprintf(key, sizeof key, "%s:%s", prefix, name);
+    int rc = get(v->txn, v->store->dbi[DB_COUNTERS], key, (size_t)n, &data);
+
+    *out = rc == 0 && data.mv_size == 8 ? (int64_t)get_u64(data.mv_data) : 0;
+    return rc == MDB_NOTFOUND ? WS_OK : map_err(rc);
+}
+
+int ws_view_counts(ws_view *v, ws_counts *out)
+{
+    int i, e = WS_OK;
 
     memset(out, 0, sizeof *out);
-    for (i = 0; i < WS_OUTCOME_COUNT; i++) {
-        n = snprintf(key, sizeof key, "outcome:%s",
-                     ws_outcome_name((enum ws_outcome)i));
-        rc = get(v->txn, v->store->dbi[DB_COUNTERS], key, (size_t)n, &data);
-        if (rc == 0 && data.mv_size == 8)
-            out->outcome[i] = (int64_t)get_u64(data.mv_data);
-        else if (rc != 0 && rc != MDB_NOTFOUND)
-            return map_err(rc);
-    }
-    for (i = 1; i < WS_R_COUNT; i++) {
-        n = snprintf(key, sizeof key, "reason:%s",
-                     ws_reason_name((enum ws_reason)i));
-        rc = get(v->txn, v->store->dbi[DB_COUNTERS], key, (size_t)n, &data);
-        if (rc == 0 && data.mv_size == 8)
-            out->reason[i] = (int64_t)get_u64(data.mv_data);
-        else if (rc != 0 && rc != MDB_NOTFOUND)
-            return map_err(rc);
-    }
-    return WS_OK;
+    for (i = 0; i < WS_OUTCOME_COUNT && e == WS_OK; i++)
+        e = read_counter(v, "outcome", ws_outcome_name((enum ws_outcome)i),
+                         &out->outcome[i]);
+    for (i = 1; i < WS_R_COUNT && e == WS_OK; i++)
+        e = read_counter(v, "reason", ws_reason_name((enum ws_reason)i),
+                         &out->reason[i]);
+    return e;
 }
 
 int ws_view_offset(ws_view *v, const char *source, size_t n, int64_t *next)

@@ -78,6 +78,10 @@ typedef struct ws_view ws_view;
 int ws_store_open(const char *dir, enum ws_store_mode mode, uint64_t map_max,
                   ws_store **out, char *err);
 
+/* Creates directory `path` and its missing parents (mode 0755). Returns
+ * 0, or -1 with errno set. */
+int ws_store_mkdirs(const char *path);
+
 /* Closes the store; an open batch is aborted. NULL is accepted. */
 void ws_store_close(ws_store *s);
 
