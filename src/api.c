@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "decode.h"
+#include "figures.h"
 #include "metrics.h"
 #include "openapi.h"
 #include "timeutil.h"
@@ -118,94 +119,28 @@ static int load_wallet(ws_view *v, const char *id, size_t n, ws_wallet *w,
 static void balance(ws_view *v, const char *id, size_t n, ws_reply *r)
 {
     ws_wallet w;
-    ws_buf *b = &r->body;
 
     if (load_wallet(v, id, n, &w, r) != WS_OK)
         return;
     reply_status(r, 200);
-    ws_buf_puts(b, "{\"wallet_id\":");
-    ws_json_str(b, id, n);
-    ws_buf_puts(b, ",\"balance\":");
-    ws_json_dec(b, w.balance, w.scale);
-    ws_buf_puts(b, ",\"currency\":\"");
-    ws_buf_put(b, w.currency, 3);
-    ws_buf_puts(b, "\",\"transactions\":");
-    ws_json_i64(b, w.transactions);
-    ws_buf_puts(b, ",\"last_event_time\":");
-    ws_json_time(b, w.last_event);
-    ws_buf_putc(b, '}');
+    ws_figures_balance(&r->body, id, n, &w);
 }
 
 static void average(ws_view *v, const char *id, size_t n, ws_reply *r)
 {
-    char text[WS_DEC_TEXT_MAX];
     ws_wallet w;
-    ws_buf *b = &r->body;
-    int64_t days;
 
     if (load_wallet(v, id, n, &w, r) != WS_OK)
         return;
-    days = (int64_t)w.last_day - w.first_day + 1;
     reply_status(r, 200);
-    ws_buf_puts(b, "{\"wallet_id\":");
-    ws_json_str(b, id, n);
-    ws_buf_puts(b, ",\"currency\":\"");
-    ws_buf_put(b, w.currency, 3);
-    ws_buf_puts(b, "\",\"average_daily_debit\":");
-    ws_buf_put(b, text, ws_dec_format_average(w.total_debit, days, w.scale,
-                                              text));
-    ws_buf_puts(b, ",\"total_debit\":");
-    ws_json_dec(b, w.total_debit, w.scale);
-    ws_buf_puts(b, ",\"days\":");
-    ws_json_i64(b, days);
-    ws_buf_puts(b, ",\"debit_days\":");
-    ws_json_i64(b, w.debit_days);
-    ws_buf_puts(b, ",\"first_day\":");
-    ws_json_day(b, w.first_day);
-    ws_buf_puts(b, ",\"last_day\":");
-    ws_json_day(b, w.last_day);
-    ws_buf_putc(b, '}');
-}
-
-struct tops_walk {
-    ws_buf *b;
-    const char *currency;   /* 3 letters, or NULL for every currency */
-    int first;
-};
-
-static int write_tops(const ws_top *t, void *arg)
-{
-    struct tops_walk *w = arg;
-    unsigned i;
-
-    if (w->currency && memcmp(w->currency, t->currency, 3) != 0)
-        return 0;
-    for (i = 0; i < t->n; i++) {
-        const ws_top_entry *e = &t->e[i];
-
-        if (!w->first)
-            ws_buf_putc(w->b, ',');
-        w->first = 0;
-        ws_buf_puts(w->b, "{\"transaction_id\":");
-        ws_json_str(w->b, e->tx_id, e->tx_id_len);
-        ws_buf_puts(w->b, ",\"wallet_id\":");
-        ws_json_str(w->b, e->wallet_id, e->wallet_id_len);
-        ws_buf_puts(w->b, ",\"amount\":");
-        ws_json_dec(w->b, e->amount, e->scale);
-        ws_buf_puts(w->b, ",\"currency\":\"");
-        ws_buf_put(w->b, t->currency, 3);
-        ws_buf_puts(w->b, "\",\"timestamp\":");
-        ws_json_time(w->b, e->ts);
-        ws_buf_putc(w->b, '}');
-    }
-    return 0;
+    ws_figures_average(&r->body, id, n, &w);
 }
 
 static void top_credits(ws_view *v, const char *id, size_t n,
                         const char *currency_raw, ws_reply *r)
 {
     char cur[3];
-    struct tops_walk walk;
+    ws_tops_writer walk;
     int e;
 
     if (currency_raw) {
@@ -238,17 +173,12 @@ static void top_credits(ws_view *v, const char *id, size_t n,
         return;
     }
     reply_status(r, 200);
-    ws_buf_puts(&r->body, "{\"product_id\":");
-    ws_json_str(&r->body, id, n);
-    ws_buf_puts(&r->body, ",\"top_credits\":[");
-    walk.b = &r->body;
-    walk.currency = currency_raw ? cur : NULL;
-    walk.first = 1;
-    if (ws_view_tops(v, id, n, write_tops, &walk) != WS_OK) {
+    ws_figures_tops_begin(&walk, &r->body, id, n, currency_raw ? cur : NULL);
+    if (ws_view_tops(v, id, n, ws_figures_tops_add, &walk) != WS_OK) {
         reply_error(r, 500, "store_error");
         return;
     }
-    ws_buf_puts(&r->body, "]}");
+    ws_figures_tops_end(&walk);
 }
 
 static void metrics(ws_view *v, ws_store *s, ws_reply *r)

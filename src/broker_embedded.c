@@ -14,6 +14,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "changelog.h"
 #include "ws.h"
 
 #define BOOTSTRAP_FILE "kafka.bootstrap"
@@ -30,6 +31,7 @@ int ws_broker_start(const char *topic, int partitions, ws_broker **out,
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     ws_broker *b = calloc(1, sizeof *b);
     rd_kafka_resp_err_t rc;
+    int i;
 
     *out = NULL;
     if (!b || !conf) {
@@ -55,6 +57,12 @@ int ws_broker_start(const char *topic, int partitions, ws_broker **out,
     rc = rd_kafka_mock_topic_create(b->cluster, topic, partitions, 1);
     if (!rc)
         rc = rd_kafka_mock_topic_create(b->cluster, dlq, 1, 1);
+    for (i = 0; !rc && i < WS_CL_COUNT; i++) {
+        char name[600];
+
+        snprintf(name, sizeof name, "%s.%s", topic, ws_changelog_suffixes[i]);
+        rc = rd_kafka_mock_topic_create(b->cluster, name, partitions, 1);
+    }
     if (rc) {
         snprintf(err, WS_BROKER_ERR_MAX, "cannot create topic %s: %s", topic,
                  rd_kafka_err2str(rc));

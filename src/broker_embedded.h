@@ -20,7 +20,8 @@
 typedef struct ws_broker ws_broker;
 
 /* Starts a one-broker mock cluster on loopback with `topic` (partitions
- * partitions) and `topic`.dlq (1 partition). Returns 0, or WS_ERR_IO
+ * partitions), `topic`.dlq (1 partition) and the changelog topics
+ * (partitions partitions; not compacted: the mock does not compact). Returns 0, or WS_ERR_IO
  * with a sentence in err[0..WS_BROKER_ERR_MAX). */
 int ws_broker_start(const char *topic, int partitions, ws_broker **out,
                     char *err);

@@ -38,6 +38,10 @@ static const struct option options[] = {
      KAFKA | WS_CMD_BROKER, "input topic; dead letters go to NAME.dlq"},
     {"group", "ID", K_STRING, AT(group), "walletstream", WS_CMD_RUN,
      "consumer group the offsets are mirrored to, for lag tools"},
+    {"changelog", "auto|on|off", K_STRING, AT(changelog), "auto", WS_CMD_RUN,
+     "publish changed figures to compacted topics NAME.balances, "
+     "NAME.avg_debits and NAME.top_credits (auto: when they exist or can "
+     "be created)"},
     {"partitions", "N", K_COUNT, AT(partitions), "3",
      WS_CMD_RUN | WS_CMD_BROKER,
      "partitions of the input topic the embedded broker creates"},

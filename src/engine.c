@@ -98,6 +98,7 @@ int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
     res->outcome = WS_APPLIED;
     res->reason = WS_R_NONE;
     res->detail[0] = '\0';
+    res->top_changed = 0;
 
     /* Dedup: only applied transactions are remembered. */
     ws_engine_fingerprint(t, fp);
@@ -172,8 +173,10 @@ int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
     }
     if ((e = ws_batch_wallet_put(b, t->wallet_id, t->wallet_id_len, &w)) ||
         (e = ws_batch_seen_put(b, t->tx_id, t->tx_id_len, fp)) ||
-        (e = ws_batch_product_mark(b, t->product_id, t->product_id_len)))
+        (e = ws_batch_product_mark(b, t->product_id, t->product_id_len,
+                                   &added)))
         return e;
+    res->top_changed = added;
 
     if (t->type == WS_CREDIT) {
         ws_top top;
@@ -194,6 +197,7 @@ int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
             e = ws_batch_top_put(b, t->product_id, t->product_id_len, &top);
             if (e != WS_OK)
                 return e;
+            res->top_changed = 1;
         }
     }
     return WS_OK;
@@ -202,14 +206,14 @@ int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
 int ws_engine_record(ws_batch *b, ws_decoder *d, const char *buf, size_t len,
                      ws_result *res)
 {
-    ws_txn t;
-    enum ws_reason r = ws_decode(d, buf, len, &t, res->detail);
+    enum ws_reason r = ws_decode(d, buf, len, &res->txn, res->detail);
     int e;
 
     if (r != WS_R_NONE) {
         reject(res, r);
+        res->top_changed = 0;
     } else {
-        e = ws_engine_apply(b, &t, res);
+        e = ws_engine_apply(b, &res->txn, res);
         if (e != WS_OK)
             return e;
     }

@@ -21,6 +21,10 @@ typedef struct ws_result {
     enum ws_outcome outcome;
     enum ws_reason reason;          /* WS_R_NONE unless rejected */
     char detail[WS_DETAIL_MAX];     /* a sentence when rejected */
+    ws_txn txn;                     /* the decoded record, unless it was
+                                       rejected by decode */
+    int top_changed;                /* applied, and the product's top
+                                       credits (or its existence) changed */
 } ws_result;
 
 /* Decodes the record value buf[0..len), applies it to the open batch and

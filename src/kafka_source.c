@@ -13,6 +13,7 @@ struct ws_source {
     rd_kafka_t *rk;
     char *topic;
     int assigned;           /* partitions in the current assignment */
+    int64_t high[WS_SOURCE_MAX_PARTITIONS];   /* last known, or -1 */
     char error[256];        /* last error from the error callback */
     int has_error;
 };
@@ -78,6 +79,8 @@ int ws_source_open(const ws_kafka_opts *opts, ws_source **out, char *err)
         snprintf(err, WS_SOURCE_ERR_MAX, "out of memory");
         goto fail;
     }
+    for (int p = 0; p < WS_SOURCE_MAX_PARTITIONS; p++)
+        s->high[p] = -1;
     if ((e = set(conf, "bootstrap.servers", opts->brokers, err)) ||
         (e = set(conf, "group.id", opts->group, err)) ||
         /* Offsets come from the store; the group only mirrors them. */
@@ -229,6 +232,20 @@ int ws_source_sync(ws_source *s, ws_store *store, int ignore_stored,
     rd_kafka_metadata_destroy(md);
     if (e == WS_OK && n != s->assigned)
         e = assign(s, store, n, ignore_stored && s->assigned == 0, why);
+    if (e == WS_OK) {
+        /* Partitions without fetch responses yet have no cached
+         * watermark: ask the broker, so that lag is known everywhere. */
+        int p;
+
+        for (p = 0; p < s->assigned; p++) {
+            int64_t lo, hi;
+
+            if (ws_source_high_watermark(s, p) < 0 &&
+                rd_kafka_query_watermark_offsets(s->rk, s->topic, p, &lo,
+                                                 &hi, 500) == 0)
+                s->high[p] = hi;
+        }
+    }
     return e;
 }
 
@@ -270,9 +287,13 @@ int64_t ws_source_high_watermark(ws_source *s, int partition)
 {
     int64_t lo = -1, hi = -1;
 
-    if (rd_kafka_get_watermark_offsets(s->rk, s->topic, partition, &lo, &hi))
+    if (partition < 0 || partition >= WS_SOURCE_MAX_PARTITIONS)
         return -1;
-    return hi;
+    if (rd_kafka_get_watermark_offsets(s->rk, s->topic, partition, &lo,
+                                       &hi) == 0 && hi >= 0 &&
+        hi > s->high[partition])
+        s->high[partition] = hi;
+    return s->high[partition];
 }
 
 const char *ws_source_take_error(ws_source *s)

@@ -18,7 +18,8 @@
 #include "api.h"
 #include "broker_embedded.h"
 #include "config.h"
-#include "dlq.h"
+#include "changelog.h"
+#include "producer.h"
 #include "http.h"
 #include "kafka_source.h"
 #include "log.h"
@@ -156,10 +157,11 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     ws_store *store = NULL;
     ws_broker *broker = NULL;
     ws_source *source = NULL;
-    ws_dlq *dlq = NULL;
+    ws_producer *producer = NULL;
+    ws_changelog *changelog = NULL;
     ws_status *status = NULL;
     ws_http *http = NULL;
-    ws_kafka_opts k;
+    ws_kafka_opts k, kc;    /* producer, consumer */
     ws_stream_opts so;
     ws_api api;
     struct sigaction sa;
@@ -184,6 +186,18 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     }
     if (ws_status_new(&status) != WS_OK)
         goto done;
+    /* The API first: it serves the stored figures, and /readyz says what
+     * the stream is waiting for, while the rest starts. */
+    memset(&api, 0, sizeof api);
+    api.store = store;
+    api.ready = ready;
+    api.ready_arg = status;
+    e = ws_http_start(c->listen, (unsigned)c->http_threads, &api, &http, err);
+    if (e != WS_OK) {
+        fprintf(stderr, "walletstream run: %s\n", err);
+        rc = e == WS_ERR_USAGE ? EXIT_USAGE : 1;
+        goto done;
+    }
     if (!brokers[0]) {
         if (ws_broker_start(c->topic, (int)c->partitions, &broker, err) ||
             ws_broker_publish(broker, c->data_dir, err)) {
@@ -196,6 +210,7 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
         fflush(stdout);
     }
     kafka_opts(c, brokers, &k);
+    kc = k;
     if (broker) {
         /* The mock cluster answers a fetch only when fetch.wait.max.ms has
          * passed, even when records arrive meanwhile (a real broker
@@ -203,25 +218,54 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
          * queryable within milliseconds. -X can still override it. */
         props[0] = (char *)"fetch.wait.max.ms=5";
         memcpy(props + 1, c->props, (size_t)c->nprops * sizeof props[0]);
-        k.props = props;
-        k.nprops = c->nprops + 1;
+        kc.props = props;
+        kc.nprops = c->nprops + 1;
     }
     snprintf(dlq_topic, sizeof dlq_topic, "%s.dlq", c->topic);
-    if (ws_source_open(&k, &source, err) != WS_OK ||
-        ws_dlq_open(&k, dlq_topic, &dlq, err) != WS_OK) {
+    if (ws_source_open(&kc, &source, err) != WS_OK ||
+        ws_producer_open(&k, &producer, err) != WS_OK) {
         fprintf(stderr, "walletstream run: %s\n", err);
         rc = EXIT_USAGE;
         goto done;
     }
-    memset(&api, 0, sizeof api);
-    api.store = store;
-    api.ready = ready;
-    api.ready_arg = status;
-    e = ws_http_start(c->listen, (unsigned)c->http_threads, &api, &http, err);
-    if (e != WS_OK) {
-        fprintf(stderr, "walletstream run: %s\n", err);
-        rc = e == WS_ERR_USAGE ? EXIT_USAGE : 1;
-        goto done;
+    if (strcmp(c->changelog, "off") != 0) {
+        int topics_ok = 1;
+
+        if (strcmp(c->changelog, "on") != 0 &&
+            strcmp(c->changelog, "auto") != 0) {
+            fprintf(stderr, "walletstream run: --changelog is auto, on or "
+                            "off, not \"%s\"\n", c->changelog);
+            rc = EXIT_USAGE;
+            goto done;
+        }
+        if (broker) {
+            ws_log(WS_LOG_INFO, "changelog", "the embedded broker keeps the "
+                   "changelog topics but does not compact them");
+        } else {
+            /* Nothing can be processed without the broker: wait for it,
+             * then create the topics or learn that they cannot be. */
+            snprintf(err, sizeof err, "connecting to Kafka at %s", brokers);
+            ws_status_set(status, err);
+            while ((e = ws_changelog_create_topics(
+                        ws_producer_handle(producer), c->topic, err)) ==
+                       WS_ERR_IO && !stop_requested)
+                ws_status_set(status, err);
+            if (stop_requested) {
+                rc = 0;
+                goto done;
+            }
+            if (e != WS_OK && strcmp(c->changelog, "on") == 0) {
+                fprintf(stderr, "walletstream run: changelog topics: %s\n",
+                        err);
+                goto done;
+            }
+            if (e != WS_OK) {
+                ws_log(WS_LOG_WARN, "changelog", "changelog off: %s", err);
+                topics_ok = 0;
+            }
+        }
+        if (topics_ok && ws_changelog_new(c->topic, &changelog) != WS_OK)
+            goto done;
     }
     ws_log(WS_LOG_INFO, "run",
            "walletstream %s: data %s, brokers %s%s, topic %s, group %s, "
@@ -232,7 +276,9 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     memset(&so, 0, sizeof so);
     so.store = store;
     so.source = source;
-    so.dlq = dlq;
+    so.producer = producer;
+    so.dlq_topic = dlq_topic;
+    so.changelog = changelog;
     so.status = status;
     so.topic = c->topic;
     so.batch_max = c->batch_max;
@@ -244,7 +290,8 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
 done:
     ws_http_stop(http);
     ws_source_close(source);
-    ws_dlq_close(dlq);
+    ws_producer_close(producer);
+    ws_changelog_free(changelog);
     if (broker)
         ws_broker_unpublish(broker, c->data_dir);
     ws_broker_stop(broker);

@@ -779,10 +779,12 @@ int ws_batch_top_put(ws_batch *b, const char *product, size_t n,
     return put(b, DB_TOP, key, kn, rec, top_encode(t, rec), 0);
 }
 
-int ws_batch_product_mark(ws_batch *b, const char *product, size_t n)
+int ws_batch_product_mark(ws_batch *b, const char *product, size_t n,
+                          int *added)
 {
     int rc = put(b, DB_PRODUCTS, product, n, "", 0, MDB_NOOVERWRITE);
 
+    *added = rc == 0;
     return rc == MDB_KEYEXIST ? WS_OK : rc;
 }
 
@@ -858,8 +860,10 @@ int ws_view_product(ws_view *v, const char *id, size_t n)
     return map_err(get(v->txn, v->store->dbi[DB_PRODUCTS], id, n, &data));
 }
 
-int ws_view_tops(ws_view *v, const char *product, size_t n,
-                 int (*fn)(const ws_top *t, void *arg), void *arg)
+/* Calls fn for each currency's top credits of the product, in one
+ * transaction of either kind. */
+static int tops_in(MDB_txn *txn, MDB_dbi dbi, const char *product, size_t n,
+                   int (*fn)(const ws_top *t, void *arg), void *arg)
 {
     MDB_cursor *cur;
     MDB_val key, data;
@@ -869,7 +873,7 @@ int ws_view_tops(ws_view *v, const char *product, size_t n,
 
     memcpy(prefix, product, n);
     prefix[n] = '\0';
-    rc = mdb_cursor_open(v->txn, v->store->dbi[DB_TOP], &cur);
+    rc = mdb_cursor_open(txn, dbi, &cur);
     if (rc != 0)
         return map_err(rc);
     key = val(prefix, n + 1);
@@ -886,6 +890,18 @@ int ws_view_tops(ws_view *v, const char *product, size_t n,
     if (e == WS_OK && rc != 0 && rc != MDB_NOTFOUND)
         e = map_err(rc);
     return e;
+}
+
+int ws_view_tops(ws_view *v, const char *product, size_t n,
+                 int (*fn)(const ws_top *t, void *arg), void *arg)
+{
+    return tops_in(v->txn, v->store->dbi[DB_TOP], product, n, fn, arg);
+}
+
+int ws_batch_tops(ws_batch *b, const char *product, size_t n,
+                  int (*fn)(const ws_top *t, void *arg), void *arg)
+{
+    return tops_in(b->txn, b->store->dbi[DB_TOP], product, n, fn, arg);
 }
 
 /* One stored counter; 0 when absent. */

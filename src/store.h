@@ -130,8 +130,13 @@ int ws_batch_top_put(ws_batch *b, const char *product, size_t n,
                      const ws_top *t);
 
 /* Marks a product as seen (it answers /top_credits even without
- * credits). */
-int ws_batch_product_mark(ws_batch *b, const char *product, size_t n);
+ * credits); *added is 1 when it was not seen before. */
+int ws_batch_product_mark(ws_batch *b, const char *product, size_t n,
+                          int *added);
+
+/* Like ws_view_tops, inside the open batch (it sees its own writes). */
+int ws_batch_tops(ws_batch *b, const char *product, size_t n,
+                  int (*fn)(const ws_top *t, void *arg), void *arg);
 
 /* Counts one outcome (and its reason when rejected); the totals are
  * written at commit. */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dlq.h"
 #include "engine.h"
 #include "log.h"
 #include "metrics.h"
@@ -19,8 +20,9 @@
 #define SYNC_NOT_READY_MS 500
 /* Pause before trying a failed batch again. */
 #define RETRY_MS 1000
-/* How long the dead letters of a batch may take to be confirmed. */
-#define DLQ_FLUSH_MS 10000
+/* How long the dead letters and changelog records of a batch may take to
+ * be confirmed. */
+#define OUTPUT_FLUSH_MS 10000
 /* Poll timeout while no batch is open: how quickly a stop is noticed. */
 #define IDLE_POLL_MS 100
 
@@ -107,14 +109,14 @@ struct loop {
     int64_t next[WS_SOURCE_MAX_PARTITIONS];  /* -1: untouched */
     /* Why not ready, by cause; the first non-empty one is shown. */
     char store_err[WS_SOURCE_ERR_MAX];
-    char dlq_err[WS_SOURCE_ERR_MAX];
+    char out_err[WS_SOURCE_ERR_MAX];
     char source_err[WS_SOURCE_ERR_MAX];
 };
 
 static void publish_status(struct loop *l)
 {
     const char *why = l->store_err[0] ? l->store_err
-                      : l->dlq_err[0] ? l->dlq_err
+                      : l->out_err[0] ? l->out_err
                       : l->source_err[0] ? l->source_err
                       : ws_source_partitions(l->o->source) == 0
                           ? "partitions not assigned yet" : NULL;
@@ -152,6 +154,8 @@ static void drop_batch(struct loop *l)
     if (l->batch)
         ws_batch_abort(l->batch);
     reset_batch(l);
+    if (l->o->changelog)
+        ws_changelog_reset(l->o->changelog);
     if (ws_source_rewind(l->o->source, l->o->store, why) != WS_OK)
         snprintf(l->source_err, sizeof l->source_err, "%s", why);
 }
@@ -187,14 +191,24 @@ static int commit(struct loop *l)
     if (!l->batch)
         return WS_OK;
     t0 = now_s();
-    if (ws_dlq_flush(l->o->dlq, DLQ_FLUSH_MS, why) != WS_OK) {
-        snprintf(l->dlq_err, sizeof l->dlq_err, "%s", why);
+    if (l->o->changelog &&
+        (e = ws_changelog_publish(l->o->changelog, l->batch, l->o->producer,
+                                  why)) != WS_OK) {
+        snprintf(l->out_err, sizeof l->out_err, "changelog: %s", why);
+        publish_status(l);
+        drop_batch(l);
+        pause_ms(l, RETRY_MS);
+        return e;
+    }
+    if (ws_producer_flush(l->o->producer, OUTPUT_FLUSH_MS, why) != WS_OK) {
+        snprintf(l->out_err, sizeof l->out_err,
+                 "dead letters or changelog cannot be written: %s", why);
         publish_status(l);
         drop_batch(l);
         pause_ms(l, RETRY_MS);
         return WS_ERR_IO;
     }
-    l->dlq_err[0] = '\0';
+    l->out_err[0] = '\0';
     for (p = 0, e = WS_OK; p < n && e == WS_OK; p++)
         if (l->next[p] >= 0)
             e = ws_batch_offset_set(
@@ -254,10 +268,13 @@ static void take(struct loop *l, rd_kafka_message_t *m)
     }
     e = ws_engine_record(l->batch, l->decoder, m->payload, m->len, &res);
     if (e == WS_OK && res.outcome == WS_REJECTED)
-        e = ws_dlq_send(l->o->dlq, m, &res, why) == WS_OK ? WS_OK : -1;
+        e = ws_dlq_send(l->o->producer, l->o->dlq_topic, m, &res, why) ==
+                    WS_OK ? WS_OK : -1;
+    if (e == WS_OK && l->o->changelog)
+        e = ws_changelog_note(l->o->changelog, &res);
     if (e != WS_OK) {
         if (e == -1)
-            snprintf(l->dlq_err, sizeof l->dlq_err, "%s", why);
+            snprintf(l->out_err, sizeof l->out_err, "%s", why);
         else if (e == WS_ERR_TXN_FULL && l->in_batch > 1)
             l->batch_max = l->in_batch / 2;
         else

@@ -9,9 +9,9 @@
  * committed within one fsync of arriving; under load one commit carries
  * thousands.
  *
- * Commit order of a batch: dead letters delivered and confirmed -> figures,
- * counters and next offsets in one LMDB transaction -> offsets mirrored to
- * the consumer group. When a step fails (dead-letter topic, store), the
+ * Commit order of a batch: dead letters and changelog records delivered
+ * and confirmed -> figures, counters and next offsets in one LMDB
+ * transaction -> offsets mirrored to the consumer group. When a step fails (dead-letter topic, store), the
  * batch is dropped, the partitions are rewound to the stored offsets,
  * /readyz says why, and the same records are tried again after a pause:
  * nothing is skipped.
@@ -22,7 +22,8 @@
 #include <signal.h>
 #include <stdint.h>
 
-#include "dlq.h"
+#include "changelog.h"
+#include "producer.h"
 #include "kafka_source.h"
 #include "store.h"
 
@@ -40,7 +41,9 @@ int ws_status_ready(ws_status *st, char *why, size_t cap);
 typedef struct ws_stream_opts {
     ws_store *store;
     ws_source *source;
-    ws_dlq *dlq;
+    ws_producer *producer;          /* dead letters and changelog */
+    const char *dlq_topic;
+    ws_changelog *changelog;        /* NULL: no changelog topics */
     ws_status *status;
     const char *topic;
     uint64_t batch_max;

@@ -293,8 +293,13 @@ static void test_top_records_iterate_by_currency_and_product(void)
     CHECK_EQ_INT(ws_batch_top_put(b, "p", 1, &t), WS_OK);
     /* a product whose id extends "p" must not leak into p's list */
     CHECK_EQ_INT(ws_batch_top_put(b, "p2", 2, &t), WS_OK);
-    CHECK_EQ_INT(ws_batch_product_mark(b, "p", 1), WS_OK);
-    CHECK_EQ_INT(ws_batch_product_mark(b, "p", 1), WS_OK);
+    {
+        int added = -1;
+        CHECK_EQ_INT(ws_batch_product_mark(b, "p", 1, &added), WS_OK);
+        CHECK_EQ_INT(added, 1);
+        CHECK_EQ_INT(ws_batch_product_mark(b, "p", 1, &added), WS_OK);
+        CHECK_EQ_INT(added, 0);
+    }
     CHECK_EQ_INT(ws_batch_top_get(b, "p", 1, "GBP", &t), WS_ERR_NOT_FOUND);
     CHECK_EQ_INT(t.n, 0);
     CHECK_EQ_INT(ws_batch_commit(b), WS_OK);

@@ -1,0 +1,94 @@
+/*
+ * figures.c - JSON of a wallet's and a product's figures.
+ */
+#include "figures.h"
+
+#include <string.h>
+
+#include "decimal.h"
+
+void ws_figures_balance(ws_buf *b, const char *id, size_t n,
+                        const ws_wallet *w)
+{
+    ws_buf_puts(b, "{\"wallet_id\":");
+    ws_json_str(b, id, n);
+    ws_buf_puts(b, ",\"balance\":");
+    ws_json_dec(b, w->balance, w->scale);
+    ws_buf_puts(b, ",\"currency\":\"");
+    ws_buf_put(b, w->currency, 3);
+    ws_buf_puts(b, "\",\"transactions\":");
+    ws_json_i64(b, w->transactions);
+    ws_buf_puts(b, ",\"last_event_time\":");
+    ws_json_time(b, w->last_event);
+    ws_buf_putc(b, '}');
+}
+
+void ws_figures_average(ws_buf *b, const char *id, size_t n,
+                        const ws_wallet *w)
+{
+    char text[WS_DEC_TEXT_MAX];
+    int64_t days = (int64_t)w->last_day - w->first_day + 1;
+
+    ws_buf_puts(b, "{\"wallet_id\":");
+    ws_json_str(b, id, n);
+    ws_buf_puts(b, ",\"currency\":\"");
+    ws_buf_put(b, w->currency, 3);
+    ws_buf_puts(b, "\",\"average_daily_debit\":");
+    ws_buf_put(b, text, ws_dec_format_average(w->total_debit, days, w->scale,
+                                              text));
+    ws_buf_puts(b, ",\"total_debit\":");
+    ws_json_dec(b, w->total_debit, w->scale);
+    ws_buf_puts(b, ",\"days\":");
+    ws_json_i64(b, days);
+    ws_buf_puts(b, ",\"debit_days\":");
+    ws_json_i64(b, w->debit_days);
+    ws_buf_puts(b, ",\"first_day\":");
+    ws_json_day(b, w->first_day);
+    ws_buf_puts(b, ",\"last_day\":");
+    ws_json_day(b, w->last_day);
+    ws_buf_putc(b, '}');
+}
+
+void ws_figures_tops_begin(ws_tops_writer *w, ws_buf *b, const char *id,
+                           size_t n, const char *currency)
+{
+    w->b = b;
+    w->currency = currency;
+    w->first = 1;
+    ws_buf_puts(b, "{\"product_id\":");
+    ws_json_str(b, id, n);
+    ws_buf_puts(b, ",\"top_credits\":[");
+}
+
+int ws_figures_tops_add(const ws_top *t, void *writer)
+{
+    ws_tops_writer *w = writer;
+    unsigned i;
+
+    if (w->currency && memcmp(w->currency, t->currency, 3) != 0)
+        return 0;
+    for (i = 0; i < t->n; i++) {
+        const ws_top_entry *e = &t->e[i];
+
+        if (!w->first)
+            ws_buf_putc(w->b, ',');
+        w->first = 0;
+        ws_buf_puts(w->b, "{\"transaction_id\":");
+        ws_json_str(w->b, e->tx_id, e->tx_id_len);
+        ws_buf_puts(w->b, ",\"wallet_id\":");
+        ws_json_str(w->b, e->wallet_id, e->wallet_id_len);
+        ws_buf_puts(w->b, ",\"amount\":");
+        ws_json_dec(w->b, e->amount, e->scale);
+        ws_buf_puts(w->b, ",\"currency\":\"");
+        ws_buf_put(w->b, t->currency, 3);
+        ws_buf_puts(w->b, "\",\"timestamp\":");
+        ws_json_time(w->b, e->ts);
+        ws_buf_putc(w->b, '}');
+    }
+    return 0;
+}
+
+void ws_figures_tops_end(ws_tops_writer *w)
+{
+    ws_buf_puts(w->b, "]}");
+}

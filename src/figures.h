@@ -1,0 +1,38 @@
+/*
+ * figures.h - the figures as JSON, exactly as the API answers them
+ * (SPEC §5) and as the changelog topics carry them: one writer for both,
+ * so that they can never differ.
+ */
+#ifndef WS_FIGURES_H
+#define WS_FIGURES_H
+
+#include <stddef.h>
+
+#include "json_out.h"
+#include "store.h"
+
+/* {"wallet_id":…,"balance":…,"currency":…,"transactions":…,
+ *  "last_event_time":…} */
+void ws_figures_balance(ws_buf *b, const char *id, size_t n,
+                        const ws_wallet *w);
+
+/* {"wallet_id":…,"currency":…,"average_daily_debit":…,"total_debit":…,
+ *  "days":…,"debit_days":…,"first_day":…,"last_day":…} */
+void ws_figures_average(ws_buf *b, const char *id, size_t n,
+                        const ws_wallet *w);
+
+/* {"product_id":…,"top_credits":[…]}, written in three steps: begin, then
+ * ws_figures_tops_add for each currency's top credits (usable as the
+ * callback of ws_view_tops / ws_batch_tops), then end. */
+typedef struct ws_tops_writer {
+    ws_buf *b;
+    const char *currency;   /* 3 letters to keep one currency, or NULL */
+    int first;
+} ws_tops_writer;
+
+void ws_figures_tops_begin(ws_tops_writer *w, ws_buf *b, const char *id,
+                           size_t n, const char *currency);
+int ws_figures_tops_add(const ws_top *t, void *writer);
+void ws_figures_tops_end(ws_tops_writer *w);
+
+#endif

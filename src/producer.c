@@ -1,0 +1,156 @@
+/*
+ * producer.c - idempotent producer with per-flush delivery accounting.
+ */
+#include "producer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define MAX_HEADERS 8
+
+struct ws_producer {
+    rd_kafka_t *rk;
+    unsigned long pending;  /* queued since the last flush */
+    unsigned long failed;   /* of those, delivery failed */
+    char error[256];
+};
+
+/* Runs on the stream thread, inside rd_kafka_poll / rd_kafka_flush. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                        void *opaque)
+{
+    ws_producer *p = opaque;
+
+    (void)rk;
+    if (m->err) {
+        p->failed++;
+        snprintf(p->error, sizeof p->error, "%s: %s",
+                 rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+    }
+}
+
+int ws_producer_open(const ws_kafka_opts *opts, ws_producer **out, char *err)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    ws_producer *p = calloc(1, sizeof *p);
+    int e = WS_ERR_NOMEM;
+
+    *out = NULL;
+    if (!p || !conf) {
+        snprintf(err, WS_SOURCE_ERR_MAX, "out of memory");
+        goto fail;
+    }
+    e = WS_ERR_USAGE;
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", opts->brokers, errstr,
+                          sizeof errstr) ||
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr,
+                          sizeof errstr) ||
+        rd_kafka_conf_set(conf, "linger.ms", "1", errstr, sizeof errstr) ||
+        rd_kafka_conf_set(conf, "message.timeout.ms", "30000", errstr,
+                          sizeof errstr) ||
+        rd_kafka_conf_set(conf, "client.id", "walletstream-out", errstr,
+                          sizeof errstr)) {
+        snprintf(err, WS_SOURCE_ERR_MAX, "producer: %s", errstr);
+        goto fail;
+    }
+    if ((e = ws_kafka_conf_props(conf, opts, err)) != WS_OK)
+        goto fail;
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_opaque(conf, p);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!p->rk) {
+        snprintf(err, WS_SOURCE_ERR_MAX, "cannot create the producer: %s",
+                 errstr);
+        e = WS_ERR_IO;
+        goto fail;
+    }
+    *out = p;
+    return WS_OK;
+fail:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    free(p);
+    return e;
+}
+
+int ws_producer_send(ws_producer *p, const char *topic, const void *key,
+                     size_t key_len, const void *value, size_t value_len,
+                     const ws_header *headers, int nheaders, char *why)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    rd_kafka_resp_err_t rc;
+    int i, tries;
+
+    if (nheaders > 0) {
+        hdrs = rd_kafka_headers_new((size_t)nheaders);
+        for (i = 0; i < nheaders; i++)
+            rd_kafka_header_add(hdrs, headers[i].name, -1, headers[i].value,
+                                -1);
+    }
+    for (tries = 0; tries < 600; tries++) {
+        rc = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(topic),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(key, key_len),
+            RD_KAFKA_V_VALUE((void *)value, value_len),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break;
+        rd_kafka_poll(p->rk, 100);  /* make room */
+    }
+    if (rc) {
+        /* On failure the headers are still ours. */
+        if (hdrs)
+            rd_kafka_headers_destroy(hdrs);
+        snprintf(why, WS_SOURCE_ERR_MAX, "topic %s cannot be written: %s",
+                 topic, rd_kafka_err2str(rc));
+        return WS_ERR_IO;
+    }
+    p->pending++;
+    rd_kafka_poll(p->rk, 0);
+    return WS_OK;
+}
+
+int ws_producer_flush(ws_producer *p, int timeout_ms, char *why)
+{
+    rd_kafka_resp_err_t rc = RD_KAFKA_RESP_ERR_NO_ERROR;
+    int e = WS_OK;
+
+    if (p->pending > 0)
+        rc = rd_kafka_flush(p->rk, timeout_ms);
+    else
+        rd_kafka_poll(p->rk, 0);
+    if (rc) {
+        snprintf(why, WS_SOURCE_ERR_MAX, "output records undelivered: %s",
+                 rc == RD_KAFKA_RESP_ERR__TIMED_OUT ? "delivery timed out"
+                                                    : rd_kafka_err2str(rc));
+        e = WS_ERR_IO;
+    } else if (p->failed > 0) {
+        snprintf(why, WS_SOURCE_ERR_MAX, "topic %s", p->error);
+        e = WS_ERR_IO;
+    }
+    p->pending = 0;
+    p->failed = 0;
+    return e;
+}
+
+rd_kafka_t *ws_producer_handle(ws_producer *p)
+{
+    return p->rk;
+}
+
+void ws_producer_close(ws_producer *p)
+{
+    if (!p)
+        return;
+    if (rd_kafka_flush(p->rk, 5000))
+        ws_log(WS_LOG_WARN, "producer", "%d output records were still "
+               "undelivered at exit (they are sent again after restart)",
+               rd_kafka_outq_len(p->rk));
+    rd_kafka_destroy(p->rk);
+    free(p);
+}
