@@ -267,6 +267,18 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
         if (topics_ok && ws_changelog_new(c->topic, &changelog) != WS_OK)
             goto done;
     }
+    ws_producer_warm(producer, dlq_topic, 2000);
+    if (changelog) {
+        int i;
+
+        for (i = 0; i < WS_CL_COUNT; i++) {
+            char name[600];
+
+            snprintf(name, sizeof name, "%s.%s", c->topic,
+                     ws_changelog_suffixes[i]);
+            ws_producer_warm(producer, name, 2000);
+        }
+    }
     ws_log(WS_LOG_INFO, "run",
            "walletstream %s: data %s, brokers %s%s, topic %s, group %s, "
            "API on %s (port %u)", WS_VERSION, c->data_dir, brokers,

@@ -138,6 +138,18 @@ int ws_producer_flush(ws_producer *p, int timeout_ms, char *why)
     return e;
 }
 
+void ws_producer_warm(ws_producer *p, const char *topic, int timeout_ms)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(p->rk, topic, NULL);
+
+    if (!t)
+        return;
+    if (rd_kafka_metadata(p->rk, 0, t, &md, timeout_ms) == 0)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+}
+
 rd_kafka_t *ws_producer_handle(ws_producer *p)
 {
     return p->rk;

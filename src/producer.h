@@ -41,6 +41,11 @@ int ws_producer_send(ws_producer *p, const char *topic, const void *key,
  * Returns 0 when all were, else WS_ERR_IO with the reason in why. */
 int ws_producer_flush(ws_producer *p, int timeout_ms, char *why);
 
+/* Learns the leaders of `topic` now rather than at its first record, so
+ * that the first batch after start commits as fast as the others. Waits
+ * at most timeout_ms; failures are left for the first send to report. */
+void ws_producer_warm(ws_producer *p, const char *topic, int timeout_ms);
+
 /* The librdkafka handle (for admin requests). */
 rd_kafka_t *ws_producer_handle(ws_producer *p);
 
