@@ -18,6 +18,8 @@ struct histogram {
 
 static const double commit_bounds[NBUCKETS] = {
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 5};
+static const double age_bounds[NBUCKETS] = {
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5, 30, 300};
 static const double batch_bounds[NBUCKETS] = {
     1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000};
 
@@ -33,6 +35,7 @@ static struct {
     pthread_mutex_t lock;
     struct histogram commit;
     struct histogram batch;
+    struct histogram age;
     int partitions;
     int64_t lag[WS_METRICS_MAX_PARTITIONS];
     int broker_up;
@@ -42,6 +45,7 @@ static struct {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .commit = {.bounds = commit_bounds},
     .batch = {.bounds = batch_bounds},
+    .age = {.bounds = age_bounds},
     .broker_up = -1,
 };
 
@@ -61,6 +65,16 @@ void ws_metrics_batch(double commit_seconds, uint64_t records)
     pthread_mutex_lock(&reg.lock);
     observe(&reg.commit, commit_seconds);
     observe(&reg.batch, (double)records);
+    pthread_mutex_unlock(&reg.lock);
+}
+
+void ws_metrics_event_ages(const double *ages, size_t n)
+{
+    size_t i;
+
+    pthread_mutex_lock(&reg.lock);
+    for (i = 0; i < n; i++)
+        observe(&reg.age, ages[i]);
     pthread_mutex_unlock(&reg.lock);
 }
 
@@ -136,6 +150,10 @@ void ws_metrics_render(ws_buf *b)
                      "dead letters included.", &reg.commit);
     render_histogram(b, "walletstream_batch_events",
                      "Records carried by one committed batch.", &reg.batch);
+    render_histogram(b, "walletstream_event_age_seconds",
+                     "Commit time minus the record's Kafka timestamp: how "
+                     "long after it was produced a record became "
+                     "queryable.", &reg.age);
     ws_buf_puts(b, "# HELP walletstream_consumer_lag Records of a partition "
                    "not yet committed to the state (high watermark minus "
                    "next offset).\n# TYPE walletstream_consumer_lag gauge\n");

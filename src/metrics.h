@@ -10,6 +10,7 @@
 #ifndef WS_METRICS_H
 #define WS_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "json_out.h"
@@ -20,6 +21,10 @@
 /* One committed batch: how long the commit took and how many records it
  * carried. Any thread. */
 void ws_metrics_batch(double commit_seconds, uint64_t records);
+
+/* Ages of the records a batch committed: commit time minus each record's
+ * Kafka timestamp, in seconds. Any thread. */
+void ws_metrics_event_ages(const double *ages, size_t n);
 
 /* Consumer lag of a partition (high watermark minus the next offset the
  * state will read); -1 when unknown. Any thread. */

@@ -99,6 +99,14 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static double wall_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 struct loop {
     const ws_stream_opts *o;
     ws_decoder *decoder;
@@ -106,6 +114,9 @@ struct loop {
     uint64_t in_batch;
     uint64_t batch_max;
     int64_t first_ms;           /* when the open batch got its first record */
+    double *ages;               /* Kafka timestamps (s) of the batch's records,
+                                   turned into ages at commit; grown, reused */
+    size_t nages, ages_cap;
     int64_t next[WS_SOURCE_MAX_PARTITIONS];  /* -1: untouched */
     /* Why not ready, by cause; the first non-empty one is shown. */
     char store_err[WS_SOURCE_ERR_MAX];
@@ -130,6 +141,7 @@ static void reset_batch(struct loop *l)
 
     l->batch = NULL;
     l->in_batch = 0;
+    l->nages = 0;
     for (p = 0; p < WS_SOURCE_MAX_PARTITIONS; p++)
         l->next[p] = -1;
 }
@@ -236,6 +248,14 @@ static int commit(struct loop *l)
         return e;
     }
     ws_metrics_batch(now_s() - t0, records);
+    {
+        double now = wall_s();
+        size_t i;
+
+        for (i = 0; i < l->nages; i++)
+            l->ages[i] = now - l->ages[i];
+        ws_metrics_event_ages(l->ages, l->nages);
+    }
     ws_source_commit_group(l->o->source, l->next, n);
     if (l->store_err[0]) {
         l->store_err[0] = '\0';
@@ -244,6 +264,26 @@ static int commit(struct loop *l)
     reset_batch(l);
     update_lag(l);
     return WS_OK;
+}
+
+/* Remembers the record's Kafka timestamp for the event-age histogram. */
+static void note_timestamp(struct loop *l, const rd_kafka_message_t *m)
+{
+    rd_kafka_timestamp_type_t type;
+    int64_t ms = rd_kafka_message_timestamp(m, &type);
+
+    if (ms < 0 || type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
+        return;
+    if (l->nages == l->ages_cap) {
+        size_t cap = l->ages_cap ? l->ages_cap * 2 : 1024;
+        double *a = realloc(l->ages, cap * sizeof *a);
+
+        if (!a)
+            return;     /* a metric only: skip rather than fail */
+        l->ages = a;
+        l->ages_cap = cap;
+    }
+    l->ages[l->nages++] = (double)ms / 1000.0;
 }
 
 /* One record into the open batch. */
@@ -289,6 +329,7 @@ static void take(struct loop *l, rd_kafka_message_t *m)
     if (m->partition >= 0 && m->partition < WS_SOURCE_MAX_PARTITIONS)
         l->next[m->partition] = m->offset + 1;
     l->in_batch++;
+    note_timestamp(l, m);
 }
 
 int ws_stream_run(const ws_stream_opts *o)
@@ -356,5 +397,6 @@ int ws_stream_run(const ws_stream_opts *o)
     if (l.batch && commit(&l) != WS_OK && l.batch)
         drop_batch(&l);
     ws_decoder_free(l.decoder);
+    free(l.ages);
     return WS_OK;
 }
