@@ -77,6 +77,11 @@ class Fail(Exception):
     """A test failure with a one-line reason."""
 
 
+class Skip(Exception):
+    """Raised by a test that cannot run here and is allowed not to (printed
+    as `SKIP name: reason`, counted neither passed nor failed)."""
+
+
 _TESTS = []
 
 
@@ -122,29 +127,38 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     selected = [t for t in _TESTS if not argv or any(a in t.__name__ for a in argv)]
     passed = failed = 0
-    for t in selected:
-        t0 = time.monotonic()
-        try:
-            t()
-        except Fail as e:
-            failed += 1
-            print("FAIL %s: %s" % (t.__name__, _one_line(str(e))), flush=True)
-        except Exception as e:  # a bug in the test or an unexpected answer
-            failed += 1
-            tb = traceback.extract_tb(e.__traceback__)[-1]
-            print("FAIL %s: %s: %s (at %s:%d)" % (t.__name__, type(e).__name__, _one_line(str(e)),
-                                                 os.path.basename(tb.filename), tb.lineno), flush=True)
+    _catch_termination()
+    try:
+        for t in selected:
+            t0 = time.monotonic()
+            try:
+                t()
+            except Skip as e:  # counted neither way (see Skip)
+                print("SKIP %s: %s" % (t.__name__, _one_line(str(e))), flush=True)
+            except Fail as e:
+                failed += 1
+                print("FAIL %s: %s" % (t.__name__, _one_line(str(e))), flush=True)
+            except Exception as e:  # a bug in the test or an unexpected answer
+                failed += 1
+                tb = traceback.extract_tb(e.__traceback__)[-1]
+                print("FAIL %s: %s: %s (at %s:%d)" % (t.__name__, type(e).__name__, _one_line(str(e)),
+                                                     os.path.basename(tb.filename), tb.lineno), flush=True)
+                if os.environ.get("WS_E2E_VERBOSE"):
+                    traceback.print_exc()
+            else:
+                passed += 1
+                print("PASS %s" % t.__name__, flush=True)
+            finally:
+                _run_cleanups(_CLEANUPS)
+                _cleanup_procs()
             if os.environ.get("WS_E2E_VERBOSE"):
-                traceback.print_exc()
-        else:
-            passed += 1
-            print("PASS %s" % t.__name__, flush=True)
-        finally:
-            _cleanup_procs()
-        if os.environ.get("WS_E2E_VERBOSE"):
-            log("%s took %.2f s" % (t.__name__, time.monotonic() - t0))
-    _cleanup_procs(_SHARED_PROCS)
-    _cleanup_dirs()
+                log("%s took %.2f s" % (t.__name__, time.monotonic() - t0))
+    finally:  # also on Ctrl-C or SIGTERM
+        _run_cleanups(_CLEANUPS)
+        _cleanup_procs()
+        _run_cleanups(_SHARED_CLEANUPS)
+        _cleanup_procs(_SHARED_PROCS)
+        _cleanup_dirs()
     print("%d passed, %d failed" % (passed, failed), flush=True)
     sys.exit(1 if failed or not selected else 0)
 
@@ -217,6 +231,39 @@ def snapshot_dir(path):
 
 _PROCS = []         # killed at the end of each test
 _SHARED_PROCS = []  # shared by the tests of a script: killed at its end
+
+
+_CLEANUPS = []         # callables run at the end of each test (last first)
+_SHARED_CLEANUPS = []  # callables run at the end of the script
+
+
+def on_cleanup(fn, shared=False):
+    """Run fn() when the test ends (shared: when the script ends), pass or
+    fail, before the processes of the test are killed. For things that are
+    not a Popen of ours, such as a detached Kafka broker."""
+    (_SHARED_CLEANUPS if shared else _CLEANUPS).append(fn)
+    return fn
+
+
+def _run_cleanups(fns):
+    while fns:
+        fn = fns.pop()
+        try:
+            fn()
+        except Exception as e:  # keep cleaning up
+            log("cleanup %s failed: %s" % (getattr(fn, "__name__", fn), e))
+
+
+def _catch_termination():
+    """SIGTERM/SIGHUP end the script like Ctrl-C, so that finally blocks and
+    atexit cleanups (detached brokers) still run."""
+    def _raise(signum, frame):
+        raise KeyboardInterrupt("signal %d" % signum)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            signal.signal(sig, _raise)
+        except (ValueError, OSError):
+            pass
 
 
 def _cleanup_procs(procs=_PROCS):
@@ -590,3 +637,626 @@ def model_counts(outcomes):
             c["records"] += 1
             c[o.outcome] += 1
     return c
+
+
+# -------------------------------------------------------------------------
+# Kafka: `walletstream run`, `walletstream broker`, the real broker of
+# scripts/kafka, kcat as the outside client, /metrics
+
+KAFKA_SCRIPT = os.path.join(REPO, "scripts", "kafka")
+KAFKA_START_TIMEOUT = float(os.environ.get("WS_E2E_KAFKA_START_TIMEOUT", "180"))
+CONSUME_TIMEOUT = float(os.environ.get("WS_E2E_CONSUME_TIMEOUT", "120"))
+KCAT_TIMEOUT = float(os.environ.get("WS_E2E_KCAT_TIMEOUT", "120"))
+
+
+def require_kcat():
+    k = shutil.which("kcat")
+    if not k:
+        raise Fail("kcat not found (scripts/install-deps installs it)")
+    return k
+
+
+def require_real_kafka():
+    """Fail (or Skip when WS_E2E_NO_KAFKA=1) unless scripts/kafka can run:
+    java and mvn installed. WS_E2E_NO_KAFKA=1 skips the real-broker tests
+    even where they could run."""
+    missing = [t for t in ("java", "mvn") if not shutil.which(t)]
+    if os.environ.get("WS_E2E_NO_KAFKA") == "1":
+        raise Skip("real Kafka broker tests disabled (WS_E2E_NO_KAFKA=1)%s" % (
+            "; missing: " + ", ".join(missing) if missing else ""))
+    if missing:
+        raise Fail("the real Kafka broker needs %s (set WS_E2E_NO_KAFKA=1 to skip these tests)"
+                   % " and ".join(missing))
+    require_kcat()
+
+
+class RealKafka:
+    """A single-node Apache Kafka broker from scripts/kafka, in its own
+    directory, stopped when the test (shared: the script) ends, and at exit.
+
+        k = RealKafka().start()
+        k.create_topic("t", 3); k.create_topic("t.dlq", 3)
+    """
+
+    def __init__(self, shared=False, settings=()):
+        self.dir = os.path.join(tempdir("ws-kafka-"), "broker")
+        self.settings = list(settings)
+        self.bootstrap = None
+        self._stopped = True
+        on_cleanup(self._cleanup, shared=shared)
+        import atexit
+        atexit.register(self._cleanup)
+
+    def _script(self, args, timeout):
+        try:
+            p = subprocess.run([KAFKA_SCRIPT] + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise Fail("scripts/kafka %s: no answer within %.0f s" % (" ".join(args), timeout))
+        return p
+
+    def start(self):
+        args = ["start", "--dir", self.dir]
+        for kv in self.settings:
+            args += ["--set", kv]
+        t0 = time.monotonic()
+        self._stopped = False  # from here on a broker may run: stop it at cleanup
+        p = self._script(args, KAFKA_START_TIMEOUT)
+        out = p.stdout.decode("utf-8", "replace").strip()
+        if p.returncode != 0 or not re.match(r"^[0-9.]+:[0-9]+$", out):
+            raise Fail("scripts/kafka start failed (exit %d): %s %s" % (
+                p.returncode, out[-300:], p.stderr.decode("utf-8", "replace")[-1500:]))
+        if self.bootstrap is not None and out != self.bootstrap:
+            raise Fail("the restarted Kafka broker moved from %s to %s" % (self.bootstrap, out))
+        self.bootstrap = out
+        log("Kafka broker at %s (%.1f s)" % (out, time.monotonic() - t0))
+        return self
+
+    def create_topic(self, name, partitions):
+        p = self._script(["create-topic", "--dir", self.dir, name, str(partitions)], 120)
+        if p.returncode != 0:
+            raise Fail("create-topic %s: %s" % (name, p.stderr.decode("utf-8", "replace")[-1500:]))
+
+    def create_topics(self, topic, partitions, dlq_partitions=None):
+        """The input topic and its dead-letter topic."""
+        self.create_topic(topic, partitions)
+        self.create_topic(topic + ".dlq", dlq_partitions or partitions)
+
+    def stop(self):
+        p = self._script(["stop", "--dir", self.dir], 90)
+        self._stopped = True
+        if p.returncode != 0:
+            raise Fail("scripts/kafka stop failed: %s" % p.stderr.decode("utf-8", "replace")[-1500:])
+
+    def _cleanup(self):
+        if not self._stopped:
+            self._stopped = True
+            self._script(["stop", "--dir", self.dir], 90)
+
+
+class EmbeddedBroker:
+    """`walletstream broker` alone (the mock cluster in its own process), so
+    that a `run --brokers` can be stopped, killed and restarted while the
+    topic keeps its records."""
+
+    def __init__(self, topic="transactions_topic", partitions=3, shared=False):
+        self.dir = os.path.join(tempdir(), "broker")
+        self.topic, self.partitions, self.shared = topic, partitions, shared
+        self.proc = self.bootstrap = self.outfile = None
+
+    def start(self):
+        self.outfile = tempfile.TemporaryFile()
+        self.proc = spawn([require_binary(), "broker", "--data-dir", self.dir, "--topic", self.topic,
+                           "--partitions", str(self.partitions)], shared=self.shared,
+                          stdin=subprocess.DEVNULL, stdout=self.outfile, stderr=self.outfile)
+        path = os.path.join(self.dir, "kafka.bootstrap")
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise Fail("walletstream broker exited %s: %s" % (self.proc.returncode, self.output()[-1500:]))
+            if os.path.exists(path):
+                b = read_bytes(path).decode().strip()
+                if b and kcat_metadata_ok(b, self.topic):
+                    return b
+            return None
+        self.bootstrap = wait_until(ready, READY_TIMEOUT, "walletstream broker", interval=0.05)
+        check(self.bootstrap in self.output(), "walletstream broker did not print its address %s: %r" % (
+            self.bootstrap, self.output()[-500:]))
+        return self
+
+    def output(self):
+        self.outfile.seek(0)
+        return self.outfile.read().decode("utf-8", "replace")
+
+    def stop_ok(self):
+        rc = stop_process(self.proc)
+        if rc != 0:
+            raise Fail("walletstream broker exited %s after SIGTERM: %s" % (rc, self.output()[-1500:]))
+
+
+class Runner:
+    """`walletstream run` on a free loopback port.
+
+    brokers=None starts the embedded broker (its address is then read from
+    DATA_DIR/kafka.bootstrap). start() waits for /readyz 200 unless
+    wait_ready=False. kill9() simulates a crash; stop_ok() checks exit 0
+    after SIGTERM."""
+
+    def __init__(self, ddir, brokers=None, topic=None, group=None, partitions=None,
+                 batch_max=None, batch_linger=None, extra_args=(), shared=False):
+        self.ddir, self.brokers, self.topic, self.group = ddir, brokers, topic, group
+        self.partitions, self.batch_max, self.batch_linger = partitions, batch_max, batch_linger
+        self.extra_args, self.shared = list(extra_args), shared
+        self.proc = self.port = self.http = self.outfile = self.errfile = None
+        self.bootstrap = brokers
+        self.starts = 0
+        self.logs = []  # output of previous processes (kept across restarts)
+
+    def args(self):
+        a = [require_binary(), "run", "--data-dir", self.ddir, "--listen", "127.0.0.1:%d" % self.port]
+        for flag, v in (("--brokers", self.brokers), ("--topic", self.topic), ("--group", self.group),
+                        ("--partitions", self.partitions), ("--batch-max", self.batch_max),
+                        ("--batch-linger", self.batch_linger)):
+            if v is not None:
+                a += [flag, str(v)]
+        return a + self.extra_args
+
+    def start(self, wait_ready=True, timeout=READY_TIMEOUT):
+        for _ in range(3):  # a free port can be taken between pick and bind
+            self._keep_logs()
+            self.port = free_port()
+            self.outfile, self.errfile = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+            self.starts += 1
+            self.proc = spawn(self.args(), shared=self.shared, stdin=subprocess.DEVNULL,
+                              stdout=self.outfile, stderr=self.errfile)
+            self.http = Http(self.port)
+            if not wait_ready:
+                return self
+            if self.wait_ready(timeout, fail_on_exit=False):
+                return self
+            err = self.stderr()
+            if "address already in use" not in err.lower():
+                break
+        raise Fail("run exited before it was ready (exit %s): %s" % (self.proc.returncode, self.output()[-2000:]))
+
+    def _keep_logs(self):
+        if self.errfile is not None:
+            self.logs.append("--- run #%d (exit %s)\n%s" % (self.starts, self.proc.poll(), self.output()))
+
+    def all_logs(self):
+        self._keep_logs()
+        text = "\n".join(self.logs)
+        self.logs = self.logs[:-1]
+        return text
+
+    def wait_ready(self, timeout=READY_TIMEOUT, fail_on_exit=True):
+        """Poll /readyz until 200; False if the process exited (or Fail)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                if fail_on_exit:
+                    raise Fail("run exited (status %s): %s" % (self.proc.returncode, self.output()[-2000:]))
+                return False
+            try:
+                status, _, _ = http_request(self.port, "GET", "/readyz", timeout=2)
+                if status == 200:
+                    if self.brokers is None and self.bootstrap is None:
+                        self.bootstrap = self._embedded_bootstrap()
+                    return True
+            except OSError:
+                pass
+            time.sleep(POLL_INTERVAL)
+        raise Fail("run not ready within %.0f s: %s" % (timeout, self.output()[-2000:]))
+
+    def _embedded_bootstrap(self):
+        path = os.path.join(self.ddir, "kafka.bootstrap")
+        check(os.path.exists(path), "embedded broker: %s not written" % path)
+        b = read_bytes(path).decode().strip()
+        check(re.match(r"^[0-9.]+:[0-9]+$", b), "kafka.bootstrap holds %r" % b)
+        return b
+
+    def stdout(self):
+        self.outfile.seek(0)
+        return self.outfile.read().decode("utf-8", "replace")
+
+    def stderr(self):
+        self.errfile.seek(0)
+        return self.errfile.read().decode("utf-8", "replace")
+
+    def output(self):
+        return self.stdout() + self.stderr()
+
+    def stop(self):
+        if self.http:
+            self.http.close()
+        return stop_process(self.proc)
+
+    def stop_ok(self):
+        rc = self.stop()
+        if rc != 0:
+            raise Fail("run exited %s after SIGTERM (expected 0): %s" % (rc, self.output()[-2000:]))
+
+    def kill9(self):
+        """kill -9 and reap; returns the status (-9)."""
+        if self.http:
+            self.http.close()
+        self.proc.kill()
+        rc = self.proc.wait()
+        for procs in (_PROCS, _SHARED_PROCS):
+            if self.proc in procs:
+                procs.remove(self.proc)
+        return rc
+
+    def get(self, path, **kw):
+        return self.http.request("GET", path, **kw)
+
+    def get_json(self, path):
+        status, headers, body = self.get(path)
+        try:
+            return status, ref.parse_response(body)
+        except ValueError:
+            raise Fail("GET %s: body is not JSON: %r" % (path, body[:300]))
+
+    def metrics(self):
+        status, _, body = self.get("/metrics")
+        check(status == 200, "GET /metrics: %d %r" % (status, body[:200]))
+        return Metrics(body.decode("utf-8", "replace"))
+
+    def counts(self):
+        """{"applied": n, "duplicate": n, "rejected": n} from /metrics."""
+        return self.metrics().outcomes()
+
+    def wait_counted(self, n, timeout=CONSUME_TIMEOUT, what="records"):
+        """Poll /metrics until events_total sums to n (Fail beyond n)."""
+        seen = [None]
+
+        def done():
+            c = self.counts()
+            seen[0] = c
+            total = sum(c.values())
+            if total > n:
+                raise Fail("%d %s produced, but events_total already counts %d: %s" % (n, what, total, c))
+            if self.proc.poll() is not None:
+                raise Fail("run exited %s: %s" % (self.proc.returncode, self.output()[-2000:]))
+            return total == n
+        deadline = time.monotonic() + timeout
+        while not done():
+            if time.monotonic() > deadline:
+                raise Fail("after %.0f s, events_total counts %s of %d %s (lag %s)" % (
+                    timeout, seen[0], n, what, self.metrics().by_label("walletstream_consumer_lag", "partition")))
+            time.sleep(0.02)
+        return seen[0]
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.stop_ok()
+        elif self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        return False
+
+
+class Metrics:
+    """Prometheus text parsed into {name: {labels (sorted tuple): float}}."""
+
+    LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+\S+)?$')
+    LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+    def __init__(self, text):
+        self.text = text
+        self.samples = {}
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            m = self.LINE.match(line)
+            if not m:
+                raise Fail("/metrics: unparsable line %r" % line)
+            labels = tuple(sorted(self.LABEL.findall(m.group(2) or "")))
+            try:
+                v = float(m.group(3))
+            except ValueError:
+                raise Fail("/metrics: bad value in %r" % line)
+            self.samples.setdefault(m.group(1), {})[labels] = v
+
+    def get(self, name, **labels):
+        """One sample's value, or None."""
+        return self.samples.get(name, {}).get(tuple(sorted(labels.items())))
+
+    def by_label(self, name, label):
+        return {dict(k).get(label): v for k, v in self.samples.get(name, {}).items()}
+
+    def outcomes(self):
+        c = {o: 0 for o in ("applied", "duplicate", "rejected")}
+        for k, v in self.by_label("walletstream_events_total", "outcome").items():
+            c[k] = int(v)
+        return c
+
+    def reasons(self):
+        """{reason: count} of the non-zero walletstream_rejected_total."""
+        return {k: int(v) for k, v in self.by_label("walletstream_rejected_total", "reason").items() if v}
+
+
+def check_counters(runner, model):
+    """events_total by outcome and rejected_total by reason equal the model's
+    counts. Returns a list of differences."""
+    m = runner.metrics()
+    diffs = []
+    want = {o: model.counts[o] for o in ("applied", "duplicate", "rejected")}
+    got = m.outcomes()
+    if got != want:
+        diffs.append("events_total: expected %s, got %s" % (want, got))
+    if m.reasons() != model.reasons:
+        diffs.append("rejected_total: expected %s, got %s" % (dict(sorted(model.reasons.items())),
+                                                             dict(sorted(m.reasons().items()))))
+    return diffs
+
+
+class CountingModel(ref.Model):
+    """reference.Model that also counts rejections by reason and keeps each
+    record's outcome."""
+
+    def __init__(self):
+        ref.Model.__init__(self)
+        self.reasons = {}
+
+    def process(self, raw):
+        o = ref.Model.process(self, raw)
+        if o.outcome == "rejected":
+            self.reasons[o.reason] = self.reasons.get(o.reason, 0) + 1
+        return o
+
+
+# -- kcat ------------------------------------------------------------------
+
+class Record:
+    """One Kafka record as kcat read it: partition, offset, key and value
+    (bytes, None when null), headers [(name, value str)]."""
+    __slots__ = ("partition", "offset", "key", "value", "headers")
+
+    def __init__(self, partition, offset, key, value, headers=None):
+        self.partition, self.offset, self.key, self.value = partition, offset, key, value
+        self.headers = headers
+
+    def header(self, name):
+        vals = [v for k, v in (self.headers or []) if k == name]
+        return vals[0] if len(vals) == 1 else (None if not vals else vals)
+
+    def __repr__(self):
+        return "Record(%d/%d key=%r value=%r)" % (self.partition, self.offset, self.key,
+                                                 (self.value or b"")[:80])
+
+
+def kcat_metadata_ok(bootstrap, topic):
+    """True if the broker answers a metadata request listing topic."""
+    try:
+        p = subprocess.run([require_kcat(), "-L", "-b", bootstrap, "-t", topic, "-m", "2"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+    except subprocess.TimeoutExpired:
+        return False
+    return p.returncode == 0 and ('topic "%s"' % topic).encode() in p.stdout and b"Broker:" not in p.stdout
+
+
+def kcat_produce(bootstrap, topic, records, partition=None, background=False):
+    """Produce [(key bytes or None, value bytes)] with `kcat -P -K<TAB>`, in
+    order. Values must not hold a newline; keys neither a tab nor a newline;
+    a None key is sent as a null key (the value must then hold no tab).
+    Waits for kcat (it flushes: everything acknowledged) unless background,
+    in which case the Popen is returned (see kcat_wait)."""
+    buf = bytearray()
+    for key, value in records:
+        if b"\n" in value:
+            raise ValueError("kcat_produce: newline in value %r" % value[:80])
+        if key is None:
+            if b"\t" in value:
+                raise ValueError("kcat_produce: null key with a tab in the value")
+            buf += value + b"\n"
+        else:
+            if b"\t" in key or b"\n" in key:
+                raise ValueError("kcat_produce: tab or newline in key %r" % key)
+            buf += key + b"\t" + value + b"\n"
+    args = [require_kcat(), "-P", "-b", bootstrap, "-t", topic, "-K", "\t", "-X", "message.max.bytes=10000000"]
+    if partition is not None:
+        args += ["-p", str(partition)]
+    errf = tempfile.TemporaryFile()
+    p = spawn(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errf)
+    p.errf = errf
+    p.count = len(records)
+    if background:
+        import threading
+        def feed():
+            try:
+                p.stdin.write(bytes(buf))
+                p.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+        th = threading.Thread(target=feed, daemon=True)
+        th.start()
+        p.feeder = th
+        return p
+    try:
+        p.stdin.write(bytes(buf))
+        p.stdin.close()
+    except BrokenPipeError:
+        pass
+    return kcat_wait(p)
+
+
+def kcat_wait(p, timeout=KCAT_TIMEOUT):
+    """Wait for a kcat_produce(background=True); Fail unless all delivered."""
+    try:
+        rc = p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        raise Fail("kcat -P did not finish within %.0f s" % timeout)
+    if getattr(p, "feeder", None):
+        p.feeder.join()
+    if p in _PROCS:
+        _PROCS.remove(p)
+    p.errf.seek(0)
+    err = p.errf.read().decode("utf-8", "replace")
+    if rc != 0 or "ERROR" in err:
+        raise Fail("kcat -P of %d records failed (exit %d): %s" % (p.count, rc, err[-1500:]))
+    return p.count
+
+
+_KCAT_FORMAT = "%p\\t%o\\t%K\\t%S\\t%k%s\\n"
+
+
+def kcat_consume(bootstrap, topic, headers=False, timeout=KCAT_TIMEOUT):
+    """Every record of topic now (kcat -C -e), sorted by (partition,
+    offset), keys and values byte for byte; headers too if asked."""
+    args = [require_kcat(), "-C", "-b", bootstrap, "-t", topic, "-e", "-q", "-o", "beginning",
+            "-X", "fetch.message.max.bytes=10000000"]
+    try:
+        p = subprocess.run(args + ["-f", _KCAT_FORMAT], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise Fail("kcat -C -t %s did not finish within %.0f s" % (topic, timeout))
+    if p.returncode != 0:
+        raise Fail("kcat -C -t %s failed (exit %d): %s" % (topic, p.returncode, p.stderr[-1500:]))
+    out = p.stdout
+    recs = []
+    i = 0
+    while i < len(out):
+        fields = []
+        for _ in range(4):
+            j = out.index(b"\t", i)
+            fields.append(int(out[i:j]))
+            i = j + 1
+        part, off, klen, vlen = fields
+        key = None if klen < 0 else out[i:i + klen]
+        i += max(klen, 0)
+        value = None if vlen < 0 else out[i:i + vlen]
+        i += max(vlen, 0)
+        if out[i:i + 1] != b"\n":
+            raise Fail("kcat -C output out of frame at byte %d" % i)
+        i += 1
+        recs.append(Record(part, off, key, value))
+    recs.sort(key=lambda r: (r.partition, r.offset))
+    if headers:
+        try:
+            p = subprocess.run(args + ["-J"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise Fail("kcat -C -J -t %s did not finish within %.0f s" % (topic, timeout))
+        hdrs = {}
+        for line in p.stdout.decode("utf-8", "replace").split("\n"):  # not splitlines(): U+0085, U+2028
+            if not line.strip():
+                continue
+            try:
+                j = json.loads(line)
+            except ValueError:
+                raise Fail("kcat -J line is not JSON: %r" % line[:300])
+            h = j.get("headers") or []
+            hdrs[(j["partition"], j["offset"])] = list(zip(h[0::2], h[1::2]))
+        for r in recs:
+            r.headers = hdrs.get((r.partition, r.offset))
+            if r.headers is None:
+                raise Fail("kcat -J did not return %s/%d/%d" % (topic, r.partition, r.offset))
+    return recs
+
+
+# -- events keyed for Kafka --------------------------------------------------
+
+def wallet_key(value, fallback):
+    """The record key a producer keyed by wallet_id would use: the wallet as
+    the reference decodes it (UTF-8); else a readable string wallet_id; else
+    `fallback`. Never a tab or newline (kcat's delimiters)."""
+    t = ref.decode(value)
+    if isinstance(t, ref.Txn):
+        return t.wallet.encode("utf-8")
+    try:
+        doc = json.loads(value.decode("utf-8"))
+        w = doc.get("wallet_id") if isinstance(doc, dict) else None
+        if isinstance(w, str) and w and "\t" not in w and "\n" not in w:
+            return w.encode("utf-8", "surrogatepass")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        pass
+    return fallback
+
+
+def keyed_for_kafka(lines, drop_cross_wallet=True):
+    """[(key, value)] for generated lines: keyed by wallet so that each
+    wallet's events keep their order on one partition. Empty lines (which
+    kcat cannot send) are dropped. With drop_cross_wallet, a line whose
+    transaction_id was first seen valid on another wallet is dropped: its
+    outcome would depend on how partitions interleave (SPEC §4 "Order"),
+    and the tests compare outcomes exactly."""
+    out = []
+    first_wallet = {}
+    for i, v in enumerate(lines):
+        if not v:
+            continue
+        t = ref.decode(v)
+        if isinstance(t, ref.Txn):
+            w = first_wallet.setdefault(t.tid, t.wallet)
+            if drop_cross_wallet and w != t.wallet:
+                continue
+        out.append((wallet_key(v, b"nokey-%d" % (i % 7)), v))
+    return out
+
+
+def model_of_topic(records):
+    """A CountingModel fed the records of a topic partition by partition in
+    offset order (any interleaving gives the same result when conflicting
+    records share a key). Returns (model, {(partition, offset): Outcome})."""
+    m = CountingModel()
+    outs = {}
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        outs[(r.partition, r.offset)] = m.process(r.value if r.value is not None else b"")
+    return m, outs
+
+
+def check_dlq(dlq_records, input_records, outcomes, topic, at_least_once=False):
+    """Dead letters against the input topic: one per rejected input record
+    (at_least_once: one or more, identical), none for the others; key and
+    value byte for byte; headers walletstream.reason (the reference's),
+    walletstream.detail (non-empty), walletstream.source (topic/p/o).
+    Returns a list of differences."""
+    by_src = {(r.partition, r.offset): r for r in input_records}
+    diffs = []
+    got = {}
+    for d in dlq_records:
+        src = d.header("walletstream.source")
+        if not isinstance(src, str):
+            diffs.append("dead letter %d/%d: walletstream.source header %r (headers %r)" % (
+                d.partition, d.offset, src, d.headers))
+            continue
+        m = re.match(r"^(.*)/([0-9]+)/([0-9]+)$", src)
+        if not m or m.group(1) != topic:
+            diffs.append("dead letter %d/%d: source %r is not %s/PARTITION/OFFSET" % (d.partition, d.offset, src, topic))
+            continue
+        got.setdefault((int(m.group(2)), int(m.group(3))), []).append(d)
+    for key in sorted(set(got) | {k for k, o in outcomes.items() if o.outcome == "rejected"}):
+        o = outcomes.get(key)
+        src = "%s/%d/%d" % ((topic,) + key)
+        letters = got.get(key, [])
+        if o is None or o.outcome != "rejected":
+            diffs.append("%s: dead-lettered (%s) but its outcome is %s" % (
+                src, letters[0].header("walletstream.reason"), o and o.outcome))
+            continue
+        if not letters:
+            diffs.append("%s: no dead letter (expected reason %s, value %r)" % (src, o.reason, by_src[key].value[:120]))
+            continue
+        if len(letters) > 1 and not at_least_once:
+            diffs.append("%s: %d dead letters, expected one" % (src, len(letters)))
+        rec = by_src[key]
+        for d in letters:
+            if d.value != rec.value:
+                diffs.append("%s: dead letter value differs (%d bytes %r vs %d bytes %r)" % (
+                    src, len(d.value or b""), (d.value or b"")[:60], len(rec.value or b""), (rec.value or b"")[:60]))
+            if d.key != rec.key:
+                diffs.append("%s: dead letter key %r, the record's key is %r" % (src, d.key, rec.key))
+            reason = d.header("walletstream.reason")
+            if reason != o.reason:
+                diffs.append("%s: walletstream.reason %r, expected %s (value %r)" % (src, reason, o.reason, rec.value[:120]))
+            detail = d.header("walletstream.detail")
+            if not isinstance(detail, str) or not detail.strip():
+                diffs.append("%s: walletstream.detail %r" % (src, detail))
+            elif o.reason == "invalid_field" and o.field and not any(k in detail for k in ref.FIELD_KEYS[o.field]):
+                diffs.append("%s: invalid_field detail %r does not name %s" % (src, detail, o.field))
+    return diffs
