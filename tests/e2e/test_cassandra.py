@@ -1,0 +1,538 @@
+#!/usr/bin/env python3
+"""The original architecture end to end (issue 5): records produced into a
+real Kafka, `walletstream run`, its compacted changelog topics, a Kafka
+Connect worker with the CQL sink, and Cassandra, all started by
+scripts/cassandra-pipeline in a temporary run directory. The tables of
+keyspace `betting` are read back with the Python driver and compared with
+the reference model (and examples/*_expected.json) exactly: decimals by
+their printed text (value and scale), instants to the nanosecond.
+
+WS_E2E_NO_CASSANDRA=1 skips the whole script. Needs java, mvn (once, to
+resolve the jars), kcat, curl and Debian's python3-cassandra.
+"""
+
+import os
+import sys
+
+if os.environ.get("WS_E2E_NO_CASSANDRA") == "1":
+    print("SKIP test_cassandra: WS_E2E_NO_CASSANDRA=1")
+    print("0 passed, 0 failed")
+    sys.exit(0)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "scripts"))
+import cassandra_cql  # noqa: E402
+
+HAVE_DRIVER = cassandra_cql.import_driver()  # may re-run this script under Debian's python3
+
+import atexit  # noqa: E402
+import calendar  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import wslib  # noqa: E402
+from wslib import test, check, check_eq, check_no_diffs, Fail  # noqa: E402
+import reference as ref  # noqa: E402
+
+PIPELINE = os.path.join(wslib.REPO, "scripts", "cassandra-pipeline")
+TOPIC = "ws_cassandra_e2e"
+# first start resolves the jars (~30 s) and starts four JVM-or-native services
+START_TIMEOUT = float(os.environ.get("WS_E2E_PIPELINE_TIMEOUT", "300"))
+CONVERGE_TIMEOUT = float(os.environ.get("WS_E2E_CASSANDRA_TIMEOUT", "120"))
+SINKTEST = "sinktest-"  # ids of records produced straight into the changelog topics
+
+
+# -------------------------------------------------------------------------
+# The pipeline, shared by the tests of this script
+
+class Pipeline:
+    def __init__(self):
+        # not wslib.tempdir(): that is removed before atexit runs, while the
+        # services still run from it; _teardown stops them, then removes it
+        self.top = tempfile.mkdtemp(prefix="ws-cassandra-")
+        self.dir = os.path.join(self.top, "run")
+        self.env = {}
+        self.session = None
+        self.lines = []  # every input record value produced so far, in order (one partition)
+
+    def run(self, *args, timeout=START_TIMEOUT):
+        env = dict(os.environ, PIPELINE_PARTITIONS="1", WALLETSTREAM_BIN=wslib.binary())
+        env.pop("WALLETSTREAM_TOPIC", None)
+        try:
+            p = subprocess.run([PIPELINE] + list(args) + ["--dir", self.dir, "--topic", TOPIC],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=timeout,
+                               stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise Fail("cassandra-pipeline %s did not finish within %.0f s" % (" ".join(args), timeout))
+        out, err = p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+        if p.returncode != 0:
+            raise Fail("cassandra-pipeline %s exited %d: %s" % (" ".join(args), p.returncode, err[-2500:]))
+        return out, err
+
+    def start(self, *components):
+        t0 = time.monotonic()
+        out, err = self.run("start", *components)
+        for line in out.splitlines():
+            k, _, v = line.partition("=")
+            if k:
+                self.env[k] = v
+        wslib.log("pipeline start %s: %.1f s" % (" ".join(components) or "(all)", time.monotonic() - t0))
+        return err
+
+    def stop(self, *components, kill=False):
+        self.run("stop", *components, *(["--kill"] if kill else []))
+
+    @property
+    def brokers(self):
+        return self.env["BROKERS"]
+
+    def api_port(self):
+        return int(self.env["API_URL"].rsplit(":", 1)[1])
+
+    def cql(self):
+        if self.session is None:
+            self.session = cassandra_cql.session(int(self.env["CQL_PORT"]))
+        return self.session
+
+    def close(self):
+        if self.session is not None:
+            try:
+                cassandra_cql.close(self.session)
+            except Exception:
+                pass
+            self.session = None
+
+
+_PIPE = None
+_PIPE_ERROR = None
+
+
+def pipeline():
+    """The running pipeline (started once; a failed start fails every test)."""
+    global _PIPE, _PIPE_ERROR
+    if _PIPE_ERROR:
+        raise Fail("the pipeline did not start: %s" % _PIPE_ERROR)
+    if _PIPE is None:
+        if not HAVE_DRIVER:
+            _PIPE_ERROR = "the Cassandra driver is missing (Debian: apt-get install python3-cassandra)"
+            raise Fail(_PIPE_ERROR)
+        for tool in ("java", "kcat", "curl"):
+            if not shutil.which(tool):
+                _PIPE_ERROR = "%s not found on PATH" % tool
+                raise Fail(_PIPE_ERROR)
+        wslib.require_binary()
+        p = Pipeline()
+        atexit.register(_teardown, p)
+        try:
+            p.start()
+        except Fail as e:
+            _PIPE_ERROR = str(e)
+            raise
+        _PIPE = p
+    return _PIPE
+
+
+def _teardown(p):
+    p.close()
+    keep = os.environ.get("WS_E2E_KEEP")
+    try:
+        p.run("stop", *([] if keep else ["--clean"]), timeout=180)
+    except Fail as e:
+        wslib.log("stopping the pipeline: %s" % e)
+        return
+    if keep:
+        wslib.log("kept the pipeline directory %s" % p.dir)
+    else:
+        shutil.rmtree(p.top, ignore_errors=True)
+
+
+# -------------------------------------------------------------------------
+# Producing
+
+def wallet_key(value):
+    try:
+        d = json.loads(value.decode("utf-8"))
+        w = d.get("wallet_id") if isinstance(d, dict) else None
+        if isinstance(w, str) and w and "\t" not in w and "\n" not in w:
+            return w.encode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return b"nokey"
+
+
+def kcat_produce(brokers, topic, records):
+    """Produce [(key bytes, value bytes)] in order with kcat -K<TAB>; waits
+    until kcat has flushed (every record acknowledged)."""
+    buf = bytearray()
+    for k, v in records:
+        if b"\n" in v or b"\t" in k or b"\n" in k:
+            raise ValueError("kcat_produce: newline in value or tab/newline in key")
+        buf += k + b"\t" + v + b"\n"
+    try:
+        p = subprocess.run(["kcat", "-P", "-b", brokers, "-t", topic, "-K", "\t", "-X", "message.max.bytes=10000000"],
+                           input=bytes(buf), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+    except subprocess.TimeoutExpired:
+        raise Fail("kcat -P to %s did not finish within 120 s" % topic)
+    if p.returncode != 0:
+        raise Fail("kcat -P to %s exited %d: %s" % (topic, p.returncode, p.stderr[-800:]))
+
+
+def produce_input(pipe, lines):
+    """Produce input records (keyed by wallet) and remember them for the model."""
+    kcat_produce(pipe.brokers, TOPIC, [(wallet_key(v), v) for v in lines])
+    pipe.lines.extend(lines)
+
+
+def generated(seed, count, wallets=40, products=6):
+    """Valid events for wallets g<seed>-w*, each wallet with one currency."""
+    rnd = random.Random(seed)
+    curs = ["USD", "EUR", "JPY", "GBP"]
+    out = []
+    for i in range(count):
+        w = rnd.randrange(wallets)
+        cur = curs[w % len(curs)]
+        typ = rnd.choices(["credit", "debit", "cancelCredit", "cancelDebit"], [5, 4, 1, 1])[0]
+        scale = 0 if cur == "JPY" else rnd.choice([0, 1, 2, 2, 2, 3])
+        units = rnd.randrange(1, 10 ** (4 + scale))
+        amount = str(units) if scale == 0 else "%d.%0*d" % (units // 10 ** scale, scale, units % 10 ** scale)
+        day = rnd.randrange(1, 28)
+        frac = rnd.choice(["", "", ".5", ".123456789", ".000001"])
+        ts = "2024-%02d-%02dT%02d:%02d:%02d%sZ" % (rnd.randrange(1, 13), day, rnd.randrange(24),
+                                                   rnd.randrange(60), rnd.randrange(60), frac)
+        out.append(wslib.event("g%d-%06d" % (seed, i), "g%d-w%d" % (seed, w), "g%d-p%d" % (seed, rnd.randrange(products)),
+                               typ, amount, cur, ts))
+    return out
+
+
+# -------------------------------------------------------------------------
+# Reading Cassandra back, in the API's shapes
+
+def num(d):
+    return ref.Num(format(d, "f"))  # plain notation, the scale as stored
+
+
+def instant(ts, nanos, where, diffs):
+    """The exact instant of a (timestamp, nanos) pair, as RFC 3339 text."""
+    if ts is None:
+        diffs.append("%s: no timestamp" % where)
+        return None
+    if nanos is None:
+        diffs.append("%s: no nanos column" % where)
+        nanos = ts.microsecond * 1000
+    elif ts.microsecond // 1000 != nanos // 1000000:
+        diffs.append("%s: timestamp %s disagrees with nanos %d" % (where, ts, nanos))
+    sec = calendar.timegm(ts.timetuple())
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + ".%09dZ" % nanos
+
+
+def instant_ms(ms, nanos, where, diffs):
+    """The exact instant of (milliseconds since the epoch, nano-of-second)."""
+    if ms is None or nanos is None:
+        diffs.append("%s: timestamp %r, nanos %r" % (where, ms, nanos))
+        return None
+    if ms % 1000 != nanos // 1000000:
+        diffs.append("%s: timestamp %d ms disagrees with nanos %d" % (where, ms, nanos))
+    sec = ms // 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + ".%09dZ" % nanos
+
+
+def cassandra_figures(sess, diffs):
+    """{(route, key): figure} of every row (the sink test's rows left out)."""
+    figs = {}
+    for r in sess.execute("SELECT wallet_id, balance, currency, transactions, last_event_time_nanos,"
+                          " toUnixTimestamp(last_event_time) AS ms FROM betting.balances", timeout=30):
+        figs[("balance", r.wallet_id)] = {
+            "wallet_id": r.wallet_id, "balance": num(r.balance), "currency": r.currency,
+            "transactions": ref.Num(str(r.transactions)),
+            "last_event_time": instant_ms(r.ms, r.last_event_time_nanos, r.wallet_id, diffs)}
+    for r in sess.execute("SELECT * FROM betting.avg_debits", timeout=30):
+        figs[("average_daily_debit", r.wallet_id)] = {
+            "wallet_id": r.wallet_id, "currency": r.currency, "average_daily_debit": num(r.avg_daily_debit),
+            "total_debit": num(r.total_debit), "days": ref.Num(str(r.days)),
+            "debit_days": ref.Num(str(r.debit_days)), "first_day": str(r.first_day), "last_day": str(r.last_day)}
+    for r in sess.execute("SELECT * FROM betting.top_credits", timeout=30):
+        entries = []
+        for i, c in enumerate(r.top_credits or []):  # CQL stores an empty list as null
+            entries.append({"transaction_id": c.transaction_id, "wallet_id": c.wallet_id, "amount": num(c.amount),
+                            "currency": c.currency,
+                            "timestamp": instant(c.timestamp, c.timestamp_nanos, "%s[%d]" % (r.product_id, i), diffs)})
+        figs[("top_credits", r.product_id)] = {"product_id": r.product_id, "top_credits": entries}
+    return {k: v for k, v in figs.items() if not k[1].startswith(SINKTEST)}
+
+
+def model_figures(model):
+    figs = {}
+    for w in model.wallets:
+        figs[("balance", w)] = model.balance(w)
+        figs[("average_daily_debit", w)] = model.average_daily_debit(w)
+    for p in model.products:
+        figs[("top_credits", p)] = model.top_credits(p)
+    return figs
+
+
+def figure_diffs(expected, actual):
+    diffs = []
+    for k in sorted(expected):
+        if k not in actual:
+            diffs.append("%s/%s: no row" % k)
+        else:
+            diffs += ["%s/%s: %s" % (k[0], k[1], d) for d in ref.compare(expected[k], actual[k])]
+    for k in sorted(set(actual) - set(expected)):
+        diffs.append("%s/%s: unexpected row" % k)
+    return diffs
+
+
+def wait_cassandra(pipe, expected, what, timeout=CONVERGE_TIMEOUT):
+    """Poll until the tables hold exactly `expected`; Fail with the last differences."""
+    deadline = time.monotonic() + timeout
+    t0 = time.monotonic()
+    while True:
+        diffs = []
+        try:
+            diffs += figure_diffs(expected, cassandra_figures(pipe.cql(), diffs))
+        except Exception as e:  # Cassandra restarting, session lost
+            pipe.close()
+            diffs = ["reading Cassandra: %s: %s" % (type(e).__name__, e)]
+        if not diffs:
+            wslib.log("%s: Cassandra converged in %.2f s" % (what, time.monotonic() - t0))
+            return
+        if time.monotonic() > deadline:
+            check_no_diffs(diffs, "%s, after %.0f s" % (what, timeout))
+        time.sleep(0.05)
+
+
+def expected_now(pipe):
+    model, _ = ref.run(pipe.lines)
+    return model, model_figures(model)
+
+
+def connector_states(pipe):
+    out = {}
+    for c in ("balances", "avg_debits", "top_credits"):
+        try:
+            st, _, body = wslib.http_request(int(pipe.env["CONNECT_URL"].rsplit(":", 1)[1]), "GET",
+                                             "/connectors/cassandra-%s/status" % c, timeout=5)
+            d = json.loads(body)
+            out[c] = [t["state"] for t in d.get("tasks", [])]
+        except (OSError, ValueError) as e:
+            out[c] = ["?%s" % e]
+    return out
+
+
+def api_figure_diffs(pipe, model):
+    port = pipe.api_port()
+    diffs = []
+    for (route, key), want in sorted(model_figures(model).items()):
+        st, _, body = wslib.http_request(port, "GET", "/%s/%s" % (route, wslib.quote_id(key)))
+        if st != 200:
+            diffs.append("GET /%s/%s: %d" % (route, key, st))
+            continue
+        diffs += ["GET /%s/%s: %s" % (route, key, d) for d in ref.compare(want, ref.parse_response(body))]
+    return diffs
+
+
+# -------------------------------------------------------------------------
+
+@test
+def cassandra_sink_keeps_decimals_and_instants_exact():
+    """Changelog records produced straight into the three topics (the shapes
+    of walletstream's records) land in Cassandra exactly: an 18-digit
+    fraction, a 21-digit integer, scales kept, nanoseconds kept, an empty
+    and a two-currency top list, the later record of a key winning, the
+    API's average_daily_debit renamed to the original avg_daily_debit."""
+    pipe = pipeline()
+    w1, w2, w3, p1, p2 = (SINKTEST + x for x in ("w1", "w2", "w3", "p1", "p2"))
+    kcat_produce(pipe.brokers, TOPIC + ".balances", [
+        (w1.encode(), b'{"wallet_id":"%s","balance":1.00,"currency":"USD","transactions":1,'
+                      b'"last_event_time":"2024-05-11T12:50:00Z"}' % w1.encode()),
+        (w1.encode(), b'{"wallet_id":"%s","balance":1000000000000604.180000000000000002,"currency":"USD",'
+                      b'"transactions":21,"last_event_time":"2024-05-11T12:50:00.123456789Z"}' % w1.encode()),
+        (w2.encode(), b'{"wallet_id":"%s","balance":100000000000000000000,"currency":"JPY","transactions":2,'
+                      b'"last_event_time":"1970-01-01T00:00:00.000000001Z"}' % w2.encode()),
+        (w3.encode(), b'{"wallet_id":"%s","balance":-0.000000000000000001,"currency":"EUR","transactions":3,'
+                      b'"last_event_time":"9999-12-31T23:59:59.999999999Z"}' % w3.encode()),
+    ])
+    kcat_produce(pipe.brokers, TOPIC + ".avg_debits", [
+        (w1.encode(), b'{"wallet_id":"%s","currency":"USD","average_daily_debit":0.054945,"total_debit":5.00,'
+                      b'"days":91,"debit_days":1,"first_day":"2024-02-11","last_day":"2024-05-11"}' % w1.encode()),
+    ])
+    kcat_produce(pipe.brokers, TOPIC + ".top_credits", [
+        (p1.encode(), b'{"product_id":"%s","top_credits":[]}' % p1.encode()),
+        (p2.encode(), b'{"product_id":"%s","top_credits":[{"transaction_id":"t1","wallet_id":"w","amount":3,'
+                      b'"currency":"JPY","timestamp":"2024-05-11T12:50:00Z"},{"transaction_id":"t2","wallet_id":"w",'
+                      b'"amount":35.10,"currency":"USD","timestamp":"2024-05-11T12:50:00.000001Z"}]}' % p2.encode()),
+    ])
+    want = {
+        ("balances", w1): {"balance": "1000000000000604.180000000000000002", "transactions": 21,
+                           "last_event_time_nanos": 123456789, "ms": 1715431800123},
+        ("balances", w2): {"balance": "100000000000000000000", "last_event_time_nanos": 1, "ms": 0},
+        ("balances", w3): {"balance": "-0.000000000000000001", "last_event_time_nanos": 999999999,
+                           "ms": 253402300799999},
+        ("avg_debits", w1): {"avg_daily_debit": "0.054945", "total_debit": "5.00", "days": 91, "debit_days": 1,
+                             "first_day": "2024-02-11", "last_day": "2024-05-11"},
+        ("top_credits", p1): {"top_credits": None},
+        ("top_credits", p2): {"top_credits": [
+            {"transaction_id": "t1", "wallet_id": "w", "amount": "3", "currency": "JPY",
+             "timestamp": "2024-05-11T12:50:00.000Z", "timestamp_nanos": 0},
+            {"transaction_id": "t2", "wallet_id": "w", "amount": "35.10", "currency": "USD",
+             "timestamp": "2024-05-11T12:50:00.000Z", "timestamp_nanos": 1000}]},
+    }
+    port = int(pipe.env["CQL_PORT"])
+
+    def diffs():
+        out = []
+        for (table, key), fields in sorted(want.items()):
+            col = "product_id" if table == "top_credits" else "wallet_id"
+            # the Python driver turns timestamps into datetimes through a
+            # float (a millisecond off near year 9999): read the milliseconds
+            cols = {"balances": "wallet_id, balance, transactions, last_event_time_nanos,"
+                                " toUnixTimestamp(last_event_time) AS ms"}.get(table, "*")
+            rows = [json.loads(l) for l in cql_query(port, "SELECT %s FROM betting.%s WHERE %s = '%s'"
+                                                     % (cols, table, col, key))]
+            if not rows:
+                out.append("%s/%s: no row" % (table, key))
+                continue
+            for f, v in fields.items():
+                if rows[0].get(f) != v:
+                    out.append("%s/%s.%s: expected %r, got %r" % (table, key, f, v, rows[0].get(f)))
+        return out
+    deadline = time.monotonic() + CONVERGE_TIMEOUT
+    while True:
+        d = diffs()
+        if not d:
+            return
+        if time.monotonic() > deadline:
+            check_no_diffs(d, "rows written by the sink")
+        time.sleep(0.1)
+
+
+def cql_query(port, cql):
+    """Rows through scripts/cassandra_cql.py (the tool the docs show), as JSON lines."""
+    p = subprocess.run([sys.executable, os.path.join(wslib.REPO, "scripts", "cassandra_cql.py"), "--port", str(port),
+                        "query", cql], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    if p.returncode != 0:
+        raise Fail("cassandra_cql.py query failed: %s" % p.stderr.decode("utf-8", "replace")[-500:])
+    return [l for l in p.stdout.decode("utf-8").splitlines() if l.strip()]
+
+
+@test
+def cassandra_seed_and_conformance_figures_exact():
+    """The seed example and the conformance set produced into the input
+    topic: the tables hold exactly the figures of seed_expected.json and
+    conformance_expected.json, and nothing else."""
+    pipe = pipeline()
+    seed = ref.split_lines(wslib.read_bytes(wslib.example("seed_transactions.jsonl")))
+    conf = ref.split_lines(wslib.read_bytes(wslib.example("conformance_input.jsonl")))
+    produce_input(pipe, seed + conf)
+    expected = {}
+    for name in ("seed_expected.json", "conformance_expected.json"):
+        doc = ref.parse_response(wslib.read_bytes(wslib.example(name)))
+        for route, key, fig in ref.figures_of(doc):
+            expected[(route, key)] = fig
+    _, model = expected_now(pipe)
+    check_no_diffs(figure_diffs(expected, model), "the reference model against the examples")
+    wait_cassandra(pipe, expected, "seed + conformance")
+
+
+@test
+def cassandra_updated_wallets_show_new_figures():
+    """Later events for wallets and products already in Cassandra replace
+    their rows (a new top credit enters product1's list)."""
+    pipe = pipeline()
+    produce_input(pipe, [
+        wslib.event("upd-1", "b", "product1", "credit", "40.00", ts="2024-06-01T08:00:00Z"),
+        wslib.event("upd-2", "b", "product2", "debit", "2.50", ts="2024-06-02T08:00:00.5Z"),
+        wslib.event("upd-3", "cw2", "cp2", "credit", "7.00", ts="2024-05-11T08:00:00Z"),
+        wslib.event("upd-4", "cw3", "cp3", "credit", "1", "JPY"),
+    ])
+    model, expected = expected_now(pipe)
+    check_eq("115.00", model.balance("b")["balance"].text, "reference balance of b")
+    wait_cassandra(pipe, expected, "updated wallets")
+
+
+@test
+def cassandra_restart_connect_and_walletstream_mid_stream():
+    """walletstream killed (SIGKILL) and Connect stopped right after a burst
+    of 3,000 events, 3,000 more produced while they are down, both started
+    again, 1,000 more: Cassandra ends with exactly the final figures."""
+    pipe = pipeline()
+    produce_input(pipe, generated(1, 3000))
+    pipe.stop("walletstream", kill=True)
+    pipe.stop("connect")
+    produce_input(pipe, generated(2, 3000))
+    pipe.start("connect", "walletstream")
+    produce_input(pipe, generated(3, 1000))
+    _, expected = expected_now(pipe)
+    wait_cassandra(pipe, expected, "after restarts")
+
+
+@test
+def cassandra_down_walletstream_serves_then_cassandra_catches_up():
+    """Cassandra killed: walletstream keeps consuming and serving (/readyz
+    200, figures advance to the new events), the sink tasks wait instead of
+    failing; Cassandra started again catches up to exactly the final figures."""
+    pipe = pipeline()
+    pipe.close()
+    pipe.stop("cassandra", kill=True)
+    produce_input(pipe, generated(4, 2000))
+    model, expected = expected_now(pipe)
+    port = pipe.api_port()
+    last = []
+
+    def api_caught_up():
+        st, _, body = wslib.http_request(port, "GET", "/readyz")
+        if st != 200:
+            last[:] = ["/readyz %d %r" % (st, body[:200])]
+            return False
+        last[:] = api_figure_diffs(pipe, model)
+        return not last
+    try:
+        wslib.wait_until(api_caught_up, CONVERGE_TIMEOUT, "walletstream to serve the new figures")
+    except Fail:
+        check_no_diffs(last, "walletstream while Cassandra is down")
+    # the sink tasks retry rather than fail while Cassandra is away
+    states = connector_states(pipe)
+    check(all(s == ["RUNNING"] for s in states.values()), "connector tasks while Cassandra is down: %s" % states)
+    pipe.start("cassandra")
+    wait_cassandra(pipe, expected, "after Cassandra came back")
+    states = connector_states(pipe)
+    check(all(s == ["RUNNING"] for s in states.values()), "connector tasks after Cassandra came back: %s" % states)
+
+
+@test
+def cassandra_end_to_end_delay():
+    """Produce one event at a time and time it until its balance row shows
+    the new figure: prints p50/p99 (a sanity bound of 30 s each)."""
+    pipe = pipeline()
+    sess = pipe.cql()
+    q = sess.prepare("SELECT balance FROM betting.balances WHERE wallet_id = ?")
+    delays = []
+    for i in range(int(os.environ.get("WS_E2E_DELAY_SAMPLES", "60"))):
+        w = "lat-w%d" % i
+        v = wslib.event("lat-%d" % i, w, "lat-p", "credit", "1.%02d" % (i % 100))
+        t0 = time.monotonic()
+        produce_input(pipe, [v])
+        deadline = t0 + 30
+        while True:
+            row = sess.execute(q, (w,)).one()
+            if row is not None:
+                break
+            if time.monotonic() > deadline:
+                raise Fail("%s did not reach Cassandra within 30 s" % w)
+            time.sleep(0.002)
+        delays.append(time.monotonic() - t0)
+    delays.sort()
+    p50 = delays[len(delays) // 2]
+    p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
+    wslib.log("produce -> row in Cassandra over %d events (kcat start included): p50 %.0f ms, p99 %.0f ms, max %.0f ms"
+              % (len(delays), p50 * 1000, p99 * 1000, delays[-1] * 1000))
+    _, expected = expected_now(pipe)
+    wait_cassandra(pipe, expected, "after the delay samples")
+
+
+if __name__ == "__main__":
+    wslib.main()
