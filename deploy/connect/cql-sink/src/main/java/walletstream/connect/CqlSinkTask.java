@@ -189,21 +189,23 @@ public class CqlSinkTask extends SinkTask {
         } catch (CompletionException e) {
             Throwable c = e.getCause();
             if (c instanceof DriverException && retriable((DriverException) c)) {
-                context.timeout(backoffMs);
-                throw new RetriableException("write to " + keyspace + "." + table + " failed, will retry: "
-                        + c.getMessage(), c);
+                throw retry("write failed (" + c.getMessage() + ")", c);
             }
             throw new ConnectException("write to " + keyspace + "." + table + " failed: " + c, c);
         } catch (RetriableException e) {
-            context.timeout(backoffMs);
-            throw e;
+            throw retry(e.getMessage(), e.getCause());
         } catch (DriverException e) {
             if (retriable(e)) {
-                context.timeout(backoffMs);
-                throw new RetriableException(e.getMessage(), e);
+                throw retry(e.getMessage(), e);
             }
             throw new ConnectException(e.getMessage(), e);
         }
+    }
+
+    private RetriableException retry(String what, Throwable cause) {
+        log.warn("{}.{}: {}; the batch will retry in {} ms", keyspace, table, what, backoffMs);
+        context.timeout(backoffMs);
+        return new RetriableException(what, cause);
     }
 
     @SuppressWarnings({"unchecked", "rawtypes"})
