@@ -53,4 +53,8 @@ int ws_config_parse(ws_config *c, enum ws_cmd cmd, int argc, char **argv,
 /* Prints the options of `cmd` with their variables and defaults. */
 void ws_config_help(FILE *f, enum ws_cmd cmd);
 
+/* Prints the table of every option as Markdown (docs/CONFIGURATION.md);
+ * names[i] is the name of the command whose bit is 1 << i. */
+void ws_config_markdown(FILE *f, const char *const *names, int ncmds);
+
 #endif

@@ -173,6 +173,12 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
                 pos[0]);
         return EXIT_USAGE;
     }
+    if (strcmp(c->changelog, "on") != 0 && strcmp(c->changelog, "auto") != 0 &&
+        strcmp(c->changelog, "off") != 0) {
+        fprintf(stderr, "walletstream run: --changelog is auto, on or off, "
+                        "not \"%s\"\n", c->changelog);
+        return EXIT_USAGE;
+    }
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
     sigaction(SIGINT, &sa, NULL);
@@ -231,13 +237,6 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     if (strcmp(c->changelog, "off") != 0) {
         int topics_ok = 1;
 
-        if (strcmp(c->changelog, "on") != 0 &&
-            strcmp(c->changelog, "auto") != 0) {
-            fprintf(stderr, "walletstream run: --changelog is auto, on or "
-                            "off, not \"%s\"\n", c->changelog);
-            rc = EXIT_USAGE;
-            goto done;
-        }
         if (broker) {
             ws_log(WS_LOG_INFO, "changelog", "the embedded broker keeps the "
                    "changelog topics but does not compact them");
@@ -412,7 +411,8 @@ static void usage(FILE *f)
                "stream of transactions\n\nUsage:\n", WS_VERSION);
     for (i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  walletstream %s\n", commands[i].synopsis);
-    fprintf(f, "  walletstream help [COMMAND]\n  walletstream --version\n\n"
+    fprintf(f, "  walletstream help [COMMAND | --markdown]\n"
+               "  walletstream --version\n\n"
                "`walletstream help COMMAND` describes a command and its "
                "options.\n");
 }
@@ -451,6 +451,13 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc >= 2 && strcmp(argv[1], "help") == 0) {
+        if (argc >= 3 && strcmp(argv[2], "--markdown") == 0) {
+            /* Command names by their bit in enum ws_cmd. */
+            static const char *const names[] = {"run", "serve", "replay",
+                                                "broker", "produce"};
+            ws_config_markdown(stdout, names, 5);
+            return 0;
+        }
         if (argc < 3) {
             usage(stdout);
             return 0;
