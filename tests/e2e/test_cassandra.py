@@ -25,13 +25,11 @@ import cassandra_cql  # noqa: E402
 
 HAVE_DRIVER = cassandra_cql.import_driver()  # may re-run this script under Debian's python3
 
-import atexit  # noqa: E402
 import calendar  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 
 import wslib  # noqa: E402
@@ -52,10 +50,7 @@ RETRY_LINE = b"the batch will retry"  # logged by the sink when Cassandra cannot
 
 class Pipeline:
     def __init__(self):
-        # not wslib.tempdir(): that is removed before atexit runs, while the
-        # services still run from it; _teardown stops them, then removes it
-        self.top = tempfile.mkdtemp(prefix="ws-cassandra-")
-        self.dir = os.path.join(self.top, "run")
+        self.dir = os.path.join(wslib.tempdir("ws-cassandra-"), "run")
         self.env = {}
         self.session = None
         self.lines = []  # every input record value produced so far, in order (one partition)
@@ -127,7 +122,8 @@ def pipeline():
                 raise Fail(_PIPE_ERROR)
         wslib.require_binary()
         p = Pipeline()
-        atexit.register(_teardown, p)
+        # stops the services before wslib removes the temporary directory
+        wslib.on_cleanup(lambda: _teardown(p), shared=True)
         try:
             p.start()
         except Fail as e:
@@ -139,52 +135,18 @@ def pipeline():
 
 def _teardown(p):
     p.close()
-    keep = os.environ.get("WS_E2E_KEEP")
     try:
-        p.run("stop", *([] if keep else ["--clean"]), timeout=180)
+        p.run("stop", timeout=180)
     except Fail as e:
         wslib.log("stopping the pipeline: %s" % e)
-        return
-    if keep:
-        wslib.log("kept the pipeline directory %s" % p.dir)
-    else:
-        shutil.rmtree(p.top, ignore_errors=True)
 
 
 # -------------------------------------------------------------------------
 # Producing
 
-def wallet_key(value):
-    try:
-        d = json.loads(value.decode("utf-8"))
-        w = d.get("wallet_id") if isinstance(d, dict) else None
-        if isinstance(w, str) and w and "\t" not in w and "\n" not in w:
-            return w.encode("utf-8")
-    except (ValueError, UnicodeDecodeError):
-        pass
-    return b"nokey"
-
-
-def kcat_produce(brokers, topic, records):
-    """Produce [(key bytes, value bytes)] in order with kcat -K<TAB>; waits
-    until kcat has flushed (every record acknowledged)."""
-    buf = bytearray()
-    for k, v in records:
-        if b"\n" in v or b"\t" in k or b"\n" in k:
-            raise ValueError("kcat_produce: newline in value or tab/newline in key")
-        buf += k + b"\t" + v + b"\n"
-    try:
-        p = subprocess.run(["kcat", "-P", "-b", brokers, "-t", topic, "-K", "\t", "-X", "message.max.bytes=10000000"],
-                           input=bytes(buf), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
-    except subprocess.TimeoutExpired:
-        raise Fail("kcat -P to %s did not finish within 120 s" % topic)
-    if p.returncode != 0:
-        raise Fail("kcat -P to %s exited %d: %s" % (topic, p.returncode, p.stderr[-800:]))
-
-
 def produce_input(pipe, lines):
     """Produce input records (keyed by wallet) and remember them for the model."""
-    kcat_produce(pipe.brokers, TOPIC, [(wallet_key(v), v) for v in lines])
+    wslib.kcat_produce(pipe.brokers, TOPIC, [(wslib.wallet_key(v, b"nokey"), v) for v in lines])
     pipe.lines.extend(lines)
 
 
@@ -347,7 +309,7 @@ def cassandra_sink_keeps_decimals_and_instants_exact():
     API's average_daily_debit renamed to the original avg_daily_debit."""
     pipe = pipeline()
     w1, w2, w3, p1, p2 = (SINKTEST + x for x in ("w1", "w2", "w3", "p1", "p2"))
-    kcat_produce(pipe.brokers, TOPIC + ".balances", [
+    wslib.kcat_produce(pipe.brokers, TOPIC + ".balances", [
         (w1.encode(), b'{"wallet_id":"%s","balance":1.00,"currency":"USD","transactions":1,'
                       b'"last_event_time":"2024-05-11T12:50:00Z"}' % w1.encode()),
         (w1.encode(), b'{"wallet_id":"%s","balance":1000000000000604.180000000000000002,"currency":"USD",'
@@ -357,11 +319,11 @@ def cassandra_sink_keeps_decimals_and_instants_exact():
         (w3.encode(), b'{"wallet_id":"%s","balance":-0.000000000000000001,"currency":"EUR","transactions":3,'
                       b'"last_event_time":"9999-12-31T23:59:59.999999999Z"}' % w3.encode()),
     ])
-    kcat_produce(pipe.brokers, TOPIC + ".avg_debits", [
+    wslib.kcat_produce(pipe.brokers, TOPIC + ".avg_debits", [
         (w1.encode(), b'{"wallet_id":"%s","currency":"USD","average_daily_debit":0.054945,"total_debit":5.00,'
                       b'"days":91,"debit_days":1,"first_day":"2024-02-11","last_day":"2024-05-11"}' % w1.encode()),
     ])
-    kcat_produce(pipe.brokers, TOPIC + ".top_credits", [
+    wslib.kcat_produce(pipe.brokers, TOPIC + ".top_credits", [
         (p1.encode(), b'{"product_id":"%s","top_credits":[]}' % p1.encode()),
         (p2.encode(), b'{"product_id":"%s","top_credits":[{"transaction_id":"t1","wallet_id":"w","amount":3,'
                       b'"currency":"JPY","timestamp":"2024-05-11T12:50:00Z"},{"transaction_id":"t2","wallet_id":"w",'
