@@ -23,6 +23,7 @@
 #include "http.h"
 #include "kafka_source.h"
 #include "log.h"
+#include "metrics.h"
 #include "produce.h"
 #include "replay.h"
 #include "store.h"
@@ -192,6 +193,7 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     }
     if (ws_status_new(&status) != WS_OK)
         goto done;
+    ws_metrics_broker_up(0);    /* until the broker answers */
     /* The API first: it serves the stored figures, and /readyz says what
      * the stream is waiting for, while the rest starts. */
     memset(&api, 0, sizeof api);
@@ -247,8 +249,10 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
             ws_status_set(status, err);
             while ((e = ws_changelog_create_topics(
                         ws_producer_handle(producer), c->topic, err)) ==
-                       WS_ERR_IO && !stop_requested)
+                       WS_ERR_IO && !stop_requested) {
+                ws_metrics_broker_up(0);
                 ws_status_set(status, err);
+            }
             if (stop_requested) {
                 rc = 0;
                 goto done;
