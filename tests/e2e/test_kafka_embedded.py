@@ -91,7 +91,8 @@ def kafka_seed_via_walletstream_produce():
     ddir = wslib.data_dir()
     with Runner(ddir) as r:
         p = subprocess.run([wslib.require_binary(), "produce", "--data-dir", ddir, SEED],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+                           env=wslib.clean_env())
         out = p.stdout.decode("utf-8", "replace")
         check(p.returncode == 0, "produce exited %d: %s %s" % (p.returncode, out, p.stderr[-800:]))
         check("delivered 9 of 9 records to %s at %s" % (TOPIC, r.bootstrap) in out, "produce said %r" % out)
@@ -101,7 +102,8 @@ def kafka_seed_via_walletstream_produce():
         check_eq([json.loads(x.value)["wallet_id"].encode() for x in recs], [x.key for x in recs],
                  "record keys (the wallet_id of each value)")
         p = subprocess.run([wslib.require_binary(), "produce", "--brokers", r.bootstrap, "--topic", TOPIC],
-                           input=wslib.read_bytes(SEED), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+                           input=wslib.read_bytes(SEED), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+                           env=wslib.clean_env())
         out = p.stdout.decode("utf-8", "replace")
         check(p.returncode == 0 and "delivered 9 of 9 records" in out,
               "produce from stdin exited %d: %s %s" % (p.returncode, out, p.stderr[-800:]))
@@ -117,7 +119,8 @@ def kafka_produce_fails_loudly_without_a_broker():
     try:
         p = subprocess.run([wslib.require_binary(), "produce", "--brokers", "127.0.0.1:%d" % port,
                             "-X", "message.timeout.ms=1500", SEED],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+                           env=wslib.clean_env())
     except subprocess.TimeoutExpired:
         raise Fail("produce to a closed port did not give up within 60 s (with message.timeout.ms=1500)")
     out = p.stdout.decode("utf-8", "replace")
@@ -199,7 +202,7 @@ def kafka_second_run_on_same_data_dir_refused():
                 "--listen", "127.0.0.1:%d" % wslib.free_port()]
         try:
             p = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               timeout=wslib.READY_TIMEOUT)
+                               timeout=wslib.READY_TIMEOUT, env=wslib.clean_env())
         except subprocess.TimeoutExpired:
             raise Fail("a second run on the same data directory was not refused within %.0f s" % wslib.READY_TIMEOUT)
         out = (p.stdout + p.stderr).decode("utf-8", "replace")

@@ -649,6 +649,12 @@ CONSUME_TIMEOUT = float(os.environ.get("WS_E2E_CONSUME_TIMEOUT", "120"))
 KCAT_TIMEOUT = float(os.environ.get("WS_E2E_KCAT_TIMEOUT", "120"))
 
 
+def clean_env():
+    """os.environ without WALLETSTREAM_* variables (every flag of the binary
+    reads one: a stray WALLETSTREAM_BROKERS would point a test elsewhere)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("WALLETSTREAM_")}
+
+
 def require_kcat():
     k = shutil.which("kcat")
     if not k:
@@ -747,7 +753,7 @@ class EmbeddedBroker:
     def start(self):
         self.outfile = tempfile.TemporaryFile()
         self.proc = spawn([require_binary(), "broker", "--data-dir", self.dir, "--topic", self.topic,
-                           "--partitions", str(self.partitions)], shared=self.shared,
+                           "--partitions", str(self.partitions)], shared=self.shared, env=clean_env(),
                           stdin=subprocess.DEVNULL, stdout=self.outfile, stderr=self.outfile)
         path = os.path.join(self.dir, "kafka.bootstrap")
 
@@ -807,7 +813,7 @@ class Runner:
             self.port = free_port()
             self.outfile, self.errfile = tempfile.TemporaryFile(), tempfile.TemporaryFile()
             self.starts += 1
-            self.proc = spawn(self.args(), shared=self.shared, stdin=subprocess.DEVNULL,
+            self.proc = spawn(self.args(), shared=self.shared, stdin=subprocess.DEVNULL, env=clean_env(),
                               stdout=self.outfile, stderr=self.errfile)
             self.http = Http(self.port)
             if not wait_ready:
