@@ -322,17 +322,25 @@ static const char *const field_names[F_COUNT] = {
 };
 
 /* Every spelling of every field: SPEC §2's names and aliases. */
+#define SPELLING(s, f) {s, sizeof s - 1, f}
 static const struct {
     const char *name;
+    size_t len;
     enum field field;
 } spellings[] = {
-    {"transaction_id", F_TRANSACTION_ID}, {"transactionID", F_TRANSACTION_ID},
-    {"transactionId", F_TRANSACTION_ID},  {"wallet_id", F_WALLET_ID},
-    {"walletID", F_WALLET_ID},            {"walletId", F_WALLET_ID},
-    {"product_id", F_PRODUCT_ID},         {"productID", F_PRODUCT_ID},
-    {"productId", F_PRODUCT_ID},          {"type", F_TYPE},
-    {"amount", F_AMOUNT},                 {"currency", F_CURRENCY},
-    {"timestamp", F_TIMESTAMP},
+    SPELLING("transaction_id", F_TRANSACTION_ID),
+    SPELLING("transactionID", F_TRANSACTION_ID),
+    SPELLING("transactionId", F_TRANSACTION_ID),
+    SPELLING("wallet_id", F_WALLET_ID),
+    SPELLING("walletID", F_WALLET_ID),
+    SPELLING("walletId", F_WALLET_ID),
+    SPELLING("product_id", F_PRODUCT_ID),
+    SPELLING("productID", F_PRODUCT_ID),
+    SPELLING("productId", F_PRODUCT_ID),
+    SPELLING("type", F_TYPE),
+    SPELLING("amount", F_AMOUNT),
+    SPELLING("currency", F_CURRENCY),
+    SPELLING("timestamp", F_TIMESTAMP),
 };
 
 /* Longest spelling above, plus room to tell a longer key apart. */
@@ -348,7 +356,7 @@ static int field_of_key(const char *s, const jsmntok_t *key)
     if (unescape(raw, raw_len, buf, sizeof buf, &len) != UNESC_OK)
         return -1;
     for (i = 0; i < sizeof spellings / sizeof spellings[0]; i++)
-        if (strlen(spellings[i].name) == len &&
+        if (spellings[i].len == len &&
             memcmp(spellings[i].name, buf, len) == 0)
             return (int)spellings[i].field;
     return -1;
@@ -512,8 +520,22 @@ static enum ws_reason decode_timestamp(const char *s, const jsmntok_t *t,
 /* 1 when brackets outside strings nest deeper than MAX_DEPTH. */
 static int too_deep(const char *s, size_t n)
 {
-    size_t i;
+    size_t i, opening = 0;
     int depth = 0, in_string = 0;
+
+    /* Usual records have one or two brackets: count them first with
+     * memchr (vectorised in libc), and walk strings only when it matters. */
+    for (i = 0; i < 2 && opening <= MAX_DEPTH; i++) {
+        const char *p = s, *end = s + n;
+
+        while (opening <= MAX_DEPTH &&
+               (p = memchr(p, "[{"[i], (size_t)(end - p))) != NULL) {
+            opening++;
+            p++;
+        }
+    }
+    if (opening <= MAX_DEPTH)
+        return 0;
 
     for (i = 0; i < n; i++) {
         char c = s[i];

@@ -93,17 +93,21 @@ int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
     ws_wallet w;
     ws_dec balance, total_debit;
     int32_t day = ws_time_day(t->ts);
-    int e, added;
+    int e, added, claimed;
 
     res->outcome = WS_APPLIED;
     res->reason = WS_R_NONE;
     res->detail[0] = '\0';
     res->top_changed = 0;
 
-    /* Dedup: only applied transactions are remembered. */
+    /* Dedup: only applied transactions are remembered. The id is claimed
+     * first (one B-tree descent for the usual, new id) and released if
+     * the record is rejected further down. */
     ws_engine_fingerprint(t, fp);
-    e = ws_batch_seen_get(b, t->tx_id, t->tx_id_len, seen_fp);
-    if (e == WS_OK) {
+    e = ws_batch_seen_claim(b, t->tx_id, t->tx_id_len, fp, &claimed, seen_fp);
+    if (e != WS_OK)
+        return e;
+    if (!claimed) {
         if (memcmp(fp, seen_fp, 16) == 0) {
             res->outcome = WS_DUPLICATE;
         } else {
@@ -113,8 +117,6 @@ int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
         }
         return WS_OK;
     }
-    if (e != WS_ERR_NOT_FOUND)
-        return e;
 
     e = ws_batch_wallet_get(b, t->wallet_id, t->wallet_id_len, &w);
     if (e == WS_ERR_NOT_FOUND) {
@@ -130,7 +132,7 @@ int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
         snprintf(res->detail, sizeof res->detail,
                  "wallet's currency is %.3s, transaction's is %.3s",
                  w.currency, t->currency);
-        return WS_OK;
+        return ws_batch_seen_release(b, t->tx_id, t->tx_id_len);
     }
 
     /* Exact aggregates: refuse what would overflow. */
@@ -142,7 +144,7 @@ int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
         reject(res, WS_R_AGGREGATE_OVERFLOW);
         snprintf(res->detail, sizeof res->detail,
                  "applying it would overflow the wallet's exact balance");
-        return WS_OK;
+        return ws_batch_seen_release(b, t->tx_id, t->tx_id_len);
     }
     if ((t->type == WS_DEBIT &&
          ws_dec_add(total_debit, t->amount, &total_debit)) ||
@@ -151,7 +153,7 @@ int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
         reject(res, WS_R_AGGREGATE_OVERFLOW);
         snprintf(res->detail, sizeof res->detail,
                  "applying it would overflow the wallet's exact total debit");
-        return WS_OK;
+        return ws_batch_seen_release(b, t->tx_id, t->tx_id_len);
     }
     w.balance = balance;
     w.total_debit = total_debit;
@@ -172,7 +174,6 @@ int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
         w.debit_days += added;
     }
     if ((e = ws_batch_wallet_put(b, t->wallet_id, t->wallet_id_len, &w)) ||
-        (e = ws_batch_seen_put(b, t->tx_id, t->tx_id_len, fp)) ||
         (e = ws_batch_product_mark(b, t->product_id, t->product_id_len,
                                    &added)))
         return e;

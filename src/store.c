@@ -695,24 +695,30 @@ void ws_batch_abort(ws_batch *b)
     b->store->batch_open = 0;
 }
 
-int ws_batch_seen_get(ws_batch *b, const char *id, size_t n,
-                      unsigned char fp[16])
+int ws_batch_seen_claim(ws_batch *b, const char *id, size_t n,
+                        const unsigned char fp[16], int *claimed,
+                        unsigned char existing[16])
 {
-    MDB_val v;
-    int rc = get(b->txn, b->store->dbi[DB_SEEN], id, n, &v);
+    MDB_val key = val(id, n), data = val(fp, 16);
+    int rc = mdb_put(b->txn, b->store->dbi[DB_SEEN], &key, &data,
+                     MDB_NOOVERWRITE);
 
-    if (rc != 0)
-        return batch_rc(b, rc);
-    if (v.mv_size != 16)
-        return WS_ERR_CORRUPT;
-    memcpy(fp, v.mv_data, 16);
-    return WS_OK;
+    *claimed = rc == 0;
+    if (rc == MDB_KEYEXIST) {
+        /* LMDB points data at the stored value. */
+        if (data.mv_size != 16)
+            return WS_ERR_CORRUPT;
+        memcpy(existing, data.mv_data, 16);
+        return WS_OK;
+    }
+    return batch_rc(b, rc);
 }
 
-int ws_batch_seen_put(ws_batch *b, const char *id, size_t n,
-                      const unsigned char fp[16])
+int ws_batch_seen_release(ws_batch *b, const char *id, size_t n)
 {
-    return put(b, DB_SEEN, id, n, fp, 16, 0);
+    MDB_val key = val(id, n);
+
+    return batch_rc(b, mdb_del(b->txn, b->store->dbi[DB_SEEN], &key, NULL));
 }
 
 int ws_batch_wallet_get(ws_batch *b, const char *id, size_t n, ws_wallet *w)

@@ -105,12 +105,16 @@ int ws_batch_commit(ws_batch *b);
 /* Drops everything the batch wrote. */
 void ws_batch_abort(ws_batch *b);
 
-/* Fingerprint of an applied transaction id. Returns 0 (found, fp set),
- * WS_ERR_NOT_FOUND or an error. */
-int ws_batch_seen_get(ws_batch *b, const char *id, size_t n,
-                      unsigned char fp[16]);
-int ws_batch_seen_put(ws_batch *b, const char *id, size_t n,
-                      const unsigned char fp[16]);
+/* Remembers transaction id[0..n) with content fingerprint fp, unless it
+ * is already remembered: then *claimed is 0 and existing holds the stored
+ * fingerprint. One B-tree descent either way. Returns 0 or an error. */
+int ws_batch_seen_claim(ws_batch *b, const char *id, size_t n,
+                        const unsigned char fp[16], int *claimed,
+                        unsigned char existing[16]);
+
+/* Forgets a transaction id claimed in this batch (it was rejected after
+ * all). Returns 0 or an error. */
+int ws_batch_seen_release(ws_batch *b, const char *id, size_t n);
 
 /* A wallet's figures: 0 (found), WS_ERR_NOT_FOUND or an error. */
 int ws_batch_wallet_get(ws_batch *b, const char *id, size_t n, ws_wallet *w);

@@ -7,6 +7,9 @@
  */
 #include "utf8.h"
 
+#include <stdint.h>
+#include <string.h>
+
 int ws_utf8_valid(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -18,7 +21,17 @@ int ws_utf8_valid(const char *str, size_t n)
         size_t need, k;
 
         if (c < 0x80) {
-            i++;
+            /* ASCII runs, eight bytes at a time. */
+            uint64_t word;
+
+            while (i + 8 <= n) {
+                memcpy(&word, s + i, 8);
+                if (word & UINT64_C(0x8080808080808080))
+                    break;
+                i += 8;
+            }
+            if (i < n && s[i] < 0x80)
+                i++;
             continue;
         }
         if (c >= 0xC2 && c <= 0xDF) {
