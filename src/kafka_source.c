@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 
 struct ws_source {
     rd_kafka_t *rk;
@@ -49,6 +50,8 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
     ws_source *s = opaque;
 
     (void)rk;
+    if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        ws_metrics_broker_up(0);
     snprintf(s->error, sizeof s->error, "%s: %s",
              rd_kafka_err2name((rd_kafka_resp_err_t)code), reason);
     s->has_error = 1;

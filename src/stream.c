@@ -126,9 +126,11 @@ struct loop {
 
 static void publish_status(struct loop *l)
 {
+    /* The deepest cause first: an unreachable broker also makes the
+     * output records undeliverable. */
     const char *why = l->store_err[0] ? l->store_err
-                      : l->out_err[0] ? l->out_err
                       : l->source_err[0] ? l->source_err
+                      : l->out_err[0] ? l->out_err
                       : ws_source_partitions(l->o->source) == 0
                           ? "partitions not assigned yet" : NULL;
 
@@ -352,7 +354,8 @@ int ws_stream_run(const ws_stream_opts *o)
         const char *err;
 
         if (!l.batch && now - last_sync >=
-                            (l.source_err[0] || !ws_source_partitions(o->source)
+                            (l.source_err[0] || l.out_err[0] || l.store_err[0] ||
+                                     !ws_source_partitions(o->source)
                                  ? SYNC_NOT_READY_MS : SYNC_READY_MS)) {
             char why[WS_SOURCE_ERR_MAX];
 
@@ -364,6 +367,7 @@ int ws_stream_run(const ws_stream_opts *o)
             } else {
                 snprintf(l.source_err, sizeof l.source_err, "%s", why);
                 ws_metrics_broker_up(strstr(why, "unreachable") ? 0 : 1);
+                ws_log(WS_LOG_DEBUG, "stream", "sync: %s", why);
             }
             update_lag(&l);
             publish_status(&l);
