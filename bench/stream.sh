@@ -1,0 +1,553 @@
+#!/usr/bin/env bash
+# bench/stream.sh - stream benchmarks of `walletstream run` (docs/BENCHMARKS.md,
+# "Stream: produce-to-queryable latency" and "Stream: sustained throughput
+# from a real broker").
+#
+#   bench/stream.sh [--worktree] [--keep] [--skip-embedded] [--skip-real]
+#                   [--skip-throughput]
+#
+# Builds walletstream from a clean export of REF (default HEAD): `git
+# archive`, then `make` in it, so that uncommitted edits in src/ are not
+# measured (--worktree runs `make` in the working tree instead; WALLETSTREAM
+# names a binary to measure). Builds build/loadgen from bench/loadgen.c.
+# Then:
+#
+#   freshness, embedded broker   for each rate in RATES_EMBEDDED, FRESH_RUNS
+#       runs of DURATION s: `walletstream run` without --brokers (fresh data
+#       directory), `loadgen -r RATE -d DURATION -k K` with one probe wallet
+#       every K events (K = RATE / PROBES_PER_S), percentiles over the
+#       probes sent after the first WARMUP s. Then the service's counters
+#       are checked against what was delivered.
+#   freshness, mixed             the same at MIXED_RATE with `loadgen -m`
+#       (about 7 % rejected records, so dead letters are flushed before
+#       commits); the counters are checked against `walletstream replay` of
+#       the same records.
+#   freshness, real broker       the same against a single-node Apache Kafka
+#       (scripts/kafka), a fresh topic of 3 partitions (+ .dlq) per run, for
+#       each rate in RATES_REAL and MIXED_RATE; after a warm-up run (JIT).
+#   throughput                   TPUT_EVENTS clean events over TPUT_WALLETS
+#       wallets preloaded into a 3-partition topic (loadgen -n, flat out);
+#       then TPUT_RUNS times, alternating: `walletstream run --brokers`
+#       (fresh data directory) timed from its start until /metrics counts
+#       applied + duplicate + rejected = TPUT_EVENTS (loadgen -W polls every
+#       10 ms), and `kcat -C -b B -t T -o beginning -e -q > /dev/null` under
+#       /usr/bin/time. Ratio = median of per-pair ratios. Then one run under
+#       strace (fdatasync count and time) and EXTRA_RUNS runs for each set of
+#       options in EXTRA_ARGS (what batching and changelog cost).
+#
+# Prints one line per step and the medians; writes everything as JSON to
+# bench/results/stream-<UTC time>.json (git-ignored).
+#
+# Environment (defaults): RATES_EMBEDDED ("1000 10000 100000"), RATES_REAL
+# ("1000 10000"), MIXED_RATE (1000; 0 = none), FRESH_RUNS (3), DURATION (15),
+# WARMUP (2), PROBES_PER_S (200), LINGER (producer linger.ms, 5),
+# TPUT_EVENTS (2000000), TPUT_WALLETS (100000), TPUT_RUNS (5),
+# EXTRA_ARGS ("--batch-linger 1000;--changelog off;--batch-linger 1000
+# --changelog off": option sets separated by ";"), EXTRA_RUNS (3),
+# WS_ARGS (more options for every `walletstream run`, e.g. "--changelog off"),
+# REF (HEAD), BENCH_TMP (directory for data directories and the broker;
+# default a new one under ${TMPDIR:-/tmp}), WALLETSTREAM (binary to measure),
+# KAFKA_DIR (use the scripts/kafka broker of this directory instead of a
+# fresh one, and leave it running; its topic names must be free).
+set -euo pipefail
+trap 'echo "stream.sh: failed at line $LINENO" >&2' ERR
+
+RATES_EMBEDDED=${RATES_EMBEDDED-1000 10000 100000}
+RATES_REAL=${RATES_REAL-1000 10000}
+MIXED_RATE=${MIXED_RATE:-1000}
+FRESH_RUNS=${FRESH_RUNS:-3}
+DURATION=${DURATION:-15}
+WARMUP=${WARMUP:-2}
+PROBES_PER_S=${PROBES_PER_S:-200}
+LINGER=${LINGER:-5}
+TPUT_EVENTS=${TPUT_EVENTS:-2000000}
+TPUT_WALLETS=${TPUT_WALLETS:-100000}
+TPUT_RUNS=${TPUT_RUNS:-5}
+EXTRA_ARGS=${EXTRA_ARGS---batch-linger 1000;--changelog off;--batch-linger 1000 --changelog off}
+WS_ARGS=${WS_ARGS:-}
+EXTRA_RUNS=${EXTRA_RUNS:-3}
+WORKTREE=0 KEEP=0 DO_EMBEDDED=1 DO_REAL=1 DO_TPUT=1
+
+for arg in "$@"; do
+    case $arg in
+    --worktree) WORKTREE=1 ;;
+    --keep) KEEP=1 ;;
+    --skip-embedded) DO_EMBEDDED=0 ;;
+    --skip-real) DO_REAL=0 ;;
+    --skip-throughput) DO_TPUT=0 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "stream.sh: unknown argument $arg" >&2; exit 2 ;;
+    esac
+done
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'stream.sh: %s\n' "$*" >&2; exit 1; }
+
+# --- tools -------------------------------------------------------------------
+apt_install() {
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        say "installing Debian package(s) $*"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1 ||
+            { apt-get update -q >/dev/null 2>&1 &&
+              DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; }
+    fi
+}
+[ -x /usr/bin/time ] || apt_install time
+for t in jq curl kcat strace; do
+    command -v $t >/dev/null || apt_install $t
+    command -v $t >/dev/null || die "$t missing (Debian package $t)"
+done
+pkg-config --exists rdkafka || die "librdkafka development files missing (librdkafka-dev)"
+
+# --- work directory ----------------------------------------------------------
+if [ -n "${BENCH_TMP:-}" ]; then
+    mkdir -p "$BENCH_TMP"
+    T=$(mktemp -d "$BENCH_TMP/ws-stream.XXXXXX")
+else
+    T=$(mktemp -d "${TMPDIR:-/tmp}/ws-stream.XXXXXX")
+fi
+WS_PID="" KAFKA_STARTED=0 KDIR=""
+cleanup() {
+    if [ -n "$WS_PID" ] && kill -0 "$WS_PID" 2>/dev/null; then
+        kill "$WS_PID" 2>/dev/null || true
+        wait "$WS_PID" 2>/dev/null || true
+    fi
+    if [ "$KAFKA_STARTED" = 1 ]; then
+        scripts/kafka stop --dir "$KDIR" --clean >/dev/null 2>&1 || true
+    fi
+    if [ "$KEEP" = 1 ]; then say "kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+
+# --- build -------------------------------------------------------------------
+mkdir -p build bench/results
+REF=${REF:-HEAD}
+COMMIT=$(git rev-parse --short "$REF" 2>/dev/null || echo unknown)
+if [ -n "${WALLETSTREAM:-}" ]; then
+    BIN_SRC=$WALLETSTREAM
+    BUILT_FROM="given binary $WALLETSTREAM"
+elif [ "$WORKTREE" = 1 ]; then
+    make --no-print-directory >/dev/null || die "make failed"
+    BIN_SRC=build/walletstream
+    BUILT_FROM="working tree at $COMMIT ($(git status --porcelain -- src Makefile | wc -l) changed src/Makefile paths)"
+else
+    mkdir -p "$T/src"
+    git archive "$REF" | tar -x -C "$T/src"
+    make --no-print-directory -C "$T/src" >/dev/null 2>"$T/make.err" || { cat "$T/make.err" >&2; die "make failed"; }
+    BIN_SRC=$T/src/build/walletstream
+    BUILT_FROM="clean export of $COMMIT (git archive $REF)"
+fi
+[ -x "$BIN_SRC" ] || die "$BIN_SRC not built"
+# The binary is copied so that a rebuild by someone else during the run
+# cannot change what is measured.
+BIN=$T/walletstream
+cp "$BIN_SRC" "$BIN"
+BIN_SHA=$(sha256sum "$BIN" | cut -c1-16)
+LOADGEN_BUILD="cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o build/loadgen bench/loadgen.c $(pkg-config --cflags --libs rdkafka) -lpthread"
+if [ ! -x build/loadgen ] || [ bench/loadgen.c -nt build/loadgen ]; then
+    $LOADGEN_BUILD || die "cannot build bench/loadgen.c"
+fi
+LG=$T/loadgen
+cp build/loadgen "$LG"
+RDKAFKA_VERSION=$(pkg-config --modversion rdkafka)
+
+# --- machine -----------------------------------------------------------------
+CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+NPROC=$(nproc)
+MEM_KB=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)
+DISK=$(df -h "$T" | awk 'NR==2 {print $1 " " $2 " size, " $4 " free, mounted on " $6}')
+DISK_DEV=$(df "$T" | awk 'NR==2 {print $1}' | sed 's|/dev/||; s|[0-9]*$||')
+ROTATIONAL=$(cat "/sys/block/$DISK_DEV/queue/rotational" 2>/dev/null || echo "?")
+KERNEL=$(uname -r)
+JAVA_VERSION=$(java -version 2>&1 | head -n 1 || true)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+OTHERS=$(ps -eo comm= | grep -cE '^(java|walletstream)$' || true)
+
+say "walletstream stream benchmark  (binary from $BUILT_FROM, sha256 $BIN_SHA; librdkafka $RDKAFKA_VERSION${WS_ARGS:+; walletstream run $WS_ARGS})"
+say "machine: $NPROC cpus ($CPU_MODEL), $((MEM_KB / 1024)) MiB RAM, disk $DISK (rotational=$ROTATIONAL), load $LOAD_BEFORE, $OTHERS java/walletstream processes already running"
+
+RUNS=$T/runs.jsonl     # one JSON object per measured run
+: >"$RUNS"
+
+# --- helpers -----------------------------------------------------------------
+now() { printf '%s' "$EPOCHREALTIME"; }
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
+
+# start_ws DIR ARGS...: starts `walletstream run` on a free port, waits
+# until /readyz answers 200; sets WS_PID, WS_PORT, WS_API, WS_T0.
+start_ws() {
+    local dir=$1 i
+    shift
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    WS_T0=$(now)
+    # shellcheck disable=SC2086
+    "$BIN" run --data-dir "$dir/data" --listen 127.0.0.1:0 $WS_ARGS "$@" >"$dir/stdout" 2>"$dir/stderr" &
+    WS_PID=$!
+    WS_PORT=""
+    for i in $(seq 1 300); do
+        WS_PORT=$(sed -n 's/.* API on .*(port \([0-9]*\)).*/\1/p' "$dir/stderr" | head -n 1)
+        [ -n "$WS_PORT" ] && break
+        kill -0 "$WS_PID" 2>/dev/null || { cat "$dir/stderr" >&2; die "walletstream run exited at start"; }
+        sleep 0.02
+    done
+    [ -n "$WS_PORT" ] || die "walletstream run printed no API port"
+    WS_API=127.0.0.1:$WS_PORT
+    for i in $(seq 1 300); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$WS_API/readyz")" = 200 ] && return 0
+        sleep 0.05
+    done
+    cat "$dir/stderr" >&2
+    die "walletstream run not ready after 15 s"
+}
+
+# ws_cpu: user+sys seconds of the running service
+ws_cpu() { awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$WS_PID/stat"; }
+# ws_threads: by thread name, CPU seconds and seconds spent runnable but
+# waiting for a CPU (/proc/PID/task/TID/schedstat), as JSON
+ws_threads() {
+    local t
+    for t in /proc/"$WS_PID"/task/*; do
+        printf '%s\t%s\t%s\n' "$(cat "$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")" \
+            "$(awk '{print $2}' "$t/schedstat" 2>/dev/null || echo 0)"
+    done | awk -F'\t' -v tck="$(getconf CLK_TCK)" '{a[$1] += $2; w[$1] += $3}
+        END {printf "{"; s = ""; for (k in a) {printf "%s\"%s\": {\"cpu_s\": %.2f, \"runq_wait_s\": %.2f}", s, k, a[k] / tck, w[k] / 1e9; s = ", "}; printf "}"}'
+}
+# ws_io: the service's /proc/PID/io as JSON (wchar = bytes passed to write
+# calls, syscw = write calls; write_bytes counts whole page-cache folios
+# dirtied, far more than wchar on this kernel, so it is not used)
+ws_io() {
+    awk -F': ' 'BEGIN {printf "{"} {printf "%s\"%s\": %s", (NR > 1 ? ", " : ""), $1, $2} END {printf "}"}' "/proc/$WS_PID/io"
+}
+# disk_written: bytes the state's block device has written so far (all
+# processes: other work on the machine counts too)
+disk_written() { awk '{printf "%.0f", $7 * 512}' "/sys/block/$DISK_DEV/stat" 2>/dev/null || echo 0; }
+ws_rss_kb() { awk '/^VmHWM/ {print $2}' "/proc/$WS_PID/status"; }
+# metrics: the /metrics body
+metrics() { curl -s "http://$WS_API/metrics"; }
+
+# stop_ws: SIGTERM, wait; the exit status into WS_RC
+stop_ws() {
+    WS_RC=0
+    kill -TERM "$WS_PID" 2>/dev/null || true
+    wait "$WS_PID" || WS_RC=$?
+    WS_PID=""
+}
+
+# counters FILE: "applied duplicate rejected" from a saved /metrics body
+counters() {
+    awk '/^walletstream_events_total\{outcome="applied"\}/ {a = $2}
+         /^walletstream_events_total\{outcome="duplicate"\}/ {d = $2}
+         /^walletstream_events_total\{outcome="rejected"\}/ {r = $2}
+         END {printf "%d %d %d", a, d, r}' "$1"
+}
+
+# freshness BROKER_KIND RATE MIXED RUN [WARM]: one freshness run; appends
+# to runs.jsonl unless WARM=1.
+freshness() {
+    local kind=$1 rate=$2 mixed=$3 run=$4 warm=${5:-0}
+    local dir=$T/fresh-$kind-$rate-$mixed-$run every brokers topic prefix lgrc=0
+    local mflag="" applied dup rej delivered exp_a exp_d exp_r ok resets rc cpu
+    local threads io label load0
+    every=$((rate / PROBES_PER_S))
+    [ "$every" -ge 1 ] || every=1
+    prefix="$kind$rate$mixed$run-"
+    [ "$mixed" = mixed ] && mflag=-m
+    load0=$(loadavg)
+    if [ "$kind" = embedded ]; then
+        start_ws "$dir"
+        for _ in $(seq 1 100); do [ -s "$dir/data/kafka.bootstrap" ] && break; sleep 0.05; done
+        brokers=$(cat "$dir/data/kafka.bootstrap")
+        topic=transactions_topic
+    else
+        brokers=$KAFKA
+        topic=f$rate$mixed$run$warm
+        scripts/kafka create-topic --dir "$KDIR" "$topic" 3 >/dev/null 2>&1 || die "cannot create topic $topic"
+        scripts/kafka create-topic --dir "$KDIR" "$topic.dlq" 3 >/dev/null 2>&1 || die "cannot create topic $topic.dlq"
+        start_ws "$dir" --brokers "$KAFKA" --topic "$topic"
+    fi
+    "$LG" -b "$brokers" -t "$topic" -r "$rate" -d "$DURATION" -k "$every" -u "$WARMUP" \
+        -T 15 -X "linger.ms=$LINGER" -x "$prefix" $mflag -a "$WS_API" \
+        ${mflag:+-D "$dir/events.jsonl"} -o "$dir/loadgen.json" -q >"$dir/loadgen.out" 2>"$dir/loadgen.err" || lgrc=$?
+    delivered=$(jq .delivered "$dir/loadgen.json")
+    # wait until the service has counted every delivered record (or 20 s)
+    "$LG" -a "$WS_API" -W "$delivered" -T 20 -o "$dir/wait.json" >"$dir/wait.out" 2>&1 || true
+    metrics >"$dir/metrics.txt"
+    cpu=$(ws_cpu)
+    threads=$(ws_threads)
+    io=$(ws_io)
+    stop_ws
+    rc=$WS_RC
+    read -r applied dup rej <<<"$(counters "$dir/metrics.txt")"
+    if [ "$mixed" = mixed ]; then
+        read -r exp_a exp_d exp_r <<<"$("$BIN" replay --data-dir "$dir/replay" "$dir/events.jsonl" 2>/dev/null |
+            sed -n 's/^replayed [0-9]* records: \([0-9]*\) applied, \([0-9]*\) duplicate, \([0-9]*\) rejected.*/\1 \2 \3/p')"
+        rm -rf "$dir/replay"
+    else
+        exp_a=$delivered exp_d=0 exp_r=0
+    fi
+    ok=false
+    [ "$applied $dup $rej" = "$exp_a $exp_d $exp_r" ] && [ "$rc" = 0 ] && ok=true
+    resets=$(grep -c 'Offset out of range' "$dir/stderr" || true)
+    label="$kind $mixed $rate/s run $run"
+    [ "$warm" = 1 ] && label="$kind warm-up $rate/s"
+    jq -r --arg l "$label" --arg ok "$ok" --arg a "$applied" --arg e "$exp_a" --arg lr "$lgrc" '
+        "  \($l | .[0:30] | . + " " * (30 - length)) p50 \(.probes.from_send.p50 // "-") p99 \(.probes.from_send.p99 // "-") p99.9 \(.probes.from_send.p99_9 // "-") ms from send; p50 \(.probes.from_delivery_report.p50 // "-") ms from delivery; \(.probes.answered)/\(.probes.sent) probes; counts " + (if $ok == "true" then "ok" else "WRONG (applied \($a), expected \($e))" end)' \
+        "$dir/loadgen.json"
+    if [ "$warm" != 1 ]; then
+        jq -c --arg kind "$kind" --argjson rate "$rate" --arg mixed "$mixed" --argjson run "$run" \
+            --argjson every "$every" --argjson applied "$applied" --argjson dup "$dup" --argjson rej "$rej" \
+            --argjson ea "$exp_a" --argjson ed "$exp_d" --argjson er "$exp_r" --argjson ok "$ok" \
+            --argjson rc "$rc" --argjson lgrc "$lgrc" --argjson cpu "$cpu" --argjson threads "$threads" \
+            --argjson io "$io" --argjson resets "$resets" --arg load0 "$load0" --arg load1 "$(loadavg)" \
+            --arg topic "$topic" \
+            '{series: "freshness", broker: $kind, rate: $rate, mixed: ($mixed == "mixed"), run: $run,
+              topic: $topic, probe_every: $every,
+              service: {applied: $applied, duplicate: $dup, rejected: $rej, cpu_s: $cpu, threads: $threads,
+                        io: $io, exit_status: $rc, offset_resets_logged: $resets},
+              expected: {applied: $ea, duplicate: $ed, rejected: $er}, counts_ok: $ok,
+              loadgen_exit_status: $lgrc, load_before: $load0, load_after: $load1, loadgen: .}' \
+            "$dir/loadgen.json" >>"$RUNS"
+    fi
+    [ "$KEEP" = 1 ] || rm -rf "$dir/data" "$dir/events.jsonl"
+}
+
+# --- freshness: embedded broker ------------------------------------------------
+if [ "$DO_EMBEDDED" = 1 ]; then
+    say "freshness, embedded broker (fetch.wait.max.ms=5), $DURATION s per run, first $WARMUP s left out, producer linger.ms=$LINGER:"
+    for rate in $RATES_EMBEDDED; do
+        for run in $(seq 1 "$FRESH_RUNS"); do freshness embedded "$rate" clean "$run"; done
+    done
+    if [ "$MIXED_RATE" != 0 ]; then
+        for run in $(seq 1 "$FRESH_RUNS"); do freshness embedded "$MIXED_RATE" mixed "$run"; done
+    fi
+fi
+
+# --- real broker ---------------------------------------------------------------
+KAFKA=""
+if [ "$DO_REAL" = 1 ] || [ "$DO_TPUT" = 1 ]; then
+    if [ -n "${KAFKA_DIR:-}" ]; then
+        KDIR=$KAFKA_DIR
+    else
+        KDIR=$T/kafka
+        KAFKA_STARTED=1
+    fi
+    KAFKA=$(scripts/kafka start --dir "$KDIR" 2>"$T/kafka-start.err") || { cat "$T/kafka-start.err" >&2; die "cannot start Kafka"; }
+    KAFKA_VERSION_USED=$(sed -n 's/.*starting Kafka \([0-9.]*\) .*/\1/p' "$T/kafka-start.err" | head -n 1)
+    say "real broker: Kafka ${KAFKA_VERSION_USED:-?} at $KAFKA ($KDIR, $JAVA_VERSION)"
+fi
+
+if [ "$DO_REAL" = 1 ]; then
+    say "freshness, real broker, $DURATION s per run, first $WARMUP s left out, producer linger.ms=$LINGER:"
+    freshness real 10000 clean 0 1      # warm-up: JIT, page cache; not counted
+    for rate in $RATES_REAL; do
+        for run in $(seq 1 "$FRESH_RUNS"); do freshness real "$rate" clean "$run"; done
+    done
+    if [ "$MIXED_RATE" != 0 ]; then
+        for run in $(seq 1 "$FRESH_RUNS"); do freshness real "$MIXED_RATE" mixed "$run"; done
+    fi
+fi
+
+# --- throughput ----------------------------------------------------------------
+TPUT_TOPIC=tput
+if [ "$DO_TPUT" = 1 ]; then
+    say "throughput: $TPUT_EVENTS clean events over $TPUT_WALLETS wallets in a 3-partition topic:"
+    scripts/kafka create-topic --dir "$KDIR" $TPUT_TOPIC 3 >/dev/null 2>&1 || die "cannot create topic $TPUT_TOPIC"
+    scripts/kafka create-topic --dir "$KDIR" $TPUT_TOPIC.dlq 3 >/dev/null 2>&1 || die "cannot create topic $TPUT_TOPIC.dlq"
+    "$LG" -b "$KAFKA" -t $TPUT_TOPIC -n "$TPUT_EVENTS" -w "$TPUT_WALLETS" -p 1000 -s 42 \
+        -o "$T/preload.json" -q >"$T/preload.out" 2>&1 || { cat "$T/preload.out" >&2; die "preload failed"; }
+    jq -c '{series: "preload", events, delivered, failed, send_s, all_delivered_s, delivered_rate, linger_ms}' \
+        "$T/preload.json" >>"$RUNS"
+    jq -r '"  preload (loadgen -n, flat out): \(.delivered) delivered in \(.all_delivered_s) s (\(.delivered_rate | floor)/s)"' "$T/preload.json"
+    TOPIC_BYTES=$(du -s --block-size=1 "$KDIR"/data/$TPUT_TOPIC-[0-9]* | awk '{s += $1} END {print s}')
+    N=$(kcat -C -b "$KAFKA" -t $TPUT_TOPIC -o beginning -e -q | wc -l)
+    [ "$N" = "$TPUT_EVENTS" ] || die "the topic holds $N records, expected $TPUT_EVENTS"
+    say "  topic $TPUT_TOPIC: $N records, $TOPIC_BYTES bytes on disk (checked with kcat | wc -l)"
+
+    # ws_tput N [SERIES [ARGS]]: one timed walletstream run over the topic
+    ws_tput() {
+        local n=$1 series=${2:-walletstream} args=${3:-} dir=$T/tput wrc=0 rc cpu threads io rss load0 disk0 disk1
+        load0=$(loadavg)
+        sync
+        disk0=$(disk_written)
+        # shellcheck disable=SC2086
+        start_ws_nowait "$dir" --brokers "$KAFKA" --topic $TPUT_TOPIC $args
+        "$LG" -a "$WS_API" -W "$TPUT_EVENTS" -S "$WS_T0" -T 900 -o "$dir/wait.json" >"$dir/wait.out" 2>&1 || wrc=$?
+        metrics >"$dir/metrics.txt"
+        cpu=$(ws_cpu); threads=$(ws_threads); io=$(ws_io); rss=$(ws_rss_kb)
+        stop_ws
+        rc=$WS_RC
+        sync
+        disk1=$(disk_written)
+        [ "$wrc" = 0 ] || { cat "$dir/wait.out" "$dir/stderr" >&2; die "walletstream did not reach $TPUT_EVENTS events"; }
+        jq -r --arg s "$series" --arg n "$n" --arg cpu "$cpu" --arg ev "$TPUT_EVENTS" \
+            '"  \($s) \($n)\(" " * ([22 - ($s | length) - ($n | length), 1] | max)) wall \(.elapsed_s) s  cpu \($cpu) s  \(($ev | tonumber) / .elapsed_s | floor) events/s  \(.batches) batches (\(.batch_events_sum / .batches | floor) events each, \(1000 * .batch_commit_seconds_sum / .batches * 10 | floor / 10) ms per commit)  applied \(.applied) duplicate \(.duplicate) rejected \(.rejected)"' "$dir/wait.json"
+        [ "$(jq '.applied == '"$TPUT_EVENTS"' and .duplicate == 0 and .rejected == 0' "$dir/wait.json")" = true ] ||
+            say "  WRONG COUNTS: expected $TPUT_EVENTS applied"
+        jq -c --arg s "$series" --argjson n "$n" --arg args "$WS_ARGS $args" --argjson cpu "$cpu" \
+            --argjson threads "$threads" --argjson io "$io" --argjson rss "$rss" --argjson rc "$rc" \
+            --argjson ev "$TPUT_EVENTS" --arg load0 "$load0" --arg load1 "$(loadavg)" \
+            --argjson disk "$((disk1 - disk0))" \
+            '{series: $s, n: $n, args: $args, wall_s: .elapsed_s, disk_bytes_written: $disk,
+              per_s: ($ev / .elapsed_s), cpu_s: $cpu, threads: $threads, io: $io, max_rss_kb: $rss,
+              exit_status: $rc, load_before: $load0, load_after: $load1, wait: .}' "$dir/wait.json" >>"$RUNS"
+        [ "$KEEP" = 1 ] || rm -rf "$dir"
+    }
+    # kcat_tput N [SERIES]: one timed kcat pass over the topic
+    kcat_tput() {
+        local n=$1 series=${2:-kcat} wall user sys rss load0
+        load0=$(loadavg)
+        /usr/bin/time -f '%e %U %S %M' -o "$T/time.out" \
+            kcat -C -b "$KAFKA" -t $TPUT_TOPIC -o beginning -e -q >/dev/null 2>"$T/kcat.err" ||
+            { cat "$T/kcat.err" >&2; die "kcat failed"; }
+        read -r wall user sys rss <"$T/time.out"
+        awk -v l="$series $n" -v w="$wall" -v u="$user" -v y="$sys" -v e="$TPUT_EVENTS" \
+            'BEGIN {printf "  %-22s wall %s s  cpu %.2f s  %d events/s\n", l, w, u + y, e / w}'
+        jq -nc --arg s "$series" --argjson n "$n" --argjson w "$wall" --argjson u "$user" --argjson y "$sys" \
+            --argjson rss "$rss" --argjson ev "$TPUT_EVENTS" --arg load0 "$load0" --arg load1 "$(loadavg)" \
+            '{series: $s, n: $n, wall_s: $w, per_s: ($ev / $w), cpu_s: ($u + $y), user_s: $u, sys_s: $y,
+              max_rss_kb: $rss, load_before: $load0, load_after: $load1}' >>"$RUNS"
+    }
+    # start_ws_nowait DIR ARGS...: like start_ws, but returns once the API
+    # port is known (the clock runs from the start of the process)
+    start_ws_nowait() {
+        local dir=$1 i
+        shift
+        rm -rf "$dir"
+        mkdir -p "$dir"
+        WS_T0=$(now)
+        # shellcheck disable=SC2086
+        "$BIN" run --data-dir "$dir/data" --listen 127.0.0.1:0 $WS_ARGS "$@" >"$dir/stdout" 2>"$dir/stderr" &
+        WS_PID=$!
+        WS_PORT=""
+        for i in $(seq 1 500); do
+            WS_PORT=$(sed -n 's/.* API on .*(port \([0-9]*\)).*/\1/p' "$dir/stderr" | head -n 1)
+            [ -n "$WS_PORT" ] && break
+            kill -0 "$WS_PID" 2>/dev/null || { cat "$dir/stderr" >&2; die "walletstream run exited at start"; }
+            sleep 0.002
+        done
+        [ -n "$WS_PORT" ] || die "walletstream run printed no API port"
+        WS_API=127.0.0.1:$WS_PORT
+    }
+
+    kcat_tput 0 warmup-kcat
+    ws_tput 0 warmup-walletstream
+    for i in $(seq 1 "$TPUT_RUNS"); do
+        ws_tput "$i"
+        kcat_tput "$i"
+    done
+
+    # one more run under strace: how many fdatasync calls, and how long
+    dir=$T/tput-strace
+    rm -rf "$dir"; mkdir -p "$dir"
+    # shellcheck disable=SC2086
+    strace -f -qq --seccomp-bpf -e trace=fdatasync,fsync,msync,sync_file_range -T -o "$dir/strace.out" \
+        "$BIN" run --brokers "$KAFKA" --topic $TPUT_TOPIC --data-dir "$dir/data" --listen 127.0.0.1:0 $WS_ARGS \
+        >"$dir/stdout" 2>"$dir/stderr" &
+    SPID=$!
+    for _ in $(seq 1 500); do
+        WS_PORT=$(sed -n 's/.* API on .*(port \([0-9]*\)).*/\1/p' "$dir/stderr" | head -n 1)
+        [ -n "$WS_PORT" ] && break
+        sleep 0.01
+    done
+    "$LG" -a "127.0.0.1:$WS_PORT" -W "$TPUT_EVENTS" -T 900 -o "$dir/wait.json" >/dev/null 2>&1 || true
+    WS_PID=$(pgrep -P "$SPID" -x walletstream || true)
+    [ -n "$WS_PID" ] && kill -TERM "$WS_PID"
+    WS_PID=""
+    wait "$SPID" || true
+    SYNC_CALLS=$(grep -cE '^[0-9]+ +(fdatasync|fsync|msync|sync_file_range)\(' "$dir/strace.out" || true)
+    SYNC_S=$(grep -E '^[0-9]+ +(fdatasync|fsync|msync|sync_file_range)\(' "$dir/strace.out" |
+        grep -oE '<[0-9.]+>$' | tr -d '<>' | awk '{s += $1} END {printf "%.3f", s}')
+    jq -c --argjson calls "$SYNC_CALLS" --argjson s "$SYNC_S" \
+        '{series: "strace", wall_s: .elapsed_s, sync_calls: $calls, sync_s: $s, batches: .batches}' \
+        "$dir/wait.json" >>"$RUNS"
+    say "  under strace: $SYNC_CALLS fdatasync-family calls taking $SYNC_S s in all ($(jq .elapsed_s "$dir/wait.json") s wall, strace slows the run)"
+    rm -rf "$dir"
+
+    IFS=';' read -r -a EXTRA_SETS <<<"$EXTRA_ARGS"
+    for args in "${EXTRA_SETS[@]}"; do
+        [ -n "$args" ] || continue
+        for i in $(seq 1 "$EXTRA_RUNS"); do ws_tput "$i" "extra: $args" "$args"; done
+    done
+fi
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- summary -------------------------------------------------------------------
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=bench/results/stream-$STAMP.json
+MED='def med: sort | if length == 0 then null elif length % 2 == 1 then .[(length - 1) / 2] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+     def stat(f): [.[] | f | select(. != null)] | {median: med, min: min, max: max};'
+jq -s "$MED"'
+    {freshness: (map(select(.series == "freshness")) | group_by([.broker, .mixed, .rate]) | map({
+        broker: .[0].broker, mixed: .[0].mixed, rate: .[0].rate, runs: length,
+        counts_ok: all(.counts_ok),
+        sent_rate: stat(.loadgen.send_rate),
+        processed_per_run: map(.service.applied + .service.duplicate + .service.rejected),
+        delivered_per_run: map(.loadgen.delivered),
+        from_send: {p50: stat(.loadgen.probes.from_send.p50), p90: stat(.loadgen.probes.from_send.p90),
+                    p99: stat(.loadgen.probes.from_send.p99), p99_9: stat(.loadgen.probes.from_send.p99_9),
+                    max: stat(.loadgen.probes.from_send.max)},
+        from_delivery_report: {p50: stat(.loadgen.probes.from_delivery_report.p50),
+                    p90: stat(.loadgen.probes.from_delivery_report.p90),
+                    p99: stat(.loadgen.probes.from_delivery_report.p99),
+                    p99_9: stat(.loadgen.probes.from_delivery_report.p99_9),
+                    max: stat(.loadgen.probes.from_delivery_report.max)},
+        send_to_delivery_report_p50: stat(.loadgen.probes.send_to_delivery_report.p50),
+        probes_answered: map(.loadgen.probes.answered), probes_sent: map(.loadgen.probes.sent),
+        events_per_batch: stat(.loadgen.service_samples as $s | if ($s | length) > 1 and ($s[-1].batches - $s[0].batches) > 0
+            then ($s[-1].batch_events - $s[0].batch_events) / ($s[-1].batches - $s[0].batches) else null end),
+        ms_per_commit: stat(.loadgen.service_samples as $s | if ($s | length) > 1 and ($s[-1].batches - $s[0].batches) > 0
+            then 1000 * ($s[-1].commit_s - $s[0].commit_s) / ($s[-1].batches - $s[0].batches) else null end),
+        service_cpu_s: stat(.service.cpu_s), http_requests: stat(.loadgen.http.requests),
+        gap_mean_ms: stat(.loadgen.http.gap_mean_ms)})),
+     throughput: (
+        (map(select(.series == "walletstream")) | map(.per_s)) as $w |
+        (map(select(.series == "kcat")) | map(.per_s)) as $k |
+        {walletstream: (map(select(.series == "walletstream")) | {runs: length, per_s: stat(.per_s), wall_s: stat(.wall_s),
+            cpu_s: stat(.cpu_s), batches: stat(.wait.batches), events_per_batch: stat(.wait.batch_events_sum / .wait.batches),
+            ms_per_commit: stat(1000 * .wait.batch_commit_seconds_sum / .wait.batches),
+            written_bytes_per_event: stat(.io.wchar / .wait.applied), write_calls_per_event: stat(.io.syscw / .wait.applied),
+            disk_bytes_per_event: stat(.disk_bytes_written / .wait.applied),
+            max_rss_kb: stat(.max_rss_kb)}),
+         kcat: (map(select(.series == "kcat")) | {runs: length, per_s: stat(.per_s), wall_s: stat(.wall_s), cpu_s: stat(.cpu_s)}),
+         ratio_pairs: [range(0; [$w, $k] | map(length) | min) | $w[.] / $k[.]],
+         extra: (map(select(.series | startswith("extra: "))) | group_by(.series) | map({args: (.[0].series | ltrimstr("extra: ")),
+            runs: length, per_s: stat(.per_s), wall_s: stat(.wall_s), cpu_s: stat(.cpu_s), batches: stat(.wait.batches),
+            ms_per_commit: stat(1000 * .wait.batch_commit_seconds_sum / .wait.batches),
+            written_bytes_per_event: stat(.io.wchar / .wait.applied), disk_bytes_per_event: stat(.disk_bytes_written / .wait.applied),
+            max_rss_kb: stat(.max_rss_kb)})),
+         strace: (map(select(.series == "strace")) | first),
+         preload: (map(select(.series == "preload")) | first)}
+        | .ratio = (.ratio_pairs | {median: med, min: min, max: max}))}' "$RUNS" >"$T/summary.json"
+
+say ""
+say "medians (min-max) over runs:"
+jq -r '.freshness[] | "  freshness \(.broker) \(if .mixed then "mixed" else "clean" end) \(.rate)/s (\(.runs) runs): from send p50 \(.from_send.p50.median) p99 \(.from_send.p99.median) p99.9 \(.from_send.p99_9.median) ms; from delivery p50 \(.from_delivery_report.p50.median) p99 \(.from_delivery_report.p99.median) p99.9 \(.from_delivery_report.p99_9.median) ms; \(.events_per_batch.median) events/batch, \(.ms_per_commit.median) ms/commit; counts \(if .counts_ok then "ok" else "WRONG" end)"' "$T/summary.json"
+if [ "$DO_TPUT" = 1 ]; then
+    jq -r '.throughput | "  walletstream \(.walletstream.per_s.median | floor) events/s (\(.walletstream.per_s.min | floor)-\(.walletstream.per_s.max | floor)), kcat \(.kcat.per_s.median | floor) events/s (\(.kcat.per_s.min | floor)-\(.kcat.per_s.max | floor)); ratio walletstream/kcat \(.ratio.median * 1000 | floor / 1000) (pairs \(.ratio.min * 1000 | floor / 1000)-\(.ratio.max * 1000 | floor / 1000)); \(.walletstream.events_per_batch.median | floor) events per batch, \(.walletstream.ms_per_commit.median * 10 | floor / 10) ms per commit, \(.walletstream.written_bytes_per_event.median | floor) bytes written per event (\(.walletstream.disk_bytes_per_event.median | floor) by the disk)",
+        (.extra[] | "  \(.args): \(.per_s.median | floor) events/s (\(.per_s.min | floor)-\(.per_s.max | floor)), \(.batches.median) batches, \(.ms_per_commit.median * 10 | floor / 10) ms per commit, \(.written_bytes_per_event.median | floor) bytes written per event (\(.disk_bytes_per_event.median | floor) by the disk)")' "$T/summary.json"
+fi
+say "  load average before $LOAD_BEFORE, after $LOAD_AFTER"
+
+jq -n --slurpfile runs "$RUNS" --slurpfile summary "$T/summary.json" \
+    --arg stamp "$STAMP" --arg commit "$COMMIT" --arg built "$BUILT_FROM" --arg sha "$BIN_SHA" \
+    --arg rdkafka "$RDKAFKA_VERSION" --arg kafka "${KAFKA_VERSION_USED:-}" --arg java "$JAVA_VERSION" \
+    --argjson nproc "$NPROC" --argjson mem "$MEM_KB" --arg cpu "$CPU_MODEL" --arg kernel "$KERNEL" \
+    --arg disk "$DISK" --arg rot "$ROTATIONAL" --arg l0 "$LOAD_BEFORE" --arg l1 "$LOAD_AFTER" \
+    --arg loadgen_build "$LOADGEN_BUILD" \
+    --argjson config "$(jq -n --arg re "$RATES_EMBEDDED" --arg rr "$RATES_REAL" --argjson mr "$MIXED_RATE" \
+        --argjson fr "$FRESH_RUNS" --argjson d "$DURATION" --argjson w "$WARMUP" --argjson pp "$PROBES_PER_S" \
+        --argjson lg "$LINGER" --argjson te "$TPUT_EVENTS" --argjson tw "$TPUT_WALLETS" --argjson tr "$TPUT_RUNS" \
+        --arg el "$EXTRA_ARGS" --argjson er "$EXTRA_RUNS" --arg wa "$WS_ARGS" \
+        '{rates_embedded: $re, rates_real: $rr, mixed_rate: $mr, fresh_runs: $fr, duration_s: $d, warmup_s: $w,
+          probes_per_s: $pp, producer_linger_ms: $lg, tput_events: $te, tput_wallets: $tw, tput_runs: $tr,
+          extra_args: $el, extra_runs: $er, ws_args: $wa}')" \
+    '{benchmark: "stream", time: $stamp, commit: $commit, built_from: $built, binary_sha256_prefix: $sha,
+      librdkafka: $rdkafka, kafka: $kafka, java: $java, loadgen_build: $loadgen_build,
+      machine: {nproc: $nproc, mem_kb: $mem, cpu: $cpu, kernel: $kernel, disk: $disk, rotational: $rot,
+                load_before: $l0, load_after: $l1},
+      config: $config, summary: $summary[0], runs: $runs}' >"$OUT"
+say "results: $OUT"
