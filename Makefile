@@ -4,6 +4,7 @@
 #   make test            build under AddressSanitizer + UndefinedBehaviorSanitizer
 #                        and run every test (tests/run)
 #   make run             start the service on its embedded defaults
+#   make bench           run the benchmarks (bench/replay.sh, bench/stream.sh)
 #   make SANITIZE=address,undefined   any build with sanitizers (in build/san/)
 #   make V=1             show the commands
 #
@@ -43,7 +44,7 @@ LIB_OBJS  := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNITS     := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test unit run clean
+.PHONY: all deps test unit run bench clean
 all: deps $(BUILD)/walletstream
 
 deps:
@@ -75,6 +76,11 @@ test:
 
 run: all
 	$(Q)scripts/run
+
+# Benchmarks (figures in docs/BENCHMARKS.md, raw results in bench/results/).
+bench: all
+	$(Q)bench/replay.sh
+	$(Q)bench/stream.sh
 
 clean:
 	rm -rf build
