@@ -61,11 +61,14 @@ int ws_producer_open(const ws_kafka_opts *opts, ws_producer **out, char *err)
         goto fail;
     }
     e = WS_ERR_USAGE;
+    /* No linger: a batch's output is produced in one burst and then
+     * waited for, so waiting to fill a request only adds latency
+     * (measured +1 ms per commit on a real broker with linger.ms=1). */
     if (rd_kafka_conf_set(conf, "bootstrap.servers", opts->brokers, errstr,
                           sizeof errstr) ||
         rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr,
                           sizeof errstr) ||
-        rd_kafka_conf_set(conf, "linger.ms", "1", errstr, sizeof errstr) ||
+        rd_kafka_conf_set(conf, "linger.ms", "0", errstr, sizeof errstr) ||
         rd_kafka_conf_set(conf, "message.timeout.ms", "30000", errstr,
                           sizeof errstr) ||
         rd_kafka_conf_set(conf, "client.id", "walletstream-out", errstr,
