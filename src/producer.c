@@ -195,10 +195,16 @@ void ws_producer_close(ws_producer *p)
 {
     if (!p)
         return;
-    if (rd_kafka_flush(p->rk, 5000))
+    if (rd_kafka_flush(p->rk, 5000)) {
         ws_log(WS_LOG_WARN, "producer", "%d output records were still "
-               "undelivered at exit (they are sent again after restart)",
-               rd_kafka_outq_len(p->rk));
+               "undelivered at exit (their batch was not committed: they "
+               "are sent again after restart)", rd_kafka_outq_len(p->rk));
+        /* Drop them, so that destroying the producer cannot wait on a
+         * broker that is gone. */
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE |
+                                  RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(p->rk, 0);
+    }
     rd_kafka_destroy(p->rk);
     free(p);
 }
