@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
 #include "metrics.h"
+#include "timeutil.h"
 
 #define MAX_HEADERS 8
 
@@ -135,18 +135,9 @@ int ws_producer_send(ws_producer *p, const char *topic, const void *key,
     return WS_OK;
 }
 
-/* Milliseconds on the monotonic clock. */
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int ws_producer_flush(ws_producer *p, int timeout_ms, char *why)
 {
-    int64_t deadline = mono_ms() + timeout_ms, left;
+    int64_t deadline = ws_clock_ms() + timeout_ms, left;
     int e = WS_OK;
 
     /* Wait for each delivery report rather than with rd_kafka_flush():
@@ -154,7 +145,7 @@ int ws_producer_flush(ws_producer *p, int timeout_ms, char *why)
      * librdkafka 2.0 added about 40 ms per call against the embedded
      * broker (measured: 39.8 ms mean commit with it, ~1 ms without). */
     rd_kafka_poll(p->rk, 0);
-    while (p->reported < p->pending && (left = deadline - mono_ms()) > 0)
+    while (p->reported < p->pending && (left = deadline - ws_clock_ms()) > 0)
         rd_kafka_poll(p->rk, (int)(left < 100 ? left : 100));
     if (p->reported < p->pending) {
         snprintf(why, WS_SOURCE_ERR_MAX, "output records undelivered: "

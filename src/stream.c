@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "log.h"
 #include "metrics.h"
+#include "timeutil.h"
 
 /* How often the topic's metadata is read: partitions added, broker
  * reachable. Faster while not ready, to notice recovery quickly. */
@@ -81,30 +82,6 @@ int ws_status_ready(ws_status *st, char *why, size_t cap)
         snprintf(why, cap, "%s", st->reason);
     pthread_mutex_unlock(&st->lock);
     return ready;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double wall_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 struct loop {
@@ -204,7 +181,7 @@ static int commit(struct loop *l)
 
     if (!l->batch)
         return WS_OK;
-    t0 = now_s();
+    t0 = ws_clock_seconds(0);
     if (l->o->changelog &&
         (e = ws_changelog_publish(l->o->changelog, l->batch, l->o->producer,
                                   why)) != WS_OK) {
@@ -249,9 +226,9 @@ static int commit(struct loop *l)
             pause_ms(l, RETRY_MS);
         return e;
     }
-    ws_metrics_batch(now_s() - t0, records);
+    ws_metrics_batch(ws_clock_seconds(0) - t0, records);
     {
-        double now = wall_s();
+        double now = ws_clock_seconds(1);
         size_t i;
 
         for (i = 0; i < l->nages; i++)
@@ -301,12 +278,11 @@ static void take(struct loop *l, rd_kafka_message_t *m)
             snprintf(l->store_err, sizeof l->store_err,
                      "state store cannot begin a batch: %s", ws_strerror(e));
             publish_status(l);
-            reset_batch(l);
             drop_batch(l);
             pause_ms(l, RETRY_MS);
             return;
         }
-        l->first_ms = now_ms();
+        l->first_ms = ws_clock_ms();
     }
     e = ws_engine_record(l->batch, l->decoder, m->payload, m->len, &res);
     if (e == WS_OK && res.outcome == WS_REJECTED)
@@ -350,7 +326,7 @@ int ws_stream_run(const ws_stream_opts *o)
 
     while (!*o->stop) {
         rd_kafka_message_t *m;
-        int64_t now = now_ms();
+        int64_t now = ws_clock_ms();
         const char *err;
 
         if (!l.batch && now - last_sync >=
@@ -371,7 +347,7 @@ int ws_stream_run(const ws_stream_opts *o)
             }
             update_lag(&l);
             publish_status(&l);
-            last_sync = now_ms();
+            last_sync = ws_clock_ms();
         }
         m = ws_source_poll(o->source, l.batch ? 0 : IDLE_POLL_MS);
         if ((err = ws_source_take_error(o->source)) != NULL &&
@@ -394,7 +370,7 @@ int ws_stream_run(const ws_stream_opts *o)
         take(&l, m);
         rd_kafka_message_destroy(m);
         if (l.batch && (l.in_batch >= l.batch_max ||
-                        now_ms() - l.first_ms >= (int64_t)o->batch_linger_ms))
+                        ws_clock_ms() - l.first_ms >= (int64_t)o->batch_linger_ms))
             commit(&l);
     }
     /* Stopping: the open batch is finished and committed. */

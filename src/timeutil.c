@@ -7,6 +7,7 @@
 #include "timeutil.h"
 
 #include <stdio.h>
+#include <time.h>
 
 int64_t ws_days_from_civil(int64_t y, unsigned m, unsigned d)
 {
@@ -219,4 +220,20 @@ size_t ws_time_format(ws_instant t, char *buf)
     buf[n++] = 'Z';
     buf[n] = '\0';
     return n;
+}
+
+int64_t ws_clock_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+double ws_clock_seconds(int wall)
+{
+    struct timespec ts;
+
+    clock_gettime(wall ? CLOCK_REALTIME : CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

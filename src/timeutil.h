@@ -49,6 +49,14 @@ int ws_time_cmp(ws_instant a, ws_instant b);
  * least WS_TIME_TEXT_MAX bytes. */
 size_t ws_time_format(ws_instant t, char *buf);
 
+/* The monotonic clock in milliseconds, for deadlines. Any thread. */
+int64_t ws_clock_ms(void);
+
+/* A clock in seconds, for metrics only (never on the path of an amount):
+ * the monotonic clock, or the wall clock when `wall` is non-zero (to
+ * compare with Kafka record timestamps). Any thread. */
+double ws_clock_seconds(int wall);
+
 /* Writes "YYYY-MM-DD" and a NUL; returns the length (10). */
 size_t ws_day_format(int32_t day, char *buf);
 
