@@ -63,10 +63,12 @@ int ws_source_rewind(ws_source *s, ws_store *store, char *why);
 /* Number of assigned partitions (0 before the first successful sync). */
 int ws_source_partitions(const ws_source *s);
 
-/* The next record, or NULL when none came within timeout_ms. The caller
- * destroys it with rd_kafka_message_destroy(). Errors arrive as messages
- * with ->err set. */
-rd_kafka_message_t *ws_source_poll(ws_source *s, int timeout_ms);
+/* Up to cap records into msgs[]: waits up to timeout_ms for the first,
+ * then takes what is already there, without waiting. Returns how many (0: none came).
+ * The caller destroys each with rd_kafka_message_destroy(). Errors arrive
+ * as messages with ->err set. Stream thread only. */
+size_t ws_source_poll(ws_source *s, int timeout_ms,
+                      rd_kafka_message_t **msgs, size_t cap);
 
 /* Commits next offsets to the consumer group, asynchronously, for lag
  * tools. next[p] < 0 means unchanged. */

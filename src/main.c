@@ -61,6 +61,11 @@ static int cmd_replay(const ws_config *c, int npos, char **pos)
     }
     snprintf(path, sizeof path, "%s/dead-letters.jsonl", c->data_dir);
     e = ws_replay_files(s, path, pos, npos, c->batch_max, &t);
+    if (e == WS_OK && ws_store_sync(s) != WS_OK) {
+        fprintf(stderr, "walletstream replay: cannot sync the state to "
+                "disk\n");
+        e = WS_ERR_IO;
+    }
     ws_store_close(s);
     if (t.blank)
         fprintf(stderr, "skipped %lld blank lines\n", (long long)t.blank);

@@ -36,6 +36,8 @@
 
 #include <lmdb.h>
 
+#include "wset.h"
+
 #define FORMAT_FILE "walletstream.format"
 #define FORMAT_MAGIC "walletstream data directory\n"
 #define LOCK_FILE "LOCK"
@@ -57,9 +59,15 @@ static const char *const db_names[DB_COUNT] = {
     "counters",
 };
 
+/* A batch reads each record it needs from LMDB once, changes it in its
+ * working set, and writes the changed records back in key order when it
+ * is flushed (before reading the top-credit table with a cursor, and at
+ * commit). Until then its LMDB transaction holds only committed data. */
 struct ws_batch {
     ws_store *store;
     MDB_txn *txn;
+    ws_wset *ws;        /* records read or changed by this batch */
+    ws_wentry *last;    /* the entry loaded last (a get, then its put) */
     ws_counts delta;
     int err;            /* first LMDB error met in this batch */
 };
@@ -581,7 +589,8 @@ int ws_store_open(const char *dir, enum ws_store_mode mode, uint64_t map_max,
         rc = mdb_env_set_mapsize(s->env, map_max ? map_max : DEFAULT_MAP_MAX);
     if (rc == 0)
         rc = mdb_env_open(s->env, path,
-                          MDB_NOTLS | (mode == WS_STORE_READ ? MDB_RDONLY : 0),
+                          MDB_NOTLS | (mode == WS_STORE_READ ? MDB_RDONLY
+                                                             : MDB_NOMETASYNC),
                           0644);
     if (rc != 0) {
         snprintf(err, WS_STORE_ERR_MAX, "cannot open the state in %s: %s",
@@ -591,6 +600,11 @@ int ws_store_open(const char *dir, enum ws_store_mode mode, uint64_t map_max,
     e = open_dbs(s, dir, err);
     if (e != WS_OK)
         goto fail;
+    if (mode == WS_STORE_WRITE && ws_wset_new(&s->batch.ws) != WS_OK) {
+        snprintf(err, WS_STORE_ERR_MAX, "out of memory");
+        e = WS_ERR_NOMEM;
+        goto fail;
+    }
     if (s->lock_fd >= 0)
         note_pid(s->lock_fd);
     s->batch.store = s;
@@ -607,12 +621,21 @@ void ws_store_close(ws_store *s)
         return;
     if (s->batch_open)
         ws_batch_abort(&s->batch);
+    if (s->env && s->mode == WS_STORE_WRITE)
+        (void)ws_store_sync(s);     /* the last commit's meta page */
+    ws_wset_free(s->batch.ws);
     if (s->env)
         mdb_env_close(s->env);
     if (s->lock_fd >= 0)
         close(s->lock_fd);  /* releases the flock */
     pthread_rwlock_destroy(&s->resize);
     free(s);
+}
+
+int ws_store_sync(ws_store *s)
+{
+    return s->mode == WS_STORE_WRITE && mdb_env_sync(s->env, 1) != 0
+               ? WS_ERR_IO : WS_OK;
 }
 
 void ws_store_usage(ws_store *s, uint64_t *used, uint64_t *limit)
@@ -665,9 +688,46 @@ static int add_counter(ws_batch *b, const char *prefix, const char *name,
     return put(b, DB_COUNTERS, key, (size_t)n, buf, 8, 0);
 }
 
+/* Writes the working set's changed records into the LMDB transaction, in
+ * key order, one cursor per table: consecutive keys mostly land on the
+ * page the cursor is on, so LMDB skips the descent from the root. */
+static int flush(ws_batch *b)
+{
+    ws_wentry **d;
+    MDB_cursor *cur = NULL;
+    size_t n, i;
+    int table = -1, rc = 0, e;
+
+    if (b->err != WS_OK)
+        return b->err;
+    if ((e = ws_wset_dirty(b->ws, &d, &n)) != WS_OK) {
+        b->err = e;
+        return e;
+    }
+    for (i = 0; i < n && rc == 0; i++) {
+        MDB_val key = val(d[i]->key, d[i]->klen);
+        MDB_val data = val(d[i]->val, d[i]->vlen);
+
+        if (d[i]->table != table) {
+            if (cur)
+                mdb_cursor_close(cur);
+            cur = NULL;
+            table = d[i]->table;
+            if ((rc = mdb_cursor_open(b->txn, b->store->dbi[table], &cur)))
+                break;
+        }
+        rc = mdb_cursor_put(cur, &key, &data, 0);
+        if (rc == 0)
+            d[i]->state = WS_WE_CLEAN;
+    }
+    if (cur)
+        mdb_cursor_close(cur);
+    return batch_rc(b, rc);
+}
+
 int ws_batch_commit(ws_batch *b)
 {
-    int i, e = b->err, rc;
+    int i, e = flush(b), rc;
 
     for (i = 0; e == WS_OK && i < WS_OUTCOME_COUNT; i++)
         if (b->delta.outcome[i])
@@ -684,6 +744,8 @@ int ws_batch_commit(ws_batch *b)
     rc = mdb_txn_commit(b->txn);
     b->txn = NULL;
     b->store->batch_open = 0;
+    b->last = NULL;
+    ws_wset_clear(b->ws);
     return map_err(rc);
 }
 
@@ -693,41 +755,120 @@ void ws_batch_abort(ws_batch *b)
         mdb_txn_abort(b->txn);
     b->txn = NULL;
     b->store->batch_open = 0;
+    b->last = NULL;
+    ws_wset_clear(b->ws);
+}
+
+/* The working-set entry of table/key, read from LMDB on its first use in
+ * the batch (absent records get an ABSENT entry, so a second miss costs
+ * no descent either); vcap reserves room for the value the batch may
+ * write. NULL with *err set on failure. */
+static ws_wentry *load(ws_batch *b, int db, const void *k, size_t kn,
+                       size_t vcap, int *err)
+{
+    ws_wentry *e = b->last;
+    MDB_val v;
+    int rc;
+
+    if (e && e->table == db && e->klen == kn && memcmp(e->key, k, kn) == 0)
+        return e;
+    if ((e = ws_wset_find(b->ws, (unsigned)db, k, kn)) != NULL)
+        return b->last = e;
+    rc = get(b->txn, b->store->dbi[db], k, kn, &v);
+    if (rc == 0)
+        e = ws_wset_add(b->ws, (unsigned)db, k, kn, WS_WE_CLEAN, v.mv_data,
+                        v.mv_size, vcap);
+    else if (rc == MDB_NOTFOUND)
+        e = ws_wset_add(b->ws, (unsigned)db, k, kn, WS_WE_ABSENT, NULL, 0,
+                        vcap);
+    else {
+        *err = batch_rc(b, rc);
+        return NULL;
+    }
+    if (!e) {
+        *err = WS_ERR_NOMEM;
+        if (b->err == WS_OK)
+            b->err = WS_ERR_NOMEM;
+    }
+    return b->last = e;
+}
+
+/* Sets the entry's value and marks it to be written. */
+static int store_value(ws_batch *b, ws_wentry *e, const void *v, size_t n)
+{
+    int err = ws_wset_set(b->ws, e, WS_WE_DIRTY, v, n);
+
+    if (err != WS_OK && b->err == WS_OK)
+        b->err = err;
+    return err;
+}
+
+/* Marks a key-only record (empty value) present; *added is 1 when it was
+ * not there before. */
+static int mark(ws_batch *b, int db, const void *k, size_t kn, int *added)
+{
+    int err = WS_OK;
+    ws_wentry *e = load(b, db, k, kn, 0, &err);
+
+    *added = 0;
+    if (!e)
+        return err;
+    if (e->state != WS_WE_ABSENT)
+        return WS_OK;
+    *added = 1;
+    return store_value(b, e, "", 0);
 }
 
 int ws_batch_seen_claim(ws_batch *b, const char *id, size_t n,
                         const unsigned char fp[16], int *claimed,
                         unsigned char existing[16])
 {
-    MDB_val key = val(id, n), data = val(fp, 16);
-    int rc = mdb_put(b->txn, b->store->dbi[DB_SEEN], &key, &data,
-                     MDB_NOOVERWRITE);
+    int err = WS_OK;
+    ws_wentry *e = load(b, DB_SEEN, id, n, 16, &err);
 
-    *claimed = rc == 0;
-    if (rc == MDB_KEYEXIST) {
-        /* LMDB points data at the stored value. */
-        if (data.mv_size != 16)
-            return WS_ERR_CORRUPT;
-        memcpy(existing, data.mv_data, 16);
-        return WS_OK;
+    *claimed = 0;
+    if (!e)
+        return err;
+    if (e->state == WS_WE_ABSENT) {
+        *claimed = 1;
+        return store_value(b, e, fp, 16);
     }
-    return batch_rc(b, rc);
+    if (e->vlen != 16)
+        return WS_ERR_CORRUPT;
+    memcpy(existing, e->val, 16);
+    return WS_OK;
 }
 
 int ws_batch_seen_release(ws_batch *b, const char *id, size_t n)
 {
+    ws_wentry *e = ws_wset_find(b->ws, DB_SEEN, id, n);
     MDB_val key = val(id, n);
 
-    return batch_rc(b, mdb_del(b->txn, b->store->dbi[DB_SEEN], &key, NULL));
+    if (!e || e->state == WS_WE_ABSENT)
+        return WS_OK;
+    if (e->state == WS_WE_CLEAN) {
+        /* Already written back (a flush came between claim and release). */
+        int rc = mdb_del(b->txn, b->store->dbi[DB_SEEN], &key, NULL);
+
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return batch_rc(b, rc);
+    }
+    e->state = WS_WE_ABSENT;
+    e->vlen = 0;
+    return WS_OK;
 }
 
 int ws_batch_wallet_get(ws_batch *b, const char *id, size_t n, ws_wallet *w)
 {
+    int err = WS_OK;
+    ws_wentry *e = load(b, DB_WALLETS, id, n, WALLET_SIZE, &err);
     MDB_val v;
-    int rc = get(b->txn, b->store->dbi[DB_WALLETS], id, n, &v);
 
-    if (rc != 0)
-        return batch_rc(b, rc);
+    if (!e)
+        return err;
+    if (e->state == WS_WE_ABSENT)
+        return WS_ERR_NOT_FOUND;
+    v = val(e->val, e->vlen);
     return wallet_decode(&v, w);
 }
 
@@ -735,9 +876,13 @@ int ws_batch_wallet_put(ws_batch *b, const char *id, size_t n,
                         const ws_wallet *w)
 {
     unsigned char rec[WALLET_SIZE];
+    int err = WS_OK;
+    ws_wentry *e = load(b, DB_WALLETS, id, n, WALLET_SIZE, &err);
 
+    if (!e)
+        return err;
     wallet_encode(w, rec);
-    return put(b, DB_WALLETS, id, n, rec, sizeof rec, 0);
+    return store_value(b, e, rec, sizeof rec);
 }
 
 int ws_batch_debit_day_add(ws_batch *b, const char *wallet, size_t n,
@@ -745,7 +890,6 @@ int ws_batch_debit_day_add(ws_batch *b, const char *wallet, size_t n,
 {
     char key[WS_MAX_ID + 5];
     uint32_t d = (uint32_t)day;
-    int rc;
 
     memcpy(key, wallet, n);
     key[n] = '\0';
@@ -753,25 +897,26 @@ int ws_batch_debit_day_add(ws_batch *b, const char *wallet, size_t n,
     key[n + 2] = (char)(d >> 16);
     key[n + 3] = (char)(d >> 8);
     key[n + 4] = (char)d;
-    rc = put(b, DB_DEBIT_DAYS, key, n + 5, "", 0, MDB_NOOVERWRITE);
-    *added = rc == 0;
-    return rc == MDB_KEYEXIST ? WS_OK : rc;
+    return mark(b, DB_DEBIT_DAYS, key, n + 5, added);
 }
 
 int ws_batch_top_get(ws_batch *b, const char *product, size_t n,
                      const char currency[3], ws_top *t)
 {
     char key[WS_MAX_ID + 4];
+    int err = WS_OK;
+    ws_wentry *e = load(b, DB_TOP, key, top_key(product, n, currency, key),
+                        0, &err);
     MDB_val v;
-    int rc = get(b->txn, b->store->dbi[DB_TOP], key,
-                 top_key(product, n, currency, key), &v);
 
-    if (rc == MDB_NOTFOUND) {
+    if (!e)
+        return err;
+    if (e->state == WS_WE_ABSENT) {
         memcpy(t->currency, currency, 3);
         t->n = 0;
+        return WS_ERR_NOT_FOUND;
     }
-    if (rc != 0)
-        return batch_rc(b, rc);
+    v = val(e->val, e->vlen);
     return top_decode(&v, currency, t);
 }
 
@@ -780,18 +925,19 @@ int ws_batch_top_put(ws_batch *b, const char *product, size_t n,
 {
     char key[WS_MAX_ID + 4];
     unsigned char rec[TOP_MAX];
-    size_t kn = top_key(product, n, t->currency, key);
+    int err = WS_OK;
+    ws_wentry *e = load(b, DB_TOP, key, top_key(product, n, t->currency, key),
+                        0, &err);
 
-    return put(b, DB_TOP, key, kn, rec, top_encode(t, rec), 0);
+    if (!e)
+        return err;
+    return store_value(b, e, rec, top_encode(t, rec));
 }
 
 int ws_batch_product_mark(ws_batch *b, const char *product, size_t n,
                           int *added)
 {
-    int rc = put(b, DB_PRODUCTS, product, n, "", 0, MDB_NOOVERWRITE);
-
-    *added = rc == 0;
-    return rc == MDB_KEYEXIST ? WS_OK : rc;
+    return mark(b, DB_PRODUCTS, product, n, added);
 }
 
 void ws_batch_count(ws_batch *b, enum ws_outcome o, enum ws_reason r)
@@ -907,6 +1053,10 @@ int ws_view_tops(ws_view *v, const char *product, size_t n,
 int ws_batch_tops(ws_batch *b, const char *product, size_t n,
                   int (*fn)(const ws_top *t, void *arg), void *arg)
 {
+    int e = flush(b);
+
+    if (e != WS_OK)
+        return e;
     return tops_in(b->txn, b->store->dbi[DB_TOP], product, n, fn, arg);
 }
 

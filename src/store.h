@@ -82,7 +82,17 @@ int ws_store_open(const char *dir, enum ws_store_mode mode, uint64_t map_max,
  * 0, or -1 with errno set. */
 int ws_store_mkdirs(const char *path);
 
-/* Closes the store; an open batch is aborted. NULL is accepted. */
+/* Makes every committed batch durable. Commits flush the batch's pages
+ * with fdatasync but write the meta page that points at them without a
+ * sync of its own (MDB_NOMETASYNC: one sync per commit instead of two);
+ * the next commit's sync carries it. A power loss can therefore undo the
+ * last committed batch, never corrupt the state: state and offsets go
+ * back together and its records are read and applied again. Returns 0 or
+ * WS_ERR_IO. Writer only (a no-op on a reader). */
+int ws_store_sync(ws_store *s);
+
+/* Closes the store (syncing a writer's last commit); an open batch is
+ * aborted. NULL is accepted. */
 void ws_store_close(ws_store *s);
 
 /* Bytes the state uses on disk and its current map limit. Any thread. */
@@ -94,7 +104,7 @@ void ws_store_usage(ws_store *s, uint64_t *used, uint64_t *limit);
  * WS_ERR_STORE. */
 int ws_store_begin(ws_store *s, ws_batch **out);
 
-/* Commits (and fsyncs) everything the batch wrote, counters and offsets
+/* Commits (one fdatasync; see ws_store_sync) everything the batch wrote, counters and offsets
  * included. Returns 0, WS_ERR_MAP_FULL, WS_ERR_TXN_FULL or WS_ERR_STORE;
  * on error nothing of the batch is kept. The batch is finished either
  * way. Any batch function may return WS_ERR_TXN_FULL: the batch touched
@@ -107,7 +117,11 @@ void ws_batch_abort(ws_batch *b);
 
 /* Remembers transaction id[0..n) with content fingerprint fp, unless it
  * is already remembered: then *claimed is 0 and existing holds the stored
- * fingerprint. One B-tree descent either way. Returns 0 or an error. */
+ * fingerprint. Returns 0 or an error.
+ *
+ * Batch reads and writes go through the batch's working set (wset.h):
+ * each record is read from LMDB once per batch and written back once, in
+ * key order, at commit. */
 int ws_batch_seen_claim(ws_batch *b, const char *id, size_t n,
                         const unsigned char fp[16], int *claimed,
                         unsigned char existing[16]);

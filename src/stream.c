@@ -26,6 +26,14 @@
 #define OUTPUT_FLUSH_MS 10000
 /* Poll timeout while no batch is open: how quickly a stop is noticed. */
 #define IDLE_POLL_MS 100
+/* Records taken from the consumer per poll call. */
+#define POLL_MAX 512
+/* Under a backlog a batch stays open up to this many times the duration
+ * of the last commit (and at least --batch-linger), so that commits take
+ * at most about a quarter of the time however slow the disk; a batch is
+ * never held open longer than MAX_OPEN_MS. */
+#define COMMIT_SHARE 3
+#define MAX_OPEN_MS 1000
 
 struct ws_status {
     pthread_mutex_t lock;
@@ -91,6 +99,9 @@ struct loop {
     uint64_t in_batch;
     uint64_t batch_max;
     int64_t first_ms;           /* when the open batch got its first record */
+    int64_t last_commit_ms;     /* how long the last commit took */
+    int dropped;                /* a batch was dropped and the partitions
+                                   rewound: records polled before are stale */
     double *ages;               /* Kafka timestamps (s) of the batch's records,
                                    turned into ages at commit; grown, reused */
     size_t nages, ages_cap;
@@ -145,6 +156,7 @@ static void drop_batch(struct loop *l)
     if (l->batch)
         ws_batch_abort(l->batch);
     reset_batch(l);
+    l->dropped = 1;
     if (l->o->changelog)
         ws_changelog_reset(l->o->changelog);
     if (ws_source_rewind(l->o->source, l->o->store, why) != WS_OK)
@@ -227,6 +239,7 @@ static int commit(struct loop *l)
         return e;
     }
     ws_metrics_batch(ws_clock_seconds(0) - t0, records);
+    l->last_commit_ms = (int64_t)((ws_clock_seconds(0) - t0) * 1000.0);
     {
         double now = ws_clock_seconds(1);
         size_t i;
@@ -310,9 +323,24 @@ static void take(struct loop *l, rd_kafka_message_t *m)
     note_timestamp(l, m);
 }
 
+/* Whether the open batch has been open long enough: --batch-linger, or
+ * COMMIT_SHARE times the last commit when that is longer. */
+static int batch_due(const struct loop *l)
+{
+    int64_t open_ms = ws_clock_ms() - l->first_ms;
+    int64_t want = COMMIT_SHARE * l->last_commit_ms;
+
+    if (want < (int64_t)l->o->batch_linger_ms)
+        want = (int64_t)l->o->batch_linger_ms;
+    if (want > MAX_OPEN_MS)
+        want = MAX_OPEN_MS;
+    return l->in_batch >= l->batch_max || open_ms >= want;
+}
+
 int ws_stream_run(const ws_stream_opts *o)
 {
     struct loop l;
+    rd_kafka_message_t *msgs[POLL_MAX];
     int64_t last_sync = 0;
     int e;
 
@@ -325,9 +353,9 @@ int ws_stream_run(const ws_stream_opts *o)
     publish_status(&l);
 
     while (!*o->stop) {
-        rd_kafka_message_t *m;
         int64_t now = ws_clock_ms();
         const char *err;
+        size_t n, i;
 
         if (!l.batch && now - last_sync >=
                             (l.source_err[0] || l.out_err[0] || l.store_err[0] ||
@@ -349,7 +377,9 @@ int ws_stream_run(const ws_stream_opts *o)
             publish_status(&l);
             last_sync = ws_clock_ms();
         }
-        m = ws_source_poll(o->source, l.batch ? 0 : IDLE_POLL_MS);
+        n = ws_source_poll(o->source, l.batch ? 0 : IDLE_POLL_MS, msgs,
+                           POLL_MAX);
+        l.dropped = 0;      /* these records were read after any rewind */
         if ((err = ws_source_take_error(o->source)) != NULL &&
             strstr(err, "ALL_BROKERS_DOWN")) {
             snprintf(l.source_err, sizeof l.source_err,
@@ -357,21 +387,24 @@ int ws_stream_run(const ws_stream_opts *o)
             ws_metrics_broker_up(0);
             publish_status(&l);
         }
-        if (!m) {
+        if (n == 0) {
             commit(&l);     /* nothing more right now */
             continue;
         }
-        if (m->err) {
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                ws_log(WS_LOG_WARN, "kafka", "%s", rd_kafka_message_errstr(m));
+        for (i = 0; i < n; i++) {
+            rd_kafka_message_t *m = msgs[i];
+
+            if (m->err) {
+                if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                    ws_log(WS_LOG_WARN, "kafka", "%s",
+                           rd_kafka_message_errstr(m));
+            } else if (!l.dropped) {
+                take(&l, m);
+                if (l.batch && batch_due(&l))
+                    commit(&l);
+            }
             rd_kafka_message_destroy(m);
-            continue;
         }
-        take(&l, m);
-        rd_kafka_message_destroy(m);
-        if (l.batch && (l.in_batch >= l.batch_max ||
-                        ws_clock_ms() - l.first_ms >= (int64_t)o->batch_linger_ms))
-            commit(&l);
     }
     /* Stopping: the open batch is finished and committed. */
     if (l.batch && commit(&l) != WS_OK && l.batch)
