@@ -129,10 +129,11 @@ machine_json() {
 # --- walletstream binary --------------------------------------------------------
 # build_walletstream WORKTREE: sets BIN (a private copy in $T), BIN_SHA,
 # COMMIT, BUILT_FROM. WORKTREE=1: `make` in the working tree; otherwise a
-# clean `git archive` export of REF (default HEAD), built once per commit
-# into build/bench/<commit>/ and reused; WALLETSTREAM: that binary.
+# clean `git archive` export of REF (default HEAD), built into
+# build/bench/<key>/ and reused while REF's src/, Makefile and scripts/
+# are the same (the key hashes their trees); WALLETSTREAM: that binary.
 build_walletstream() {
-    local worktree=${1:-0} src full dir
+    local worktree=${1:-0} src full key dir
     REF=${REF:-HEAD}
     COMMIT=$(git rev-parse --short "$REF" 2>/dev/null || echo unknown)
     if [ -n "${WALLETSTREAM:-}" ]; then
@@ -144,9 +145,10 @@ build_walletstream() {
         BUILT_FROM="working tree at $COMMIT ($(git status --porcelain -- src Makefile | wc -l) changed src/Makefile paths)"
     else
         full=$(git rev-parse --verify "$REF^{commit}") || die "no commit $REF"
-        dir=$ROOT/build/bench/$full
+        key=$(git ls-tree "$full" -- src Makefile scripts | sha1sum | cut -c1-16)
+        dir=$ROOT/build/bench/$key
         if [ ! -x "$dir/build/walletstream" ]; then
-            say "building walletstream from a clean export of $COMMIT into build/bench/$full"
+            say "building walletstream from a clean export of $COMMIT into build/bench/$key"
             rm -rf "$dir"
             mkdir -p "$dir"
             git archive "$full" | tar -x -C "$dir"
@@ -303,6 +305,29 @@ rss_sampler() {
         fi
         sleep "${RSS_SAMPLE_S:-0.2}"
     done
+}
+
+# --- LMDB state ---------------------------------------------------------------
+# mdb_state DIR OUT: `mdb_stat -efa DIR` into OUT; sets MDB_DBS (lines
+# "DB PAGES ENTRIES": branch + leaf + overflow pages per database, sorted),
+# PAGES_USED, PAGES_FREE (both empty without mdb_stat)
+mdb_state() {
+    MDB_DBS="" PAGES_USED="" PAGES_FREE=""
+    command -v mdb_stat >/dev/null || return 0
+    mdb_stat -efa "$1" >"$2" 2>/dev/null || true
+    MDB_DBS=$(awk '/^Status of / {db = $3; if (db == "Main") db = "(main)"}
+        /^Freelist Status/ {db = ""}
+        db != "" && /Branch pages:|Leaf pages:|Overflow pages:/ {pages[db] += $3}
+        db != "" && /Entries:/ {entries[db] = $2}
+        END {for (d in pages) printf "%s %d %d\n", d, pages[d], entries[d]}' "$2" | sort)
+    PAGES_USED=$(awk '/Number of pages used:/ {print $5}' "$2")
+    PAGES_FREE=$(awk '/Free pages:/ {print $3}' "$2")
+}
+# mdb_db NAME: "PAGES ENTRIES" of database NAME from MDB_DBS ("0 0" if absent)
+mdb_db() { printf '%s\n' "$MDB_DBS" | awk -v d="$1" '$1 == d {print $2, $3; f = 1} END {if (!f) print 0, 0}'; }
+# mdb_dbs_json: MDB_DBS as a JSON array
+mdb_dbs_json() {
+    printf '%s\n' "$MDB_DBS" | jq -Rsc 'split("\n") | map(select(length > 0) | split(" ") | {db: .[0], pages: (.[1] | tonumber), entries: (.[2] | tonumber)})'
 }
 
 # --- statistics -----------------------------------------------------------------

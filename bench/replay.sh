@@ -135,17 +135,8 @@ done
 # replay into it again.
 STATE_BYTES=$(du -s --block-size=1 "$T/data/state" | cut -f1)
 STATE_APPARENT=$(du -s --apparent-size --block-size=1 "$T/data/state" | cut -f1)
-MDB_STAT="" PAGES_USED="" PAGES_FREE=""
-if command -v mdb_stat >/dev/null; then
-    mdb_stat -efa "$T/data/state" >"$T/mdb_stat.out" 2>/dev/null || true
-    MDB_STAT=$(awk '/^Status of / {db = $3; if (db == "Main") db = "(main)"}
-        /^Freelist Status/ {db = ""}
-        db != "" && /Branch pages:|Leaf pages:|Overflow pages:/ {pages[db] += $3}
-        db != "" && /Entries:/ {entries[db] = $2}
-        END {for (d in pages) printf "%s %d %d\n", d, pages[d], entries[d]}' "$T/mdb_stat.out" | sort)
-    PAGES_USED=$(awk '/Number of pages used:/ {print $5}' "$T/mdb_stat.out")
-    PAGES_FREE=$(awk '/Free pages:/ {print $3}' "$T/mdb_stat.out")
-fi
+mdb_state "$T/data/state" "$T/mdb_stat.out"
+MDB_STAT=$MDB_DBS
 for i in $(seq 1 "$SHORT_RUNS"); do
     timed duplicate "$i" "$DUPLICATE" "$BIN" replay --data-dir "$T/data" "$FILE"
 done
@@ -281,7 +272,7 @@ OUT=$T/result.json
     printf '    "fsync_calls": %s, "write_calls": %s, "bytes_written": %s, "heap_allocations": %s\n  },\n' \
         "${SYNCS:-null}" "${WRITES:-null}" "${WRITE_BYTES:-null}" "$ALLOCS"
     printf '  "pages_used": %s, "pages_free": %s,\n' "${PAGES_USED:-null}" "${PAGES_FREE:-null}"
-    printf '  "databases": %s,\n' "$(printf '%s\n' "$MDB_STAT" | jq -Rsc 'split("\n") | map(select(length > 0) | split(" ") | {db: .[0], pages: (.[1] | tonumber), entries: (.[2] | tonumber)})')"
+    printf '  "databases": %s,\n' "$(mdb_dbs_json)"
     printf '  "profile_top10": %s\n}\n' "$(printf '%s\n' "$PERF_TOP" | jq -Rsc 'split("\n") | map(select(length > 0))')"
 } >"$OUT"
 result_write replay "$OUT"
