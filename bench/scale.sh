@@ -7,8 +7,10 @@
 # Builds walletstream from a clean export of REF (bench/lib.sh), and
 # build/gen_events, build/loadgen, build/mhd_fixed. Then:
 #
-#   input      gen_events -n EVENTS -w WALLETS -p PRODUCTS -s SEED into a
-#              temporary file (deleted at the end)
+#   input      gen_events -n EVENTS -w WALLETS -p PRODUCTS -s SEED
+#              $SCALE_GEN_ARGS into a temporary file (deleted at the end);
+#              wallets are drawn at random, so 20 M events touch about
+#              86.5 % of 10 M wallets (SCALE_GEN_ARGS=-c: every one, twice)
 #   replay     RUNS replays, each into a fresh data directory, under
 #              /usr/bin/time (wall, CPU, peak RSS); meanwhile
 #              /proc/PID/smaps is read every RSS_SAMPLE_S s and the Rss of
@@ -37,7 +39,7 @@
 #
 # Environment (defaults): SCALE_EVENTS (20000000), SCALE_WALLETS (10000000),
 # PRODUCTS (1000), SEED (42), RUNS (3), SCALE_REF_WALLETS (100000),
-# SCALE_REF_RUNS (1; 0: none), RESTART_RUNS (3), COLD (1), IDLE_S (5),
+# SCALE_REF_RUNS (1; 0: none), SCALE_GEN_ARGS (""), RESTART_RUNS (3), COLD (1), IDLE_S (5),
 # READY_POLL_US (1000), RSS_SAMPLE_S (0.2), REF, WALLETSTREAM, BENCH_TMP
 # (the event file takes about 155 bytes per event, the store about 300 bytes
 # per wallet: 3.1 GB + about 4 GB at the defaults).
@@ -56,6 +58,7 @@ RESTART_RUNS=${RESTART_RUNS:-3}
 COLD=${COLD:-1}
 IDLE_S=${IDLE_S:-5}
 READY_POLL_US=${READY_POLL_US:-1000}
+GEN_ARGS=${SCALE_GEN_ARGS:-}
 WORKTREE=0 DO_RESTART=1
 
 for arg in "$@"; do
@@ -94,7 +97,8 @@ mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 gen() {
     local file=$1 n=$2 w=$3 t0 t1 lines
     t0=$(now)
-    build/gen_events -n "$n" -w "$w" -p "$PRODUCTS" -s "$SEED" >"$file"
+    # shellcheck disable=SC2086
+    build/gen_events -n "$n" -w "$w" -p "$PRODUCTS" -s "$SEED" $GEN_ARGS >"$file"
     t1=$(now)
     lines=$(wc -l <"$file")
     [ "$lines" = "$n" ] || die "gen_events wrote $lines lines, expected $n"
@@ -286,12 +290,12 @@ jq -r 'def r: . * 10 | floor / 10; def ms: if . == null then "-" else . * 1000 |
 
 jq -n --slurpfile runs "$RUNS_JSONL" --slurpfile summary "$T/summary.json" --argjson foot "$FOOT" \
     --argjson machine "$(machine_json)" --arg commit "$COMMIT" --arg built "$BUILT_FROM" --arg sha "$BIN_SHA" \
-    --argjson ev "$EVENTS" --argjson w "$WALLETS" --argjson p "$PRODUCTS" --argjson seed "$SEED" \
+    --argjson ev "$EVENTS" --argjson w "$WALLETS" --argjson p "$PRODUCTS" --argjson seed "$SEED" --arg ga "$GEN_ARGS" \
     --argjson rw "$REF_WALLETS" --argjson cold "$COLD_DONE" --argjson idle "$IDLE_S" --argjson poll "$READY_POLL_US" \
     --arg lmdb "$(dpkg-query -W -f='${Version}' liblmdb0 2>/dev/null || echo unknown)" \
     '{benchmark: "scale", commit: $commit, built_from: $built, binary_sha256_prefix: $sha, liblmdb_package: $lmdb,
       machine: $machine,
-      input: {events: $ev, wallets: $w, products: $p, seed: $seed, reference_wallets: $rw},
+      input: {events: $ev, wallets: $w, products: $p, seed: $seed, gen_args: $ga, reference_wallets: $rw},
       config: {cold_measured: $cold, idle_s: $idle, ready_poll_us: $poll},
       summary: ($summary[0] + {footprint: $foot}), runs: $runs}' >"$T/result.json"
 result_write scale "$T/result.json"
