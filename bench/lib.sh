@@ -63,7 +63,9 @@ bench_cleanup() {
     local p
     if declare -F bench_on_exit >/dev/null; then bench_on_exit || true; fi
     for p in $BENCH_PIDS; do
-        if kill -0 "$p" 2>/dev/null; then
+        # only a child of this script still running: a pid that ended
+        # long ago may belong to another process by now
+        if [ "$(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ')" = "$$" ]; then
             kill "$p" 2>/dev/null || true
             wait "$p" 2>/dev/null || true
         fi

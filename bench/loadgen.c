@@ -50,7 +50,8 @@
  * Ready mode (-Y PATH): produce nothing; ask GET PATH at -a every POLL_US
  * (-i, default 1000) microseconds, connecting again while the connection
  * is refused, until it answers 200; print the time since START_EPOCH_S
- * (-S, as above) and that of the first answer of any status. For restart
+ * (-S, as above) and that of the first answer of any status (its status
+ * and the start of its body go into the JSON). For restart
  * runs: from the start of a process to its /readyz answering 200.
  *
  * Producer settings: acks=all, linger.ms=5 (librdkafka's default, set
@@ -846,6 +847,7 @@ static int ready_mode(void)
     double first = -1, done = -1;
     unsigned long long requests = 0, refused = 0;
     int st, first_status = 0, ok = 0;
+    char first_body[256] = "";
     FILE *f;
 
     if (http_init(&h, opt.api) != 0) {
@@ -871,8 +873,11 @@ static int ready_mode(void)
         }
         now = real_s();
         if (st >= 0 && first < 0) {
+            size_t n = blen < sizeof first_body - 1 ? blen : sizeof first_body - 1;
             first = now;
             first_status = st;
+            memcpy(first_body, body, n);
+            first_body[n] = '\0';
         }
         if (st == 200) {
             done = now;
@@ -892,9 +897,11 @@ static int ready_mode(void)
         json_str(f, opt.ready_path);
         fprintf(f, ", \"elapsed_s\": %.4f, \"first_answer_s\": %.4f, "
                    "\"first_status\": %d, \"requests\": %llu, \"refused\": %llu, "
-                   "\"poll_us\": %lld}\n",
+                   "\"poll_us\": %lld, \"first_body\": ",
                 ok ? done - start : -1.0, first >= 0 ? first - start : -1.0,
                 first_status, requests, refused, (long long)(interval / 1000));
+        json_str(f, first_body);
+        fputs("}\n", f);
         fclose(f);
     }
     http_free(&h);

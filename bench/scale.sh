@@ -219,11 +219,11 @@ ready_time() {
     label="$series $n"
     [ "$cold" = 1 ] && label="$series cold $n"
     jq -r --arg l "$label" --arg o "$o" \
-        '"  \($l | . + " " * ([16 - length, 1] | max)) ready after \(.elapsed_s * 1000 | floor) ms (first answer \(.first_answer_s * 1000 | floor) ms, status \(.first_status))" + (if $o != "null" then ", then idle: RSS outside the map \(($o | tonumber) / 1024 * 10 | floor / 10) MiB" else "" end)' "$T/ready.json"
+        '"  \($l | . + " " * ([16 - length, 1] | max)) ready after \(.elapsed_s * 1000 | floor) ms (first answer \(.first_answer_s * 1000 | floor) ms, status \(.first_status)\(if .first_status != 200 then ": " + (.first_body | .[0:80]) else "" end))" + (if $o != "null" then ", then idle: RSS outside the map \(($o | tonumber) / 1024 * 10 | floor / 10) MiB" else "" end)' "$T/ready.json"
     jq -c --arg s "$series" --argjson n "$n" --argjson cold "$cold" --argjson o "$o" --argjson m "$m" \
         --argjson vm "$vm" --argjson idle "$IDLE_S" \
         '{series: ("restart " + $s), n: $n, cold: ($cold == 1), ready_s: .elapsed_s, first_answer_s: .first_answer_s,
-          first_status: .first_status, requests: .requests, idle_s: (if $o != null then $idle else null end),
+          first_status: .first_status, first_body: .first_body, requests: .requests, idle_s: (if $o != null then $idle else null end),
           idle_rss_outside_map_kb: $o, idle_rss_map_kb: $m, idle_vmrss_kb: $vm}' "$T/ready.json" >>"$RUNS_JSONL"
 }
 

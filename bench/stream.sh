@@ -207,7 +207,7 @@ freshness() {
     label="$kind $mixed $rate/s run $run"
     [ "$warm" = 1 ] && label="$kind warm-up $rate/s"
     jq -r --arg l "$label" --arg ok "$ok" --arg a "$applied" --arg e "$exp_a" --arg lr "$lgrc" --argjson age "$age" '
-        "  \($l | .[0:30] | . + " " * (30 - length)) p50 \(.probes.from_send.p50 // "-") p99 \(.probes.from_send.p99 // "-") p99.9 \(.probes.from_send.p99_9 // "-") ms from send; p50 \(.probes.from_delivery_report.p50 // "-") ms from delivery; service event age p50 \($age.p50 // "-") p99 \($age.p99 // "-") p99.9 \($age.p99_9 // "-") ms; \(.probes.answered)/\(.probes.sent) probes; counts " + (if $ok == "true" then "ok" else "WRONG (applied \($a), expected \($e))" end)' \
+        "  \($l | .[0:30] | . + " " * (30 - length)) p50 \(.probes.from_send.p50 // "-") p99 \(.probes.from_send.p99 // "-") p99.9 \(.probes.from_send.p99_9 // "-") ms from send; p50 \(.probes.from_delivery_report.p50 // "-") ms from delivery; service event age p50 \($age.p50 // "-") p99 \($age.p99 // "-") p99.9 \($age.p99_9 // "-") ms; \(.probes.answered)/\(.probes.sent) probes; counts " + (if $ok == "true" then "ok" else "WRONG (applied \($a), expected \($e) within the wait)" end)' \
         "$dir/loadgen.json"
     if [ "$warm" != 1 ]; then
         jq -c --arg kind "$kind" --argjson rate "$rate" --arg mixed "$mixed" --argjson run "$run" \
