@@ -4,7 +4,9 @@
 #   make test            build under AddressSanitizer + UndefinedBehaviorSanitizer
 #                        and run every test (tests/run)
 #   make run             start the service on its embedded defaults
-#   make bench           run the benchmarks (bench/replay.sh, bench/stream.sh)
+#   make bench           run the benchmark suite (bench/run.sh; docs/BENCHMARKS.md)
+#   make bench BENCH=api      only some steps: replay scale stream api
+#   make bench QUICK=1        every step at small sizes (a smoke test, ~3 min)
 #   make SANITIZE=address,undefined   any build with sanitizers (in build/san/)
 #   make V=1             show the commands
 #
@@ -79,8 +81,7 @@ run: all
 
 # Benchmarks (figures in docs/BENCHMARKS.md, raw results in bench/results/).
 bench: all
-	$(Q)bench/replay.sh
-	$(Q)bench/stream.sh
+	$(Q)BENCH="$(BENCH)" QUICK="$(QUICK)" bench/run.sh
 
 clean:
 	rm -rf build

@@ -1,12 +1,15 @@
 /*
  * gen_events.c - writes benchmark events as JSON lines on stdout.
  *
- *   gen_events [-n EVENTS] [-w WALLETS] [-p PRODUCTS] [-s SEED] [-m]
+ *   gen_events [-n EVENTS] [-w WALLETS] [-p PRODUCTS] [-s SEED] [-m] [-c]
  *
  * Clean events by default: unique transaction ids, one currency per
  * wallet, amounts with two decimals, timestamps over 84 days. -m mixes in
  * about 5% duplicates, 1% conflicting duplicates and 1% invalid records.
- * Deterministic for a given seed.
+ * Wallets are drawn at random (about 63% of WALLETS are touched when
+ * EVENTS = WALLETS); -c takes them in turn instead (event i goes to wallet
+ * i mod WALLETS), so that EVENTS >= WALLETS touches every one; the other
+ * fields stay random. Deterministic for a given seed.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -33,19 +36,20 @@ int main(int argc, char **argv)
 {
     unsigned long long n = 1000000, wallets = 100000, products = 1000, i;
     unsigned long long seed = 42;
-    int mixed = 0, opt;
+    int mixed = 0, cycle = 0, opt;
     static char out[1 << 16];
 
-    while ((opt = getopt(argc, argv, "n:w:p:s:m")) != -1) {
+    while ((opt = getopt(argc, argv, "n:w:p:s:mc")) != -1) {
         switch (opt) {
         case 'n': n = strtoull(optarg, NULL, 10); break;
         case 'w': wallets = strtoull(optarg, NULL, 10); break;
         case 'p': products = strtoull(optarg, NULL, 10); break;
         case 's': seed = strtoull(optarg, NULL, 10); break;
         case 'm': mixed = 1; break;
+        case 'c': cycle = 1; break;
         default:
             fprintf(stderr, "usage: gen_events [-n EVENTS] [-w WALLETS] "
-                            "[-p PRODUCTS] [-s SEED] [-m]\n");
+                            "[-p PRODUCTS] [-s SEED] [-m] [-c]\n");
             return 2;
         }
     }
@@ -55,7 +59,8 @@ int main(int argc, char **argv)
     setvbuf(stdout, out, _IOFBF, sizeof out);
     for (i = 0; i < n; i++) {
         uint64_t r = next();
-        unsigned long long w = r % wallets, p = (r >> 20) % products;
+        unsigned long long w = cycle ? i % wallets : r % wallets;
+        unsigned long long p = (r >> 20) % products;
         unsigned long long id = i;
         uint64_t r2 = next();
         unsigned t = (unsigned)(r2 % 10);

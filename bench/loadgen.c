@@ -8,6 +8,7 @@
  *            [-T WAIT_S]]
  *           [-X key=value]... [-o FILE.json] [-D EVENTS.jsonl] [-q]
  *   loadgen -a HOST:PORT -W TOTAL [-S START_EPOCH_S] [-T WAIT_S] [-o FILE.json]
+ *   loadgen -a HOST:PORT -Y PATH [-S START_EPOCH_S] [-i POLL_US] [-T WAIT_S] [-o FILE.json]
  *
  * Produce mode sends walletstream events, the same JSON as
  * bench/gen_events.c (identical records for the same -n/-w/-p/-s/-m when
@@ -45,6 +46,13 @@
  * `date +%s.%N` just before the service started; default: loadgen's own
  * start), the time of the first answer, and the counters. For throughput
  * runs: the service's time from start to having processed the topic.
+ *
+ * Ready mode (-Y PATH): produce nothing; ask GET PATH at -a every POLL_US
+ * (-i, default 1000) microseconds, connecting again while the connection
+ * is refused, until it answers 200; print the time since START_EPOCH_S
+ * (-S, as above) and that of the first answer of any status (its status
+ * and the start of its body go into the JSON). For restart
+ * runs: from the start of a process to its /readyz answering 200.
  *
  * Producer settings: acks=all, linger.ms=5 (librdkafka's default, set
  * explicitly; "from delivery report" excludes it); -X overrides any
@@ -125,7 +133,7 @@ static void sleep_ns(int64_t ns)
 /* ------------------------------------------------------------- options */
 
 static struct {
-    const char *brokers, *topic, *api, *out, *prefix, *dump;
+    const char *brokers, *topic, *api, *out, *prefix, *dump, *ready_path;
     const char *props[MAX_PROPS];
     int nprops;
     unsigned long long count, wallets, products, seed, every, wait_total;
@@ -145,7 +153,8 @@ static void usage(void)
             "               [-w WALLETS] [-p PRODUCTS] [-s SEED] [-m] [-x PREFIX]\n"
             "               [-k EVERY -a HOST:PORT [-i POLL_US] [-R POLL_PCT] [-u WARMUP_S] [-T WAIT_S]]\n"
             "               [-X key=value]... [-o FILE.json] [-D EVENTS.jsonl] [-q]\n"
-            "       loadgen -a HOST:PORT -W TOTAL [-S START_EPOCH_S] [-T WAIT_S] [-o FILE.json]\n");
+            "       loadgen -a HOST:PORT -W TOTAL [-S START_EPOCH_S] [-T WAIT_S] [-o FILE.json]\n"
+            "       loadgen -a HOST:PORT -Y PATH [-S START_EPOCH_S] [-i POLL_US] [-T WAIT_S] [-o FILE.json]\n");
     exit(2);
 }
 
@@ -828,6 +837,77 @@ static int wait_mode(void)
     return ok ? 0 : 1;
 }
 
+static int ready_mode(void)
+{
+    struct http h;
+    const char *body;
+    size_t blen;
+    int64_t interval = (opt.poll_us > 0 ? opt.poll_us : 1000) * 1000L;
+    double start = opt.start_epoch >= 0 ? opt.start_epoch : real_s();
+    double first = -1, done = -1;
+    unsigned long long requests = 0, refused = 0;
+    int st, first_status = 0, ok = 0;
+    char first_body[256] = "";
+    FILE *f;
+
+    if (http_init(&h, opt.api) != 0) {
+        fprintf(stderr, "loadgen: bad address %s\n", opt.api);
+        return 2;
+    }
+    for (;;) {
+        int64_t t0 = now_ns();
+        double now;
+
+        if (interrupted)
+            break;
+        st = -1;
+        if (h.fd >= 0 || http_connect(&h) == 0) {
+            st = http_once(&h, opt.ready_path, &body, &blen);
+            requests++;
+            if (st < 0 && h.fd >= 0) {
+                close(h.fd);
+                h.fd = -1;
+            }
+        } else {
+            refused++;
+        }
+        now = real_s();
+        if (st >= 0 && first < 0) {
+            size_t n = blen < sizeof first_body - 1 ? blen : sizeof first_body - 1;
+            first = now;
+            first_status = st;
+            memcpy(first_body, body, n);
+            first_body[n] = '\0';
+        }
+        if (st == 200) {
+            done = now;
+            ok = 1;
+            break;
+        }
+        if (now - start > opt.wait_s)
+            break;
+        sleep_ns(interval - (now_ns() - t0));
+    }
+    printf("%s: GET %s answered 200 %.4f s after start; first answer (%d) after "
+           "%.4f s; %llu requests, %llu refused connections\n",
+           ok ? "ready" : "TIMEOUT", opt.ready_path, ok ? done - start : -1.0,
+           first_status, first >= 0 ? first - start : -1.0, requests, refused);
+    if (opt.out && (f = fopen(opt.out, "w")) != NULL) {
+        fprintf(f, "{\"mode\": \"ready\", \"ok\": %s, \"path\": ", ok ? "true" : "false");
+        json_str(f, opt.ready_path);
+        fprintf(f, ", \"elapsed_s\": %.4f, \"first_answer_s\": %.4f, "
+                   "\"first_status\": %d, \"requests\": %llu, \"refused\": %llu, "
+                   "\"poll_us\": %lld, \"first_body\": ",
+                ok ? done - start : -1.0, first >= 0 ? first - start : -1.0,
+                first_status, requests, refused, (long long)(interval / 1000));
+        json_str(f, first_body);
+        fputs("}\n", f);
+        fclose(f);
+    }
+    http_free(&h);
+    return ok ? 0 : 1;
+}
+
 /* ------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -842,7 +922,7 @@ int main(int argc, char **argv)
     struct sigaction sa;
     FILE *dump = NULL;
 
-    while ((c = getopt(argc, argv, "b:t:n:r:d:w:p:s:mx:k:a:i:R:u:T:X:o:D:qW:S:")) != -1) {
+    while ((c = getopt(argc, argv, "b:t:n:r:d:w:p:s:mx:k:a:i:R:u:T:X:o:D:qW:S:Y:")) != -1) {
         switch (c) {
         case 'b': opt.brokers = optarg; break;
         case 't': opt.topic = optarg; break;
@@ -870,6 +950,7 @@ int main(int argc, char **argv)
         case 'q': opt.quiet = 1; break;
         case 'W': opt.wait_total = strtoull(optarg, NULL, 10); break;
         case 'S': opt.start_epoch = strtod(optarg, NULL); break;
+        case 'Y': opt.ready_path = optarg; break;
         default: usage();
         }
     }
@@ -879,6 +960,11 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    if (opt.ready_path) {
+        if (!opt.api)
+            usage();
+        return ready_mode();
+    }
     if (opt.wait_total) {
         if (!opt.api)
             usage();

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench/replay.sh - replay throughput benchmark (docs/BENCHMARKS.md, "Replay").
 #
-#   bench/replay.sh [--profile] [--no-build] [--keep]
+#   bench/replay.sh [--profile] [--worktree] [--keep]
 #
-# Builds build/walletstream (make) and build/gen_events, generates EVENTS
+# Builds walletstream from a clean export of REF (default HEAD; bench/lib.sh;
+# --worktree: `make` in the working tree) and build/gen_events, generates EVENTS
 # clean events over WALLETS wallets and PRODUCTS products into a temporary
 # file, then measures with /usr/bin/time (wall, user+sys CPU, peak RSS):
 #
@@ -29,9 +30,10 @@
 # Environment: EVENTS (1000000), WALLETS (100000), PRODUCTS (1000), SEED (42),
 # RUNS (5), SHORT_RUNS (3), BENCH_TMP (directory for the event file and the
 # data directories; default: a new directory under ${TMPDIR:-/tmp}),
-# WALLETSTREAM (benchmark this binary instead of building one).
+# REF (HEAD), WALLETSTREAM (benchmark this binary instead of building one).
 set -euo pipefail
-trap 'echo "replay.sh: failed at line $LINENO" >&2' ERR
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 EVENTS=${EVENTS:-1000000}
 WALLETS=${WALLETS:-100000}
@@ -40,92 +42,41 @@ SEED=${SEED:-42}
 RUNS=${RUNS:-5}
 SHORT_RUNS=${SHORT_RUNS:-3}
 PROFILE=0
-BUILD=1
-KEEP=0
+WORKTREE=0
 
 for arg in "$@"; do
     case $arg in
     --profile) PROFILE=1 ;;
-    --no-build) BUILD=0 ;;
+    --worktree) WORKTREE=1 ;;
     --keep) KEEP=1 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "replay.sh: unknown argument $arg" >&2; exit 2 ;;
     esac
 done
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-
-say() { printf '%s\n' "$*"; }
-die() { printf 'replay.sh: %s\n' "$*" >&2; exit 1; }
+bench_init replay
 
 # --- tools -------------------------------------------------------------------
-apt_install() {
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        say "installing Debian package(s) $*"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1 ||
-            { apt-get update -q >/dev/null 2>&1 &&
-              DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; }
-    fi
-}
-[ -x /usr/bin/time ] || apt_install time
-[ -x /usr/bin/time ] || die "/usr/bin/time missing (Debian package time)"
-command -v jq >/dev/null || apt_install jq
-command -v jq >/dev/null || die "jq missing (Debian package jq)"
-command -v strace >/dev/null || apt_install strace
-if [ "$PROFILE" = 1 ]; then
-    command -v perf >/dev/null || apt_install linux-perf
-    command -v perf >/dev/null || die "perf missing (Debian package linux-perf)"
-fi
+need_time
+need jq
+need strace
+if [ "$PROFILE" = 1 ]; then need perf linux-perf; fi
 
 # --- build -------------------------------------------------------------------
-mkdir -p build bench/results
-if [ -n "${WALLETSTREAM:-}" ]; then
-    BIN_SRC=$WALLETSTREAM
-else
-    BIN_SRC=build/walletstream
-    if [ "$BUILD" = 1 ]; then
-        make --no-print-directory >/dev/null || die "make failed"
-    fi
-fi
-[ -x "$BIN_SRC" ] || die "$BIN_SRC not built"
-if [ ! -x build/gen_events ] || [ bench/gen_events.c -nt build/gen_events ]; then
-    cc -O2 -std=c11 -D_GNU_SOURCE -o build/gen_events bench/gen_events.c
-fi
+build_walletstream "$WORKTREE"
+build_gen_events
 if [ ! -f build/alloc_count.so ] || [ bench/alloc_count.c -nt build/alloc_count.so ]; then
     cc -O2 -std=c11 -D_GNU_SOURCE -shared -fPIC -o build/alloc_count.so bench/alloc_count.c
 fi
-
-if [ -n "${BENCH_TMP:-}" ]; then
-    mkdir -p "$BENCH_TMP"
-    T=$(mktemp -d "$BENCH_TMP/ws-bench.XXXXXX")
-else
-    T=$(mktemp -d "${TMPDIR:-/tmp}/ws-bench.XXXXXX")
-fi
-cleanup() { [ "$KEEP" = 1 ] && say "kept $T" || rm -rf "$T"; }
-trap cleanup EXIT
-
-# The binary is copied so that a rebuild by someone else during the run
-# cannot change what is measured.
-BIN=$T/walletstream
-cp "$BIN_SRC" "$BIN"
-BIN_SHA=$(sha256sum "$BIN" | cut -c1-16)
-COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DIRTY=$(git status --porcelain -- src Makefile 2>/dev/null | wc -l)
 LIBLMDB=$(ldd "$BIN" | awk '/liblmdb/ {print $3}')
 LMDB_PKG=$(dpkg-query -W -f='${Version}' liblmdb0 2>/dev/null || echo unknown)
 JQ_VERSION=$(jq --version)
 
 # --- machine -----------------------------------------------------------------
-CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-NPROC=$(nproc)
-MEM_KB=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)
-DISK=$(df -h "$T" | awk 'NR==2 {print $1 " " $2 " size, " $4 " free, mounted on " $6}')
-KERNEL=$(uname -r)
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-
-say "walletstream replay benchmark  (commit $COMMIT, $DIRTY changed src/Makefile paths, binary sha256 $BIN_SHA)"
-say "machine: $NPROC cpus ($CPU_MODEL), $((MEM_KB / 1024)) MiB RAM, disk $DISK, load $LOAD_BEFORE"
+machine_describe
+say "walletstream replay benchmark  (binary from $BUILT_FROM, sha256 $BIN_SHA)"
+machine_line
 
 # --- input -------------------------------------------------------------------
 FILE=$T/events.jsonl
@@ -184,17 +135,8 @@ done
 # replay into it again.
 STATE_BYTES=$(du -s --block-size=1 "$T/data/state" | cut -f1)
 STATE_APPARENT=$(du -s --apparent-size --block-size=1 "$T/data/state" | cut -f1)
-MDB_STAT="" PAGES_USED="" PAGES_FREE=""
-if command -v mdb_stat >/dev/null; then
-    mdb_stat -efa "$T/data/state" >"$T/mdb_stat.out" 2>/dev/null || true
-    MDB_STAT=$(awk '/^Status of / {db = $3; if (db == "Main") db = "(main)"}
-        /^Freelist Status/ {db = ""}
-        db != "" && /Branch pages:|Leaf pages:|Overflow pages:/ {pages[db] += $3}
-        db != "" && /Entries:/ {entries[db] = $2}
-        END {for (d in pages) printf "%s %d %d\n", d, pages[d], entries[d]}' "$T/mdb_stat.out" | sort)
-    PAGES_USED=$(awk '/Number of pages used:/ {print $5}' "$T/mdb_stat.out")
-    PAGES_FREE=$(awk '/Free pages:/ {print $3}' "$T/mdb_stat.out")
-fi
+mdb_state "$T/data/state" "$T/mdb_stat.out"
+MDB_STAT=$MDB_DBS
 for i in $(seq 1 "$SHORT_RUNS"); do
     timed duplicate "$i" "$DUPLICATE" "$BIN" replay --data-dir "$T/data" "$FILE"
 done
@@ -294,18 +236,15 @@ say "  load average before $LOAD_BEFORE, after $LOAD_AFTER"
 
 # --- JSON --------------------------------------------------------------------
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=bench/results/replay-$STAMP.json
-jstr() { jq -Rn --arg s "$1" '$s'; }
+OUT=$T/result.json
 {
     printf '{\n'
     printf '  "benchmark": "replay",\n  "time": "%s",\n' "$STAMP"
-    printf '  "commit": %s, "dirty_paths": %s, "binary_sha256_prefix": %s,\n' \
-        "$(jstr "$COMMIT")" "$DIRTY" "$(jstr "$BIN_SHA")"
+    printf '  "commit": %s, "built_from": %s, "dirty_paths": %s, "binary_sha256_prefix": %s,\n' \
+        "$(jstr "$COMMIT")" "$(jstr "$BUILT_FROM")" "$DIRTY" "$(jstr "$BIN_SHA")"
     printf '  "liblmdb": %s, "liblmdb_package": %s, "jq": %s,\n' \
         "$(jstr "$LIBLMDB")" "$(jstr "$LMDB_PKG")" "$(jstr "$JQ_VERSION")"
-    printf '  "machine": {"nproc": %s, "mem_kb": %s, "cpu": %s, "kernel": %s, "disk": %s,\n' \
-        "$NPROC" "$MEM_KB" "$(jstr "$CPU_MODEL")" "$(jstr "$KERNEL")" "$(jstr "$DISK")"
-    printf '              "load_before": %s, "load_after": %s},\n' "$(jstr "$LOAD_BEFORE")" "$(jstr "$LOAD_AFTER")"
+    printf '  "machine": %s,\n' "$(machine_json)"
     printf '  "input": {"events": %s, "wallets": %s, "products": %s, "seed": %s, "bytes": %s},\n' \
         "$EVENTS" "$WALLETS" "$PRODUCTS" "$SEED" "$FILE_BYTES"
     printf '  "runs": ['
@@ -333,8 +272,9 @@ jstr() { jq -Rn --arg s "$1" '$s'; }
     printf '    "fsync_calls": %s, "write_calls": %s, "bytes_written": %s, "heap_allocations": %s\n  },\n' \
         "${SYNCS:-null}" "${WRITES:-null}" "${WRITE_BYTES:-null}" "$ALLOCS"
     printf '  "pages_used": %s, "pages_free": %s,\n' "${PAGES_USED:-null}" "${PAGES_FREE:-null}"
-    printf '  "databases": %s,\n' "$(printf '%s\n' "$MDB_STAT" | jq -Rsc 'split("\n") | map(select(length > 0) | split(" ") | {db: .[0], pages: (.[1] | tonumber), entries: (.[2] | tonumber)})')"
+    printf '  "databases": %s,\n' "$(mdb_dbs_json)"
     printf '  "profile_top10": %s\n}\n' "$(printf '%s\n' "$PERF_TOP" | jq -Rsc 'split("\n") | map(select(length > 0))')"
 } >"$OUT"
-jq . "$OUT" >/dev/null || die "wrote invalid JSON to $OUT"
-say "results: $OUT"
+result_write replay "$OUT"
+bench_result "$(printf 'replay %s events over %s wallets: %.0f events/s (median of %s), %s x jq; %s state bytes per wallet' \
+    "$EVENTS" "$WALLETS" "$REPLAY_MEDIAN" "$RUNS" "$RATIO" "$((STATE_BYTES / WALLETS))")"

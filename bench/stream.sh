@@ -8,8 +8,9 @@
 #
 # Builds walletstream from a clean export of REF (default HEAD): `git
 # archive`, then `make` in it, so that uncommitted edits in src/ are not
-# measured (--worktree runs `make` in the working tree instead; WALLETSTREAM
-# names a binary to measure). Builds build/loadgen from bench/loadgen.c.
+# measured (bench/lib.sh; --worktree runs `make` in the working tree
+# instead; WALLETSTREAM names a binary to measure). Builds build/loadgen
+# from bench/loadgen.c.
 # Then:
 #
 #   freshness, embedded broker   for each rate in RATES_EMBEDDED, FRESH_RUNS
@@ -17,14 +18,18 @@
 #       directory), `loadgen -r RATE -d DURATION -k K` with one probe wallet
 #       every K events (K = RATE / PROBES_PER_S), percentiles over the
 #       probes sent after the first WARMUP s. Then the service's counters
-#       are checked against what was delivered.
+#       are checked against what was delivered, and its own
+#       walletstream_event_age_seconds histogram (commit time minus the
+#       Kafka record timestamp, all records of the run) is read from
+#       /metrics: p50/p90/p99/p99.9 interpolated within its buckets.
 #   freshness, mixed             the same at MIXED_RATE with `loadgen -m`
 #       (about 7 % rejected records, so dead letters are flushed before
 #       commits); the counters are checked against `walletstream replay` of
 #       the same records.
 #   freshness, real broker       the same against a single-node Apache Kafka
 #       (scripts/kafka), a fresh topic of 3 partitions (+ .dlq) per run, for
-#       each rate in RATES_REAL and MIXED_RATE; after a warm-up run (JIT).
+#       each rate in RATES_REAL and MIXED_RATE; after a warm-up run (JIT;
+#       REAL_WARMUP=0 leaves it out).
 #   throughput                   TPUT_EVENTS clean events over TPUT_WALLETS
 #       wallets preloaded into a 3-partition topic (loadgen -n, flat out);
 #       then TPUT_RUNS times, alternating: `walletstream run --brokers`
@@ -39,8 +44,11 @@
 # bench/results/stream-<UTC time>.json (git-ignored).
 #
 # Environment (defaults): RATES_EMBEDDED ("1000 10000 100000"), RATES_REAL
-# ("1000 10000"), MIXED_RATE (1000; 0 = none), FRESH_RUNS (3), DURATION (15),
-# WARMUP (2), PROBES_PER_S (200), LINGER (producer linger.ms, 5),
+# ("1000 10000 100000"), MIXED_RATE (1000; 0 = none), FRESH_RUNS (3),
+# DURATION (15), WARMUP (2), PROBES_PER_S (200), PROBE_WAIT (s loadgen
+# waits for the last probes, 15), COUNT_WAIT (s to wait for the service's
+# counters to reach what was delivered, 20), REAL_WARMUP (1), LINGER
+# (producer linger.ms, 5),
 # TPUT_EVENTS (2000000), TPUT_WALLETS (100000), TPUT_RUNS (5),
 # EXTRA_ARGS ("--batch-linger 1000;--changelog off;--batch-linger 1000
 # --changelog off": option sets separated by ";"), EXTRA_RUNS (3),
@@ -50,15 +58,19 @@
 # KAFKA_DIR (use the scripts/kafka broker of this directory instead of a
 # fresh one, and leave it running; its topic names must be free).
 set -euo pipefail
-trap 'echo "stream.sh: failed at line $LINENO" >&2' ERR
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 RATES_EMBEDDED=${RATES_EMBEDDED-1000 10000 100000}
-RATES_REAL=${RATES_REAL-1000 10000}
+RATES_REAL=${RATES_REAL-1000 10000 100000}
 MIXED_RATE=${MIXED_RATE:-1000}
 FRESH_RUNS=${FRESH_RUNS:-3}
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-2}
 PROBES_PER_S=${PROBES_PER_S:-200}
+PROBE_WAIT=${PROBE_WAIT:-15}
+COUNT_WAIT=${COUNT_WAIT:-20}
+REAL_WARMUP=${REAL_WARMUP:-1}
 LINGER=${LINGER:-5}
 TPUT_EVENTS=${TPUT_EVENTS:-2000000}
 TPUT_WALLETS=${TPUT_WALLETS:-100000}
@@ -66,7 +78,7 @@ TPUT_RUNS=${TPUT_RUNS:-5}
 EXTRA_ARGS=${EXTRA_ARGS---batch-linger 1000;--changelog off;--batch-linger 1000 --changelog off}
 WS_ARGS=${WS_ARGS:-}
 EXTRA_RUNS=${EXTRA_RUNS:-3}
-WORKTREE=0 KEEP=0 DO_EMBEDDED=1 DO_REAL=1 DO_TPUT=1
+WORKTREE=0 DO_EMBEDDED=1 DO_REAL=1 DO_TPUT=1
 
 for arg in "$@"; do
     case $arg in
@@ -80,128 +92,46 @@ for arg in "$@"; do
     esac
 done
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-
-say() { printf '%s\n' "$*"; }
-die() { printf 'stream.sh: %s\n' "$*" >&2; exit 1; }
+bench_init stream
 
 # --- tools -------------------------------------------------------------------
-apt_install() {
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        say "installing Debian package(s) $*"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1 ||
-            { apt-get update -q >/dev/null 2>&1 &&
-              DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; }
-    fi
-}
-[ -x /usr/bin/time ] || apt_install time
-for t in jq curl kcat strace; do
-    command -v $t >/dev/null || apt_install $t
-    command -v $t >/dev/null || die "$t missing (Debian package $t)"
-done
-pkg-config --exists rdkafka || die "librdkafka development files missing (librdkafka-dev)"
-
-# --- work directory ----------------------------------------------------------
-if [ -n "${BENCH_TMP:-}" ]; then
-    mkdir -p "$BENCH_TMP"
-    T=$(mktemp -d "$BENCH_TMP/ws-stream.XXXXXX")
-else
-    T=$(mktemp -d "${TMPDIR:-/tmp}/ws-stream.XXXXXX")
-fi
-WS_PID="" KAFKA_STARTED=0 KDIR=""
-cleanup() {
-    if [ -n "$WS_PID" ] && kill -0 "$WS_PID" 2>/dev/null; then
-        kill "$WS_PID" 2>/dev/null || true
-        wait "$WS_PID" 2>/dev/null || true
-    fi
-    if [ "$KAFKA_STARTED" = 1 ]; then
-        scripts/kafka stop --dir "$KDIR" --clean >/dev/null 2>&1 || true
-    fi
-    if [ "$KEEP" = 1 ]; then say "kept $T"; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
+need_time
+for t in jq curl kcat strace; do need $t; done
 
 # --- build -------------------------------------------------------------------
-mkdir -p build bench/results
-REF=${REF:-HEAD}
-COMMIT=$(git rev-parse --short "$REF" 2>/dev/null || echo unknown)
-if [ -n "${WALLETSTREAM:-}" ]; then
-    BIN_SRC=$WALLETSTREAM
-    BUILT_FROM="given binary $WALLETSTREAM"
-elif [ "$WORKTREE" = 1 ]; then
-    make --no-print-directory >/dev/null || die "make failed"
-    BIN_SRC=build/walletstream
-    BUILT_FROM="working tree at $COMMIT ($(git status --porcelain -- src Makefile | wc -l) changed src/Makefile paths)"
-else
-    mkdir -p "$T/src"
-    git archive "$REF" | tar -x -C "$T/src"
-    make --no-print-directory -C "$T/src" >/dev/null 2>"$T/make.err" || { cat "$T/make.err" >&2; die "make failed"; }
-    BIN_SRC=$T/src/build/walletstream
-    BUILT_FROM="clean export of $COMMIT (git archive $REF)"
-fi
-[ -x "$BIN_SRC" ] || die "$BIN_SRC not built"
-# The binary is copied so that a rebuild by someone else during the run
-# cannot change what is measured.
-BIN=$T/walletstream
-cp "$BIN_SRC" "$BIN"
-BIN_SHA=$(sha256sum "$BIN" | cut -c1-16)
+build_walletstream "$WORKTREE"
+build_loadgen
 LOADGEN_BUILD="cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -o build/loadgen bench/loadgen.c $(pkg-config --cflags --libs rdkafka) -lpthread"
-if [ ! -x build/loadgen ] || [ bench/loadgen.c -nt build/loadgen ]; then
-    $LOADGEN_BUILD || die "cannot build bench/loadgen.c"
-fi
 LG=$T/loadgen
 cp build/loadgen "$LG"
 RDKAFKA_VERSION=$(pkg-config --modversion rdkafka)
 
 # --- machine -----------------------------------------------------------------
-CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-NPROC=$(nproc)
-MEM_KB=$(awk '/^MemTotal/ {print $2}' /proc/meminfo)
-DISK=$(df -h "$T" | awk 'NR==2 {print $1 " " $2 " size, " $4 " free, mounted on " $6}')
-DISK_DEV=$(df "$T" | awk 'NR==2 {print $1}' | sed 's|/dev/||; s|[0-9]*$||')
-ROTATIONAL=$(cat "/sys/block/$DISK_DEV/queue/rotational" 2>/dev/null || echo "?")
-KERNEL=$(uname -r)
+machine_describe
 JAVA_VERSION=$(java -version 2>&1 | head -n 1 || true)
-LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 OTHERS=$(ps -eo comm= | grep -cE '^(java|walletstream)$' || true)
 
 say "walletstream stream benchmark  (binary from $BUILT_FROM, sha256 $BIN_SHA; librdkafka $RDKAFKA_VERSION${WS_ARGS:+; walletstream run $WS_ARGS})"
-say "machine: $NPROC cpus ($CPU_MODEL), $((MEM_KB / 1024)) MiB RAM, disk $DISK (rotational=$ROTATIONAL), load $LOAD_BEFORE, $OTHERS java/walletstream processes already running"
+machine_line
+say "  $OTHERS java/walletstream processes already running"
 
 RUNS=$T/runs.jsonl     # one JSON object per measured run
 : >"$RUNS"
 
 # --- helpers -----------------------------------------------------------------
-now() { printf '%s' "$EPOCHREALTIME"; }
-loadavg() { cut -d' ' -f1 /proc/loadavg; }
-
-# start_ws DIR ARGS...: starts `walletstream run` on a free port, waits
-# until /readyz answers 200; sets WS_PID, WS_PORT, WS_API, WS_T0.
-start_ws() {
-    local dir=$1 i
+# start_ws_nowait DIR ARGS...: `walletstream run` (fresh DIR/data, WS_ARGS,
+# ARGS) on a free port; returns once the port is known (WS_T0: the start)
+start_ws_nowait() {
+    local dir=$1
     shift
     rm -rf "$dir"
-    mkdir -p "$dir"
-    WS_T0=$(now)
     # shellcheck disable=SC2086
-    "$BIN" run --data-dir "$dir/data" --listen 127.0.0.1:0 $WS_ARGS "$@" >"$dir/stdout" 2>"$dir/stderr" &
-    WS_PID=$!
-    WS_PORT=""
-    for i in $(seq 1 300); do
-        WS_PORT=$(sed -n 's/.* API on .*(port \([0-9]*\)).*/\1/p' "$dir/stderr" | head -n 1)
-        [ -n "$WS_PORT" ] && break
-        kill -0 "$WS_PID" 2>/dev/null || { cat "$dir/stderr" >&2; die "walletstream run exited at start"; }
-        sleep 0.02
-    done
-    [ -n "$WS_PORT" ] || die "walletstream run printed no API port"
-    WS_API=127.0.0.1:$WS_PORT
-    for i in $(seq 1 300); do
-        [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$WS_API/readyz")" = 200 ] && return 0
-        sleep 0.05
-    done
-    cat "$dir/stderr" >&2
-    die "walletstream run not ready after 15 s"
+    ws_start "$dir" run --data-dir "$dir/data" $WS_ARGS "$@"
+}
+# start_ws DIR ARGS...: the same, then waits until /readyz answers 200
+start_ws() {
+    start_ws_nowait "$@"
+    ws_wait_ready 15
 }
 
 # ws_cpu: user+sys seconds of the running service
@@ -226,24 +156,6 @@ ws_io() {
 # processes: other work on the machine counts too)
 disk_written() { awk '{printf "%.0f", $7 * 512}' "/sys/block/$DISK_DEV/stat" 2>/dev/null || echo 0; }
 ws_rss_kb() { awk '/^VmHWM/ {print $2}' "/proc/$WS_PID/status"; }
-# metrics: the /metrics body
-metrics() { curl -s "http://$WS_API/metrics"; }
-
-# stop_ws: SIGTERM, wait; the exit status into WS_RC
-stop_ws() {
-    WS_RC=0
-    kill -TERM "$WS_PID" 2>/dev/null || true
-    wait "$WS_PID" || WS_RC=$?
-    WS_PID=""
-}
-
-# counters FILE: "applied duplicate rejected" from a saved /metrics body
-counters() {
-    awk '/^walletstream_events_total\{outcome="applied"\}/ {a = $2}
-         /^walletstream_events_total\{outcome="duplicate"\}/ {d = $2}
-         /^walletstream_events_total\{outcome="rejected"\}/ {r = $2}
-         END {printf "%d %d %d", a, d, r}' "$1"
-}
 
 # freshness BROKER_KIND RATE MIXED RUN [WARM]: one freshness run; appends
 # to runs.jsonl unless WARM=1.
@@ -251,7 +163,7 @@ freshness() {
     local kind=$1 rate=$2 mixed=$3 run=$4 warm=${5:-0}
     local dir=$T/fresh-$kind-$rate-$mixed-$run every brokers topic prefix lgrc=0
     local mflag="" applied dup rej delivered exp_a exp_d exp_r ok resets rc cpu
-    local threads io label load0
+    local threads io label load0 age
     every=$((rate / PROBES_PER_S))
     [ "$every" -ge 1 ] || every=1
     prefix="$kind$rate$mixed$run-"
@@ -264,24 +176,24 @@ freshness() {
         topic=transactions_topic
     else
         brokers=$KAFKA
-        topic=f$rate$mixed$run$warm
-        scripts/kafka create-topic --dir "$KDIR" "$topic" 3 >/dev/null 2>&1 || die "cannot create topic $topic"
-        scripts/kafka create-topic --dir "$KDIR" "$topic.dlq" 3 >/dev/null 2>&1 || die "cannot create topic $topic.dlq"
+        topic=f$rate$mixed$run$warm-$$
+        kafka_topic "$topic" 3
         start_ws "$dir" --brokers "$KAFKA" --topic "$topic"
     fi
     "$LG" -b "$brokers" -t "$topic" -r "$rate" -d "$DURATION" -k "$every" -u "$WARMUP" \
-        -T 15 -X "linger.ms=$LINGER" -x "$prefix" $mflag -a "$WS_API" \
+        -T "$PROBE_WAIT" -X "linger.ms=$LINGER" -x "$prefix" $mflag -a "$WS_API" \
         ${mflag:+-D "$dir/events.jsonl"} -o "$dir/loadgen.json" -q >"$dir/loadgen.out" 2>"$dir/loadgen.err" || lgrc=$?
     delivered=$(jq .delivered "$dir/loadgen.json")
-    # wait until the service has counted every delivered record (or 20 s)
-    "$LG" -a "$WS_API" -W "$delivered" -T 20 -o "$dir/wait.json" >"$dir/wait.out" 2>&1 || true
+    # wait until the service has counted every delivered record (or COUNT_WAIT s)
+    "$LG" -a "$WS_API" -W "$delivered" -T "$COUNT_WAIT" -o "$dir/wait.json" >"$dir/wait.out" 2>&1 || true
     metrics >"$dir/metrics.txt"
     cpu=$(ws_cpu)
     threads=$(ws_threads)
     io=$(ws_io)
-    stop_ws
+    ws_stop
     rc=$WS_RC
     read -r applied dup rej <<<"$(counters "$dir/metrics.txt")"
+    age=$(hist_json "$dir/metrics.txt" walletstream_event_age_seconds)
     if [ "$mixed" = mixed ]; then
         read -r exp_a exp_d exp_r <<<"$("$BIN" replay --data-dir "$dir/replay" "$dir/events.jsonl" 2>/dev/null |
             sed -n 's/^replayed [0-9]* records: \([0-9]*\) applied, \([0-9]*\) duplicate, \([0-9]*\) rejected.*/\1 \2 \3/p')"
@@ -294,8 +206,8 @@ freshness() {
     resets=$(grep -c 'Offset out of range' "$dir/stderr" || true)
     label="$kind $mixed $rate/s run $run"
     [ "$warm" = 1 ] && label="$kind warm-up $rate/s"
-    jq -r --arg l "$label" --arg ok "$ok" --arg a "$applied" --arg e "$exp_a" --arg lr "$lgrc" '
-        "  \($l | .[0:30] | . + " " * (30 - length)) p50 \(.probes.from_send.p50 // "-") p99 \(.probes.from_send.p99 // "-") p99.9 \(.probes.from_send.p99_9 // "-") ms from send; p50 \(.probes.from_delivery_report.p50 // "-") ms from delivery; \(.probes.answered)/\(.probes.sent) probes; counts " + (if $ok == "true" then "ok" else "WRONG (applied \($a), expected \($e))" end)' \
+    jq -r --arg l "$label" --arg ok "$ok" --arg a "$applied" --arg e "$exp_a" --arg lr "$lgrc" --argjson age "$age" '
+        "  \($l | .[0:30] | . + " " * (30 - length)) p50 \(.probes.from_send.p50 // "-") p99 \(.probes.from_send.p99 // "-") p99.9 \(.probes.from_send.p99_9 // "-") ms from send; p50 \(.probes.from_delivery_report.p50 // "-") ms from delivery; service event age p50 \($age.p50 // "-") p99 \($age.p99 // "-") p99.9 \($age.p99_9 // "-") ms; \(.probes.answered)/\(.probes.sent) probes; counts " + (if $ok == "true" then "ok" else "WRONG (applied \($a), expected \($e) within the wait)" end)' \
         "$dir/loadgen.json"
     if [ "$warm" != 1 ]; then
         jq -c --arg kind "$kind" --argjson rate "$rate" --arg mixed "$mixed" --argjson run "$run" \
@@ -303,11 +215,12 @@ freshness() {
             --argjson ea "$exp_a" --argjson ed "$exp_d" --argjson er "$exp_r" --argjson ok "$ok" \
             --argjson rc "$rc" --argjson lgrc "$lgrc" --argjson cpu "$cpu" --argjson threads "$threads" \
             --argjson io "$io" --argjson resets "$resets" --arg load0 "$load0" --arg load1 "$(loadavg)" \
-            --arg topic "$topic" \
+            --arg topic "$topic" --argjson age "$age" \
             '{series: "freshness", broker: $kind, rate: $rate, mixed: ($mixed == "mixed"), run: $run,
               topic: $topic, probe_every: $every,
               service: {applied: $applied, duplicate: $dup, rejected: $rej, cpu_s: $cpu, threads: $threads,
                         io: $io, exit_status: $rc, offset_resets_logged: $resets},
+              service_event_age_ms: $age,
               expected: {applied: $ea, duplicate: $ed, rejected: $er}, counts_ok: $ok,
               loadgen_exit_status: $lgrc, load_before: $load0, load_after: $load1, loadgen: .}' \
             "$dir/loadgen.json" >>"$RUNS"
@@ -327,22 +240,16 @@ if [ "$DO_EMBEDDED" = 1 ]; then
 fi
 
 # --- real broker ---------------------------------------------------------------
-KAFKA=""
 if [ "$DO_REAL" = 1 ] || [ "$DO_TPUT" = 1 ]; then
-    if [ -n "${KAFKA_DIR:-}" ]; then
-        KDIR=$KAFKA_DIR
-    else
-        KDIR=$T/kafka
-        KAFKA_STARTED=1
-    fi
-    KAFKA=$(scripts/kafka start --dir "$KDIR" 2>"$T/kafka-start.err") || { cat "$T/kafka-start.err" >&2; die "cannot start Kafka"; }
-    KAFKA_VERSION_USED=$(sed -n 's/.*starting Kafka \([0-9.]*\) .*/\1/p' "$T/kafka-start.err" | head -n 1)
+    kafka_up
     say "real broker: Kafka ${KAFKA_VERSION_USED:-?} at $KAFKA ($KDIR, $JAVA_VERSION)"
 fi
 
 if [ "$DO_REAL" = 1 ]; then
     say "freshness, real broker, $DURATION s per run, first $WARMUP s left out, producer linger.ms=$LINGER:"
-    freshness real 10000 clean 0 1      # warm-up: JIT, page cache; not counted
+    if [ "$REAL_WARMUP" = 1 ]; then
+        freshness real 10000 clean 0 1  # warm-up: JIT, page cache; not counted
+    fi
     for rate in $RATES_REAL; do
         for run in $(seq 1 "$FRESH_RUNS"); do freshness real "$rate" clean "$run"; done
     done
@@ -352,11 +259,10 @@ if [ "$DO_REAL" = 1 ]; then
 fi
 
 # --- throughput ----------------------------------------------------------------
-TPUT_TOPIC=tput
+TPUT_TOPIC=tput-$$
 if [ "$DO_TPUT" = 1 ]; then
     say "throughput: $TPUT_EVENTS clean events over $TPUT_WALLETS wallets in a 3-partition topic:"
-    scripts/kafka create-topic --dir "$KDIR" $TPUT_TOPIC 3 >/dev/null 2>&1 || die "cannot create topic $TPUT_TOPIC"
-    scripts/kafka create-topic --dir "$KDIR" $TPUT_TOPIC.dlq 3 >/dev/null 2>&1 || die "cannot create topic $TPUT_TOPIC.dlq"
+    kafka_topic $TPUT_TOPIC 3
     "$LG" -b "$KAFKA" -t $TPUT_TOPIC -n "$TPUT_EVENTS" -w "$TPUT_WALLETS" -p 1000 -s 42 \
         -o "$T/preload.json" -q >"$T/preload.out" 2>&1 || { cat "$T/preload.out" >&2; die "preload failed"; }
     jq -c '{series: "preload", events, delivered, failed, send_s, all_delivered_s, delivered_rate, linger_ms}' \
@@ -378,7 +284,7 @@ if [ "$DO_TPUT" = 1 ]; then
         "$LG" -a "$WS_API" -W "$TPUT_EVENTS" -S "$WS_T0" -T 900 -o "$dir/wait.json" >"$dir/wait.out" 2>&1 || wrc=$?
         metrics >"$dir/metrics.txt"
         cpu=$(ws_cpu); threads=$(ws_threads); io=$(ws_io); rss=$(ws_rss_kb)
-        stop_ws
+        ws_stop
         rc=$WS_RC
         sync
         disk1=$(disk_written)
@@ -411,28 +317,6 @@ if [ "$DO_TPUT" = 1 ]; then
             '{series: $s, n: $n, wall_s: $w, per_s: ($ev / $w), cpu_s: ($u + $y), user_s: $u, sys_s: $y,
               max_rss_kb: $rss, load_before: $load0, load_after: $load1}' >>"$RUNS"
     }
-    # start_ws_nowait DIR ARGS...: like start_ws, but returns once the API
-    # port is known (the clock runs from the start of the process)
-    start_ws_nowait() {
-        local dir=$1 i
-        shift
-        rm -rf "$dir"
-        mkdir -p "$dir"
-        WS_T0=$(now)
-        # shellcheck disable=SC2086
-        "$BIN" run --data-dir "$dir/data" --listen 127.0.0.1:0 $WS_ARGS "$@" >"$dir/stdout" 2>"$dir/stderr" &
-        WS_PID=$!
-        WS_PORT=""
-        for i in $(seq 1 500); do
-            WS_PORT=$(sed -n 's/.* API on .*(port \([0-9]*\)).*/\1/p' "$dir/stderr" | head -n 1)
-            [ -n "$WS_PORT" ] && break
-            kill -0 "$WS_PID" 2>/dev/null || { cat "$dir/stderr" >&2; die "walletstream run exited at start"; }
-            sleep 0.002
-        done
-        [ -n "$WS_PORT" ] || die "walletstream run printed no API port"
-        WS_API=127.0.0.1:$WS_PORT
-    }
-
     kcat_tput 0 warmup-kcat
     ws_tput 0 warmup-walletstream
     for i in $(seq 1 "$TPUT_RUNS"); do
@@ -448,6 +332,7 @@ if [ "$DO_TPUT" = 1 ]; then
         "$BIN" run --brokers "$KAFKA" --topic $TPUT_TOPIC --data-dir "$dir/data" --listen 127.0.0.1:0 $WS_ARGS \
         >"$dir/stdout" 2>"$dir/stderr" &
     SPID=$!
+    bench_track "$SPID"
     for _ in $(seq 1 500); do
         WS_PORT=$(sed -n 's/.* API on .*(port \([0-9]*\)).*/\1/p' "$dir/stderr" | head -n 1)
         [ -n "$WS_PORT" ] && break
@@ -477,10 +362,8 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- summary -------------------------------------------------------------------
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=bench/results/stream-$STAMP.json
-MED='def med: sort | if length == 0 then null elif length % 2 == 1 then .[(length - 1) / 2] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
-     def stat(f): [.[] | f | select(. != null)] | {median: med, min: min, max: max};'
-jq -s "$MED"'
+OUT=$T/result.json
+jq -s "$JQ_STATS"'
     {freshness: (map(select(.series == "freshness")) | group_by([.broker, .mixed, .rate]) | map({
         broker: .[0].broker, mixed: .[0].mixed, rate: .[0].rate, runs: length,
         counts_ok: all(.counts_ok),
@@ -496,6 +379,9 @@ jq -s "$MED"'
                     p99_9: stat(.loadgen.probes.from_delivery_report.p99_9),
                     max: stat(.loadgen.probes.from_delivery_report.max)},
         send_to_delivery_report_p50: stat(.loadgen.probes.send_to_delivery_report.p50),
+        service_event_age_ms: {p50: stat(.service_event_age_ms.p50), p90: stat(.service_event_age_ms.p90),
+                    p99: stat(.service_event_age_ms.p99), p99_9: stat(.service_event_age_ms.p99_9),
+                    mean: stat(.service_event_age_ms.mean)},
         probes_answered: map(.loadgen.probes.answered), probes_sent: map(.loadgen.probes.sent),
         events_per_batch: stat(.loadgen.service_samples as $s | if ($s | length) > 1 and ($s[-1].batches - $s[0].batches) > 0
             then ($s[-1].batch_events - $s[0].batch_events) / ($s[-1].batches - $s[0].batches) else null end),
@@ -525,7 +411,7 @@ jq -s "$MED"'
 
 say ""
 say "medians (min-max) over runs:"
-jq -r '.freshness[] | "  freshness \(.broker) \(if .mixed then "mixed" else "clean" end) \(.rate)/s (\(.runs) runs): from send p50 \(.from_send.p50.median) p99 \(.from_send.p99.median) p99.9 \(.from_send.p99_9.median) ms; from delivery p50 \(.from_delivery_report.p50.median) p99 \(.from_delivery_report.p99.median) p99.9 \(.from_delivery_report.p99_9.median) ms; \(.events_per_batch.median) events/batch, \(.ms_per_commit.median) ms/commit; counts \(if .counts_ok then "ok" else "WRONG" end)"' "$T/summary.json"
+jq -r '.freshness[] | "  freshness \(.broker) \(if .mixed then "mixed" else "clean" end) \(.rate)/s (\(.runs) runs): from send p50 \(.from_send.p50.median) p99 \(.from_send.p99.median) p99.9 \(.from_send.p99_9.median) ms; from delivery p50 \(.from_delivery_report.p50.median) p99 \(.from_delivery_report.p99.median) p99.9 \(.from_delivery_report.p99_9.median) ms; service event age p50 \(.service_event_age_ms.p50.median) p99 \(.service_event_age_ms.p99.median) p99.9 \(.service_event_age_ms.p99_9.median) ms; \(.events_per_batch.median) events/batch, \(.ms_per_commit.median) ms/commit; counts \(if .counts_ok then "ok" else "WRONG" end)"' "$T/summary.json"
 if [ "$DO_TPUT" = 1 ]; then
     jq -r '.throughput | "  walletstream \(.walletstream.per_s.median | floor) events/s (\(.walletstream.per_s.min | floor)-\(.walletstream.per_s.max | floor)), kcat \(.kcat.per_s.median | floor) events/s (\(.kcat.per_s.min | floor)-\(.kcat.per_s.max | floor)); ratio walletstream/kcat \(.ratio.median * 1000 | floor / 1000) (pairs \(.ratio.min * 1000 | floor / 1000)-\(.ratio.max * 1000 | floor / 1000)); \(.walletstream.events_per_batch.median | floor) events per batch, \(.walletstream.ms_per_commit.median * 10 | floor / 10) ms per commit, \(.walletstream.written_bytes_per_event.median | floor) bytes written per event (\(.walletstream.disk_bytes_per_event.median | floor) by the disk)",
         (.extra[] | "  \(.args): \(.per_s.median | floor) events/s (\(.per_s.min | floor)-\(.per_s.max | floor)), \(.batches.median) batches, \(.ms_per_commit.median * 10 | floor / 10) ms per commit, \(.written_bytes_per_event.median | floor) bytes written per event (\(.disk_bytes_per_event.median | floor) by the disk)")' "$T/summary.json"
@@ -533,10 +419,8 @@ fi
 say "  load average before $LOAD_BEFORE, after $LOAD_AFTER"
 
 jq -n --slurpfile runs "$RUNS" --slurpfile summary "$T/summary.json" \
-    --arg stamp "$STAMP" --arg commit "$COMMIT" --arg built "$BUILT_FROM" --arg sha "$BIN_SHA" \
+    --arg stamp "$STAMP" --argjson machine "$(machine_json)" --arg commit "$COMMIT" --arg built "$BUILT_FROM" --arg sha "$BIN_SHA" \
     --arg rdkafka "$RDKAFKA_VERSION" --arg kafka "${KAFKA_VERSION_USED:-}" --arg java "$JAVA_VERSION" \
-    --argjson nproc "$NPROC" --argjson mem "$MEM_KB" --arg cpu "$CPU_MODEL" --arg kernel "$KERNEL" \
-    --arg disk "$DISK" --arg rot "$ROTATIONAL" --arg l0 "$LOAD_BEFORE" --arg l1 "$LOAD_AFTER" \
     --arg loadgen_build "$LOADGEN_BUILD" \
     --argjson config "$(jq -n --arg re "$RATES_EMBEDDED" --arg rr "$RATES_REAL" --argjson mr "$MIXED_RATE" \
         --argjson fr "$FRESH_RUNS" --argjson d "$DURATION" --argjson w "$WARMUP" --argjson pp "$PROBES_PER_S" \
@@ -547,7 +431,11 @@ jq -n --slurpfile runs "$RUNS" --slurpfile summary "$T/summary.json" \
           extra_args: $el, extra_runs: $er, ws_args: $wa}')" \
     '{benchmark: "stream", time: $stamp, commit: $commit, built_from: $built, binary_sha256_prefix: $sha,
       librdkafka: $rdkafka, kafka: $kafka, java: $java, loadgen_build: $loadgen_build,
-      machine: {nproc: $nproc, mem_kb: $mem, cpu: $cpu, kernel: $kernel, disk: $disk, rotational: $rot,
-                load_before: $l0, load_after: $l1},
+      machine: $machine,
       config: $config, summary: $summary[0], runs: $runs}' >"$OUT"
-say "results: $OUT"
+result_write stream "$OUT"
+bench_result "$(jq -r '[(.summary.freshness[] | select(.mixed | not) |
+        def r: if . == null then "-" else . * 10 | floor / 10 end;
+        "freshness \(.broker) \(.rate)/s p50/p99/p99.9 \(.from_send.p50.median | r)/\(.from_send.p99.median | r)/\(.from_send.p99_9.median | r) ms (service p99 \(.service_event_age_ms.p99.median | r) ms)\(if .counts_ok then "" else " COUNTS WRONG" end)"),
+      (.summary.throughput | select(.ratio.median != null) |
+        "throughput \(.walletstream.per_s.median | floor)/s = \(.ratio.median * 1000 | floor / 1000) x kcat")] | join("; ")' "$RESULT_PATH")"
