@@ -50,13 +50,12 @@ static int cmd_replay(const ws_config *c, int npos, char **pos)
     int e;
 
     if (npos == 0) {
-        fprintf(stderr, "walletstream replay: no input files (use - for "
-                        "standard input)\n");
+        ws_log_fail("replay", "no input files (use - for standard input)");
         return EXIT_USAGE;
     }
     e = ws_store_open(c->data_dir, WS_STORE_WRITE, c->max_state_size, &s, err);
     if (e != WS_OK) {
-        fprintf(stderr, "walletstream replay: %s\n", err);
+        ws_log_fail("replay", "%s", err);
         return 1;
     }
     snprintf(path, sizeof path, "%s/dead-letters.jsonl", c->data_dir);
@@ -97,21 +96,20 @@ static int cmd_serve(const ws_config *c, int npos, char **pos)
 
     (void)pos;
     if (npos > 0) {
-        fprintf(stderr, "walletstream serve: unexpected argument \"%s\"\n",
-                pos[0]);
+        ws_log_fail("serve", "unexpected argument \"%s\"", pos[0]);
         return EXIT_USAGE;
     }
     block_signals(&set);
     e = ws_store_open(c->data_dir, WS_STORE_READ, 0, &s, err);
     if (e != WS_OK) {
-        fprintf(stderr, "walletstream serve: %s\n", err);
+        ws_log_fail("serve", "%s", err);
         return 1;
     }
     memset(&api, 0, sizeof api);
     api.store = s;
     e = ws_http_start(c->listen, (unsigned)c->http_threads, &api, &h, err);
     if (e != WS_OK) {
-        fprintf(stderr, "walletstream serve: %s\n", err);
+        ws_log_fail("serve", "%s", err);
         ws_store_close(s);
         return e == WS_ERR_USAGE ? EXIT_USAGE : 1;
     }
@@ -170,14 +168,7 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     int rc = 1, e;
 
     if (npos > 0) {
-        fprintf(stderr, "walletstream run: unexpected argument \"%s\"\n",
-                pos[0]);
-        return EXIT_USAGE;
-    }
-    if (strcmp(c->changelog, "on") != 0 && strcmp(c->changelog, "auto") != 0 &&
-        strcmp(c->changelog, "off") != 0) {
-        fprintf(stderr, "walletstream run: --changelog is auto, on or off, "
-                        "not \"%s\"\n", c->changelog);
+        ws_log_fail("run", "unexpected argument \"%s\"", pos[0]);
         return EXIT_USAGE;
     }
     memset(&sa, 0, sizeof sa);
@@ -188,7 +179,7 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     e = ws_store_open(c->data_dir, WS_STORE_WRITE, c->max_state_size, &store,
                       err);
     if (e != WS_OK) {
-        fprintf(stderr, "walletstream run: %s\n", err);
+        ws_log_fail("run", "%s", err);
         return 1;
     }
     if (ws_status_new(&status) != WS_OK)
@@ -202,14 +193,14 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     api.ready_arg = status;
     e = ws_http_start(c->listen, (unsigned)c->http_threads, &api, &http, err);
     if (e != WS_OK) {
-        fprintf(stderr, "walletstream run: %s\n", err);
+        ws_log_fail("run", "%s", err);
         rc = e == WS_ERR_USAGE ? EXIT_USAGE : 1;
         goto done;
     }
     if (!brokers[0]) {
         if (ws_broker_start(c->topic, (int)c->partitions, &broker, err) ||
             ws_broker_publish(broker, c->data_dir, err)) {
-            fprintf(stderr, "walletstream run: %s\n", err);
+            ws_log_fail("run", "%s", err);
             goto done;
         }
         brokers = ws_broker_bootstrap(broker);
@@ -240,10 +231,15 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     snprintf(dlq_topic, sizeof dlq_topic, "%s.dlq", c->topic);
     if (ws_source_open(&kc, &source, err) != WS_OK ||
         ws_producer_open(&k, &producer, err) != WS_OK) {
-        fprintf(stderr, "walletstream run: %s\n", err);
+        ws_log_fail("run", "%s", err);
         rc = EXIT_USAGE;
         goto done;
     }
+    ws_log(WS_LOG_INFO, "run",
+           "walletstream %s: data %s, brokers %s%s, topic %s, group %s, "
+           "API on %s (port %u)", WS_VERSION, c->data_dir, brokers,
+           broker ? " (embedded)" : "", c->topic, c->group, c->listen,
+           ws_http_port(http));
     if (strcmp(c->changelog, "off") != 0) {
         int topics_ok = 1;
 
@@ -266,8 +262,7 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
                 goto done;
             }
             if (e != WS_OK && strcmp(c->changelog, "on") == 0) {
-                fprintf(stderr, "walletstream run: changelog topics: %s\n",
-                        err);
+                ws_log_fail("run", "changelog topics: %s", err);
                 goto done;
             }
             if (e != WS_OK) {
@@ -290,11 +285,6 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
             ws_producer_warm(producer, name, 2000);
         }
     }
-    ws_log(WS_LOG_INFO, "run",
-           "walletstream %s: data %s, brokers %s%s, topic %s, group %s, "
-           "API on %s (port %u)", WS_VERSION, c->data_dir, brokers,
-           broker ? " (embedded)" : "", c->topic, c->group, c->listen,
-           ws_http_port(http));
 
     memset(&so, 0, sizeof so);
     so.store = store;
@@ -333,19 +323,18 @@ static int cmd_broker(const ws_config *c, int npos, char **pos)
     int sig;
 
     if (npos > 0) {
-        fprintf(stderr, "walletstream broker: unexpected argument \"%s\"\n",
-                pos[0]);
+        ws_log_fail("broker", "unexpected argument \"%s\"", pos[0]);
         return EXIT_USAGE;
     }
     block_signals(&set);
     if (ws_store_mkdirs(c->data_dir) != 0) {
-        fprintf(stderr, "walletstream broker: cannot create %s: %s\n",
-                c->data_dir, strerror(errno));
+        ws_log_fail("broker", "cannot create %s: %s", c->data_dir,
+                    strerror(errno));
         return 1;
     }
     if (ws_broker_start(c->topic, (int)c->partitions, &b, err) != WS_OK ||
         ws_broker_publish(b, c->data_dir, err) != WS_OK) {
-        fprintf(stderr, "walletstream broker: %s\n", err);
+        ws_log_fail("broker", "%s", err);
         return 1;
     }
     printf("%s\n", ws_broker_bootstrap(b));
@@ -372,7 +361,7 @@ static int cmd_produce(const ws_config *c, int npos, char **pos)
 
     if (!brokers[0]) {
         if (ws_broker_read_bootstrap(c->data_dir, found, sizeof found, err)) {
-            fprintf(stderr, "walletstream produce: %s\n", err);
+            ws_log_fail("produce", "%s", err);
             return 1;
         }
         brokers = found;
@@ -500,6 +489,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "walletstream %s: %s\n", cmd->name, err);
         return EXIT_USAGE;
     }
+    ws_log_set_format(c.log_format);   /* both checked by the option table */
     if (ws_log_set_level(c.log_level) != 0) {
         fprintf(stderr, "walletstream %s: unknown log level \"%s\"\n",
                 cmd->name, c.log_level);
