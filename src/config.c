@@ -122,6 +122,11 @@ static int set(ws_config *c, const struct option *o, const char *value,
                  value, o->metavar);
         return WS_ERR_USAGE;
     }
+    if (!value[0] && o->def[0]) {
+        snprintf(err, WS_CONFIG_ERR_MAX, "%s: an empty value is not valid",
+                 from);
+        return WS_ERR_USAGE;
+    }
     if (o->kind == K_STRING || o->kind == K_CHOICE) {
         memcpy(field, &value, sizeof value);
         return WS_OK;
@@ -217,11 +222,12 @@ int ws_config_parse(ws_config *c, enum ws_cmd cmd, int argc, char **argv,
             value = arg + len + 1;
         for (k = 0; k < NOPTIONS; k++)
             if (strlen(options[k].name) == len &&
-                strncmp(options[k].name, arg, len) == 0 &&
-                (options[k].cmds & cmd))
+                strncmp(options[k].name, arg, len) == 0)
                 break;
-        if (k == NOPTIONS) {
-            snprintf(err, WS_CONFIG_ERR_MAX, "unknown option --%.*s",
+        if (k == NOPTIONS || !(options[k].cmds & cmd)) {
+            snprintf(err, WS_CONFIG_ERR_MAX, k == NOPTIONS
+                         ? "unknown option --%.*s"
+                         : "--%.*s is not an option of this command",
                      (int)len, arg);
             return WS_ERR_USAGE;
         }

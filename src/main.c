@@ -459,7 +459,7 @@ int main(int argc, char **argv)
             ws_config_markdown(stdout, names, 5);
             return 0;
         }
-        if (argc < 3) {
+        if (argc < 3 || strcmp(argv[2], "help") == 0) {
             usage(stdout);
             return 0;
         }
@@ -486,7 +486,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (e != WS_OK) {
-        fprintf(stderr, "walletstream %s: %s\n", cmd->name, err);
+        fprintf(stderr, "walletstream %s: %s\n(`walletstream help %s` lists "
+                        "its options)\n", cmd->name, err, cmd->name);
         return EXIT_USAGE;
     }
     ws_log_set_format(c.log_format);   /* both checked by the option table */
