@@ -64,6 +64,15 @@ static void write_json(const char *when, enum ws_log_level level,
     ws_buf_free(&b);
 }
 
+/* A line break inside a message (a broker's error text, say) would make
+ * two lines of one event in text format: it becomes a space. */
+static void one_line(char *msg)
+{
+    for (; *msg; msg++)
+        if (*msg == '\n' || *msg == '\r')
+            *msg = ' ';
+}
+
 static void now_text(char *when, size_t cap)
 {
     struct timespec ts;
@@ -86,6 +95,7 @@ void ws_log_write(enum ws_log_level level, const char *subsys,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    one_line(msg);
     if (json_format)
         write_json(when, level, subsys, msg);
     else    /* one write per line keeps lines whole between threads */
@@ -100,6 +110,7 @@ void ws_log_fail(const char *cmd, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    one_line(msg);
     if (json_format) {
         now_text(when, sizeof when);
         write_json(when, WS_LOG_ERROR, cmd, msg);

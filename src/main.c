@@ -62,9 +62,10 @@ static int cmd_replay(const ws_config *c, int npos, char **pos)
     e = ws_replay_files(s, path, pos, npos, c->batch_max, &t);
     ws_store_close(s);
     if (t.blank)
-        fprintf(stderr, "skipped %lld blank lines\n", (long long)t.blank);
+        ws_log(WS_LOG_INFO, "replay", "skipped %lld blank lines",
+               (long long)t.blank);
     if (t.outcome[WS_REJECTED])
-        fprintf(stderr, "rejected lines are in %s\n", path);
+        ws_log(WS_LOG_INFO, "replay", "rejected lines are in %s", path);
     printf("replayed %lld records: %lld applied, %lld duplicate, "
            "%lld rejected\n",
            (long long)t.records, (long long)t.outcome[WS_APPLIED],

@@ -281,6 +281,15 @@ def failures_are_json_lines_in_json_format():
     o = json.loads(lines[0])
     check_eq(("error", "serve"), (o["level"], o["subsystem"]), "level and subsystem")
     check("no data directory" in o["message"], "message: %r" % o)
+    # replay's notes on stderr are log lines too
+    src = os.path.join(wslib.tempdir(), "in.jsonl")
+    wslib.write_lines(src, [b"", b'{"broken'])
+    p = subprocess.run([wslib.require_binary(), "replay", "--log-format", "json", "--data-dir",
+                        wslib.data_dir(), src], capture_output=True, timeout=60, env=wslib.clean_env())
+    check_eq(0, p.returncode, "replay exit code: %r" % p.stderr)
+    msgs = [json.loads(line)["message"] for line in p.stderr.decode().splitlines()]
+    check(any("blank" in m for m in msgs) and any("dead-letters.jsonl" in m for m in msgs),
+          "replay's notes as JSON lines: %r" % msgs)
 
 
 if __name__ == "__main__":
