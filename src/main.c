@@ -115,7 +115,8 @@ static int cmd_serve(const ws_config *c, int npos, char **pos)
         return e == WS_ERR_USAGE ? EXIT_USAGE : 1;
     }
     ws_log(WS_LOG_INFO, "serve",
-           "walletstream %s serving %s read-only on %s (port %u)", WS_VERSION,
+           "walletstream %s serving %s read-only: API on http://%s/ "
+           "(port %u), dashboard at /", WS_VERSION,
            c->data_dir, c->listen, ws_http_port(h));
     sigwait(&set, &sig);
     ws_log(WS_LOG_INFO, "serve", "signal %d: stopping", sig);
@@ -238,7 +239,8 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     }
     ws_log(WS_LOG_INFO, "run",
            "walletstream %s: data %s, brokers %s%s, topic %s, group %s, "
-           "API on %s (port %u)", WS_VERSION, c->data_dir, brokers,
+           "API on http://%s/ (port %u), dashboard at /", WS_VERSION,
+           c->data_dir, brokers,
            broker ? " (embedded)" : "", c->topic, c->group, c->listen,
            ws_http_port(http));
     if (strcmp(c->changelog, "off") != 0) {
