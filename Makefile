@@ -41,7 +41,8 @@ else
 endif
 
 SRCS      := $(wildcard src/*.c)
-OBJS      := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+ASMS      := $(wildcard src/*.S)
+OBJS      := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(ASMS:src/%.S=$(BUILD)/obj/%.o)
 LIB_OBJS  := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNITS     := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
@@ -59,6 +60,13 @@ $(BUILD)/walletstream: $(OBJS)
 $(BUILD)/obj/%.o: src/%.c | $(BUILD)/obj
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+# Files embedded by the assembler (.incbin): see src/assets.S.
+$(BUILD)/obj/%.o: src/%.S | $(BUILD)/obj
+	$(call say,AS,$<)
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/obj/assets.o: src/dashboard.html src/openapi.json
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/wstest.h $(LIB_OBJS) | $(BUILD)/tests
 	$(call say,CC,$<)

@@ -5,6 +5,8 @@
  *   GET|HEAD /average_daily_debit/{wallet_id}
  *   GET|HEAD /top_credits/{product_id}[?currency=XXX]
  *   GET|HEAD /healthz, /readyz, /metrics, /openapi.json
+ *   GET|HEAD /          the dashboard page (src/dashboard.html)
+ *   GET|HEAD /status    the process's state as JSON, for the dashboard
  *
  * Ids are percent-decoded here, strictly (libmicrohttpd's own unescaping
  * is switched off in http.c, because it keeps malformed escapes and would
@@ -181,18 +183,27 @@ static void top_credits(ws_view *v, const char *id, size_t n,
     ws_figures_tops_end(&walk);
 }
 
-static void metrics(ws_view *v, ws_store *s, ws_reply *r)
+/* 1 when ready, else 0 with the reason in why[0..cap). */
+static int is_ready(const ws_api *api, char *why, size_t cap)
+{
+    return !api->ready || api->ready(api->ready_arg, why, cap);
+}
+
+static void metrics(const ws_api *api, ws_view *v, ws_reply *r)
 {
     ws_counts c;
+    ws_state_sizes z;
     ws_buf *b = &r->body;
     uint64_t used, limit;
+    char why[512];
     int i;
 
-    if (ws_view_counts(v, &c) != WS_OK) {
+    if (ws_view_counts(v, &c) != WS_OK || ws_view_sizes(v, &z) != WS_OK) {
         reply_error(r, 500, "store_error");
         return;
     }
-    ws_store_usage(s, &used, &limit);
+    ws_store_usage(api->store, &used, &limit);
+    ws_metrics_ready(is_ready(api, why, sizeof why));
     reply_status(r, 200);
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
     ws_buf_puts(b, "# HELP walletstream_events_total Records by outcome, "
@@ -217,52 +228,117 @@ static void metrics(ws_view *v, ws_store *s, ws_reply *r)
                      "# TYPE walletstream_state_limit_bytes gauge\n"
                      "walletstream_state_limit_bytes %llu\n",
                   (unsigned long long)used, (unsigned long long)limit);
+    ws_buf_puts(b, "# HELP walletstream_state_entries Entries of a state "
+                   "table, as committed.\n"
+                   "# TYPE walletstream_state_entries gauge\n");
+    for (i = 0; i < WS_STATE_TABLES; i++)
+        ws_buf_printf(b, "walletstream_state_entries{table=\"%s\"} %llu\n",
+                      ws_state_table_names[i],
+                      (unsigned long long)z.entries[i]);
     ws_metrics_render(b);
 }
 
-static int has_prefix(const char *s, const char *prefix, const char **rest)
+static void status(const ws_api *api, ws_view *v, ws_reply *r)
 {
-    size_t n = strlen(prefix);
+    ws_counts c;
+    ws_state_sizes z;
+    ws_buf *b = &r->body;
+    uint64_t used, limit;
+    char why[512];
+    int i, ready;
 
-    if (strncmp(s, prefix, n) != 0)
-        return 0;
-    *rest = s + n;
-    return 1;
+    if (ws_view_counts(v, &c) != WS_OK || ws_view_sizes(v, &z) != WS_OK) {
+        reply_error(r, 500, "store_error");
+        return;
+    }
+    ws_store_usage(api->store, &used, &limit);
+    ready = is_ready(api, why, sizeof why);
+    reply_status(r, 200);
+    ws_buf_printf(b, "{\"version\":\"%s\",\"data_format\":%d,\"ready\":%s",
+                  WS_VERSION, WS_STORE_FORMAT, ready ? "true" : "false");
+    if (!ready) {
+        ws_buf_puts(b, ",\"reason\":");
+        ws_json_str(b, why, strlen(why));
+    }
+    ws_buf_puts(b, ",\"events\":{");
+    for (i = 0; i < WS_OUTCOME_COUNT; i++)
+        ws_buf_printf(b, "%s\"%s\":%lld", i ? "," : "",
+                      ws_outcome_name((enum ws_outcome)i),
+                      (long long)c.outcome[i]);
+    ws_buf_puts(b, "},\"rejected\":{");
+    for (i = 1; i < WS_R_COUNT; i++)
+        ws_buf_printf(b, "%s\"%s\":%lld", i > 1 ? "," : "",
+                      ws_reason_name((enum ws_reason)i),
+                      (long long)c.reason[i]);
+    ws_buf_printf(b, "},\"state\":{\"bytes\":%llu,\"limit_bytes\":%llu",
+                  (unsigned long long)used, (unsigned long long)limit);
+    for (i = 0; i < WS_STATE_TABLES; i++)
+        ws_buf_printf(b, ",\"%s\":%llu", ws_state_table_names[i],
+                      (unsigned long long)z.entries[i]);
+    ws_buf_puts(b, "},");
+    ws_metrics_json(b);
+    ws_buf_putc(b, '}');
+}
+
+void ws_api_sample(const ws_api *api, int64_t time_ms)
+{
+    ws_counts c;
+    ws_view *v;
+
+    if (ws_store_view(api->store, &v) != WS_OK)
+        return;
+    if (ws_view_counts(v, &c) == WS_OK)
+        ws_metrics_sample(time_ms, &c);
+    ws_view_end(v);
 }
 
 enum route { R_NONE, R_BALANCE, R_AVERAGE, R_TOP, R_HEALTH, R_READY,
-             R_METRICS, R_OPENAPI };
+             R_METRICS, R_OPENAPI, R_DASHBOARD, R_STATUS };
+
+/* Every route: how its path is matched (exactly, or by a prefix the id
+ * follows) and its name in metrics, which is its path in openapi.json. */
+static const struct {
+    const char *path;
+    int prefix;
+    enum route route;
+    const char *name;
+} routes[] = {
+    {"/balance/", 1, R_BALANCE, "/balance/{wallet_id}"},
+    {"/average_daily_debit/", 1, R_AVERAGE, "/average_daily_debit/{wallet_id}"},
+    {"/top_credits/", 1, R_TOP, "/top_credits/{product_id}"},
+    {"/healthz", 0, R_HEALTH, "/healthz"},
+    {"/readyz", 0, R_READY, "/readyz"},
+    {"/metrics", 0, R_METRICS, "/metrics"},
+    {"/openapi.json", 0, R_OPENAPI, "/openapi.json"},
+    {"/", 0, R_DASHBOARD, "/"},
+    {"/status", 0, R_STATUS, "/status"},
+};
+
+#define NROUTES (sizeof routes / sizeof routes[0])
 
 void ws_api_handle(const ws_api *api, const char *method, const char *path,
                    const char *currency, ws_reply *out)
 {
     char id[WS_MAX_ID];
-    size_t n = 0;
-    static const char *const route_names[] = {
-        "other", "/balance", "/average_daily_debit", "/top_credits",
-        "/healthz", "/readyz", "/metrics", "/openapi.json"};
+    size_t n = 0, k, plen;
     const char *rest = NULL;
     enum route route = R_NONE;
     ws_view *v;
 
     ws_buf_init(&out->body);
     out->allow = NULL;
-    if (has_prefix(path, "/balance/", &rest))
-        route = R_BALANCE;
-    else if (has_prefix(path, "/average_daily_debit/", &rest))
-        route = R_AVERAGE;
-    else if (has_prefix(path, "/top_credits/", &rest))
-        route = R_TOP;
-    else if (strcmp(path, "/healthz") == 0)
-        route = R_HEALTH;
-    else if (strcmp(path, "/readyz") == 0)
-        route = R_READY;
-    else if (strcmp(path, "/metrics") == 0)
-        route = R_METRICS;
-    else if (strcmp(path, "/openapi.json") == 0)
-        route = R_OPENAPI;
-
-    out->route = route_names[route];
+    out->route = "other";
+    for (k = 0; k < NROUTES; k++) {
+        plen = strlen(routes[k].path);
+        if (routes[k].prefix ? strncmp(path, routes[k].path, plen) == 0
+                             : strcmp(path, routes[k].path) == 0) {
+            route = routes[k].route;
+            out->route = routes[k].name;
+            if (routes[k].prefix)
+                rest = path + plen;
+            break;
+        }
+    }
     if (route == R_NONE) {
         reply_error(out, 404, "not_found");
         return;
@@ -281,6 +357,12 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
         ws_buf_puts(&out->body, ws_openapi_json);
         return;
     }
+    if (route == R_DASHBOARD) {
+        reply_status(out, 200);
+        out->content_type = "text/html; charset=utf-8";
+        ws_buf_puts(&out->body, ws_dashboard_html);
+        return;
+    }
     if (route == R_HEALTH) {
         reply_status(out, 200);
         ws_buf_puts(&out->body, "{\"status\":\"ok\"}");
@@ -289,7 +371,7 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
     if (route == R_READY) {
         char why[512];
 
-        if (api->ready && !api->ready(api->ready_arg, why, sizeof why)) {
+        if (!is_ready(api, why, sizeof why)) {
             reply_status(out, 503);
             ws_buf_puts(&out->body, "{\"status\":\"not_ready\",\"reason\":");
             ws_json_str(&out->body, why, strlen(why));
@@ -308,7 +390,8 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
     case R_BALANCE: balance(v, id, n, out); break;
     case R_AVERAGE: average(v, id, n, out); break;
     case R_TOP: top_credits(v, id, n, currency, out); break;
-    case R_METRICS: metrics(v, api->store, out); break;
+    case R_METRICS: metrics(api, v, out); break;
+    case R_STATUS: status(api, v, out); break;
     default: break;
     }
     ws_view_end(v);

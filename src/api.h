@@ -10,6 +10,7 @@
 #define WS_API_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "json_out.h"
 #include "store.h"
@@ -38,6 +39,10 @@ typedef struct ws_reply {
  * Fills *out (the caller frees out->body with ws_buf_free). Any thread. */
 void ws_api_handle(const ws_api *api, const char *method, const char *path,
                    const char *currency, ws_reply *out);
+
+/* Records one sample of the stored outcome totals for the dashboard's
+ * history (ws_metrics_sample), taken at Unix time `time_ms`. Any thread. */
+void ws_api_sample(const ws_api *api, int64_t time_ms);
 
 /* Strict percent-decoding of s[0..n) into out[0..cap): every '%' must be
  * followed by two hex digits. Returns 0 with *len set, or -1 (malformed,

@@ -11,7 +11,9 @@
 
 #include "ws.h"
 
-enum kind { K_STRING, K_COUNT, K_BYTES };
+/* K_CHOICE: a string that must be one of the '|'-separated values its
+ * metavar lists ("text|json"). */
+enum kind { K_STRING, K_COUNT, K_BYTES, K_CHOICE };
 
 struct option {
     const char *name;       /* flag without "--"; variable WALLETSTREAM_<NAME> */
@@ -38,9 +40,8 @@ static const struct option options[] = {
      KAFKA | WS_CMD_BROKER, "input topic; dead letters go to NAME.dlq"},
     {"group", "ID", K_STRING, AT(group), "walletstream", WS_CMD_RUN,
      "consumer group the offsets are mirrored to, for lag tools"},
-    {"changelog", "MODE", K_STRING, AT(changelog), "auto", WS_CMD_RUN,
-     "auto, on or off: publish changed figures to compacted topics "
-     "NAME.balances, "
+    {"changelog", "auto|on|off", K_CHOICE, AT(changelog), "auto", WS_CMD_RUN,
+     "publish changed figures to compacted topics NAME.balances, "
      "NAME.avg_debits and NAME.top_credits (auto: when they exist or can "
      "be created)"},
     {"partitions", "N", K_COUNT, AT(partitions), "3",
@@ -57,8 +58,11 @@ static const struct option options[] = {
     {"max-state-size", "BYTES", K_BYTES, AT(max_state_size), "64G",
      WS_CMD_RUN | WS_CMD_REPLAY,
      "largest size the state may grow to (suffixes K, M, G, T)"},
-    {"log-level", "LEVEL", K_STRING, AT(log_level), "info", ALL,
-     "error, warn, info or debug"},
+    {"log-level", "error|warn|info|debug", K_CHOICE, AT(log_level), "info",
+     ALL, "least severe log lines written to stderr"},
+    {"log-format", "text|json", K_CHOICE, AT(log_format), "text", ALL,
+     "stderr log lines as text, or as one JSON object each (time, level, "
+     "subsystem, message)"},
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -93,12 +97,37 @@ static int parse_number(const char *s, enum kind kind, uint64_t *out)
     return 0;
 }
 
+/* 1 when value is one of the '|'-separated choices. */
+static int is_choice(const char *choices, const char *value)
+{
+    size_t n = strlen(value);
+    const char *p = choices;
+
+    while (*p) {
+        size_t len = strcspn(p, "|");
+        if (len == n && strncmp(p, value, n) == 0)
+            return 1;
+        p += len + (p[len] == '|');
+    }
+    return 0;
+}
+
 static int set(ws_config *c, const struct option *o, const char *value,
                const char *from, char *err)
 {
     char *field = (char *)c + o->offset;
 
-    if (o->kind == K_STRING) {
+    if (o->kind == K_CHOICE && !is_choice(o->metavar, value)) {
+        snprintf(err, WS_CONFIG_ERR_MAX, "%s: \"%s\" is not one of %s", from,
+                 value, o->metavar);
+        return WS_ERR_USAGE;
+    }
+    if (!value[0] && o->def[0]) {
+        snprintf(err, WS_CONFIG_ERR_MAX, "%s: an empty value is not valid",
+                 from);
+        return WS_ERR_USAGE;
+    }
+    if (o->kind == K_STRING || o->kind == K_CHOICE) {
         memcpy(field, &value, sizeof value);
         return WS_OK;
     }
@@ -193,11 +222,12 @@ int ws_config_parse(ws_config *c, enum ws_cmd cmd, int argc, char **argv,
             value = arg + len + 1;
         for (k = 0; k < NOPTIONS; k++)
             if (strlen(options[k].name) == len &&
-                strncmp(options[k].name, arg, len) == 0 &&
-                (options[k].cmds & cmd))
+                strncmp(options[k].name, arg, len) == 0)
                 break;
-        if (k == NOPTIONS) {
-            snprintf(err, WS_CONFIG_ERR_MAX, "unknown option --%.*s",
+        if (k == NOPTIONS || !(options[k].cmds & cmd)) {
+            snprintf(err, WS_CONFIG_ERR_MAX, k == NOPTIONS
+                         ? "unknown option --%.*s"
+                         : "--%.*s is not an option of this command",
                      (int)len, arg);
             return WS_ERR_USAGE;
         }
@@ -258,11 +288,18 @@ void ws_config_markdown(FILE *f, const char *const *names, int ncmds)
                "|---|---|---|---|---|\n");
     for (k = 0; k < NOPTIONS; k++) {
         char var[64];
+        const char *m;
         int first = 1;
 
         env_name(&options[k], var, sizeof var);
-        fprintf(f, "| `--%s %s` | `%s` | %s%s%s | ", options[k].name,
-                options[k].metavar, var, options[k].def[0] ? "`" : "",
+        fprintf(f, "| `--%s ", options[k].name);
+        /* A '|' of a list of choices would end the table cell. */
+        for (m = options[k].metavar; *m; m++)
+            if (*m == '|')
+                fputs("\\|", f);
+            else
+                fputc(*m, f);
+        fprintf(f, "` | `%s` | %s%s%s | ", var, options[k].def[0] ? "`" : "",
                 options[k].def[0] ? options[k].def : "none",
                 options[k].def[0] ? "`" : "");
         for (i = 0; i < ncmds; i++)

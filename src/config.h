@@ -28,6 +28,7 @@ typedef struct ws_config {
     const char *group;
     const char *listen;
     const char *log_level;
+    const char *log_format;     /* text or json */
     const char *changelog;      /* auto, on or off */
     uint64_t partitions;
     uint64_t batch_max;

@@ -10,10 +10,12 @@
 #include "metrics.h"
 
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
@@ -21,6 +23,11 @@ struct ws_http {
     struct MHD_Daemon *daemon;
     const ws_api *api;
     unsigned port;
+    pthread_t sampler;
+    int sampling;               /* the sampler thread was started */
+    pthread_mutex_t lock;       /* guards stopping, with wake */
+    pthread_cond_t wake;
+    int stopping;
 };
 
 /* A marker for "first call seen" in *req_cls. */
@@ -116,6 +123,30 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss,
     return WS_OK;
 }
 
+/* The sampler thread: one sample per WS_METRICS_SAMPLE_SECONDS until
+ * ws_http_stop. */
+static void *sample_loop(void *arg)
+{
+    ws_http *h = arg;
+    struct timespec now, until;
+
+    pthread_mutex_lock(&h->lock);
+    while (!h->stopping) {
+        clock_gettime(CLOCK_REALTIME, &now);
+        pthread_mutex_unlock(&h->lock);
+        ws_api_sample(h->api, (int64_t)now.tv_sec * 1000 +
+                                  now.tv_nsec / 1000000);
+        pthread_mutex_lock(&h->lock);
+        until = now;
+        until.tv_sec += WS_METRICS_SAMPLE_SECONDS;
+        while (!h->stopping &&
+               pthread_cond_timedwait(&h->wake, &h->lock, &until) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
+
 int ws_http_start(const char *listen, unsigned threads, const ws_api *api,
                   ws_http **out, char *err)
 {
@@ -135,6 +166,8 @@ int ws_http_start(const char *listen, unsigned threads, const ws_api *api,
         return WS_ERR_NOMEM;
     }
     h->api = api;
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->wake, NULL);
     h->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
             (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
@@ -148,11 +181,12 @@ int ws_http_start(const char *listen, unsigned threads, const ws_api *api,
         snprintf(err, WS_HTTP_ERR_MAX,
                  "cannot listen on %s (address in use or not available?)",
                  listen);
-        free(h);
+        ws_http_stop(h);
         return WS_ERR_IO;
     }
     info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : 0;
+    h->sampling = pthread_create(&h->sampler, NULL, sample_loop, h) == 0;
     *out = h;
     return WS_OK;
 }
@@ -166,6 +200,16 @@ void ws_http_stop(ws_http *h)
 {
     if (!h)
         return;
-    MHD_stop_daemon(h->daemon);
+    if (h->sampling) {
+        pthread_mutex_lock(&h->lock);
+        h->stopping = 1;
+        pthread_cond_signal(&h->wake);
+        pthread_mutex_unlock(&h->lock);
+        pthread_join(h->sampler, NULL);
+    }
+    if (h->daemon)
+        MHD_stop_daemon(h->daemon);
+    pthread_cond_destroy(&h->wake);
+    pthread_mutex_destroy(&h->lock);
     free(h);
 }

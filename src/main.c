@@ -50,13 +50,12 @@ static int cmd_replay(const ws_config *c, int npos, char **pos)
     int e;
 
     if (npos == 0) {
-        fprintf(stderr, "walletstream replay: no input files (use - for "
-                        "standard input)\n");
+        ws_log_fail("replay", "no input files (use - for standard input)");
         return EXIT_USAGE;
     }
     e = ws_store_open(c->data_dir, WS_STORE_WRITE, c->max_state_size, &s, err);
     if (e != WS_OK) {
-        fprintf(stderr, "walletstream replay: %s\n", err);
+        ws_log_fail("replay", "%s", err);
         return 1;
     }
     snprintf(path, sizeof path, "%s/dead-letters.jsonl", c->data_dir);
@@ -68,9 +67,10 @@ static int cmd_replay(const ws_config *c, int npos, char **pos)
     }
     ws_store_close(s);
     if (t.blank)
-        fprintf(stderr, "skipped %lld blank lines\n", (long long)t.blank);
+        ws_log(WS_LOG_INFO, "replay", "skipped %lld blank lines",
+               (long long)t.blank);
     if (t.outcome[WS_REJECTED])
-        fprintf(stderr, "rejected lines are in %s\n", path);
+        ws_log(WS_LOG_INFO, "replay", "rejected lines are in %s", path);
     printf("replayed %lld records: %lld applied, %lld duplicate, "
            "%lld rejected\n",
            (long long)t.records, (long long)t.outcome[WS_APPLIED],
@@ -102,26 +102,26 @@ static int cmd_serve(const ws_config *c, int npos, char **pos)
 
     (void)pos;
     if (npos > 0) {
-        fprintf(stderr, "walletstream serve: unexpected argument \"%s\"\n",
-                pos[0]);
+        ws_log_fail("serve", "unexpected argument \"%s\"", pos[0]);
         return EXIT_USAGE;
     }
     block_signals(&set);
     e = ws_store_open(c->data_dir, WS_STORE_READ, 0, &s, err);
     if (e != WS_OK) {
-        fprintf(stderr, "walletstream serve: %s\n", err);
+        ws_log_fail("serve", "%s", err);
         return 1;
     }
     memset(&api, 0, sizeof api);
     api.store = s;
     e = ws_http_start(c->listen, (unsigned)c->http_threads, &api, &h, err);
     if (e != WS_OK) {
-        fprintf(stderr, "walletstream serve: %s\n", err);
+        ws_log_fail("serve", "%s", err);
         ws_store_close(s);
         return e == WS_ERR_USAGE ? EXIT_USAGE : 1;
     }
     ws_log(WS_LOG_INFO, "serve",
-           "walletstream %s serving %s read-only on %s (port %u)", WS_VERSION,
+           "walletstream %s serving %s read-only: API on http://%s/ "
+           "(port %u), dashboard at /", WS_VERSION,
            c->data_dir, c->listen, ws_http_port(h));
     sigwait(&set, &sig);
     ws_log(WS_LOG_INFO, "serve", "signal %d: stopping", sig);
@@ -175,14 +175,7 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     int rc = 1, e;
 
     if (npos > 0) {
-        fprintf(stderr, "walletstream run: unexpected argument \"%s\"\n",
-                pos[0]);
-        return EXIT_USAGE;
-    }
-    if (strcmp(c->changelog, "on") != 0 && strcmp(c->changelog, "auto") != 0 &&
-        strcmp(c->changelog, "off") != 0) {
-        fprintf(stderr, "walletstream run: --changelog is auto, on or off, "
-                        "not \"%s\"\n", c->changelog);
+        ws_log_fail("run", "unexpected argument \"%s\"", pos[0]);
         return EXIT_USAGE;
     }
     memset(&sa, 0, sizeof sa);
@@ -193,7 +186,7 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     e = ws_store_open(c->data_dir, WS_STORE_WRITE, c->max_state_size, &store,
                       err);
     if (e != WS_OK) {
-        fprintf(stderr, "walletstream run: %s\n", err);
+        ws_log_fail("run", "%s", err);
         return 1;
     }
     if (ws_status_new(&status) != WS_OK)
@@ -207,14 +200,14 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     api.ready_arg = status;
     e = ws_http_start(c->listen, (unsigned)c->http_threads, &api, &http, err);
     if (e != WS_OK) {
-        fprintf(stderr, "walletstream run: %s\n", err);
+        ws_log_fail("run", "%s", err);
         rc = e == WS_ERR_USAGE ? EXIT_USAGE : 1;
         goto done;
     }
     if (!brokers[0]) {
         if (ws_broker_start(c->topic, (int)c->partitions, &broker, err) ||
             ws_broker_publish(broker, c->data_dir, err)) {
-            fprintf(stderr, "walletstream run: %s\n", err);
+            ws_log_fail("run", "%s", err);
             goto done;
         }
         brokers = ws_broker_bootstrap(broker);
@@ -245,10 +238,16 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     snprintf(dlq_topic, sizeof dlq_topic, "%s.dlq", c->topic);
     if (ws_source_open(&kc, &source, err) != WS_OK ||
         ws_producer_open(&k, &producer, err) != WS_OK) {
-        fprintf(stderr, "walletstream run: %s\n", err);
+        ws_log_fail("run", "%s", err);
         rc = EXIT_USAGE;
         goto done;
     }
+    ws_log(WS_LOG_INFO, "run",
+           "walletstream %s: data %s, brokers %s%s, topic %s, group %s, "
+           "API on http://%s/ (port %u), dashboard at /", WS_VERSION,
+           c->data_dir, brokers,
+           broker ? " (embedded)" : "", c->topic, c->group, c->listen,
+           ws_http_port(http));
     if (strcmp(c->changelog, "off") != 0) {
         int topics_ok = 1;
 
@@ -271,8 +270,7 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
                 goto done;
             }
             if (e != WS_OK && strcmp(c->changelog, "on") == 0) {
-                fprintf(stderr, "walletstream run: changelog topics: %s\n",
-                        err);
+                ws_log_fail("run", "changelog topics: %s", err);
                 goto done;
             }
             if (e != WS_OK) {
@@ -295,11 +293,6 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
             ws_producer_warm(producer, name, 2000);
         }
     }
-    ws_log(WS_LOG_INFO, "run",
-           "walletstream %s: data %s, brokers %s%s, topic %s, group %s, "
-           "API on %s (port %u)", WS_VERSION, c->data_dir, brokers,
-           broker ? " (embedded)" : "", c->topic, c->group, c->listen,
-           ws_http_port(http));
 
     memset(&so, 0, sizeof so);
     so.store = store;
@@ -338,19 +331,18 @@ static int cmd_broker(const ws_config *c, int npos, char **pos)
     int sig;
 
     if (npos > 0) {
-        fprintf(stderr, "walletstream broker: unexpected argument \"%s\"\n",
-                pos[0]);
+        ws_log_fail("broker", "unexpected argument \"%s\"", pos[0]);
         return EXIT_USAGE;
     }
     block_signals(&set);
     if (ws_store_mkdirs(c->data_dir) != 0) {
-        fprintf(stderr, "walletstream broker: cannot create %s: %s\n",
-                c->data_dir, strerror(errno));
+        ws_log_fail("broker", "cannot create %s: %s", c->data_dir,
+                    strerror(errno));
         return 1;
     }
     if (ws_broker_start(c->topic, (int)c->partitions, &b, err) != WS_OK ||
         ws_broker_publish(b, c->data_dir, err) != WS_OK) {
-        fprintf(stderr, "walletstream broker: %s\n", err);
+        ws_log_fail("broker", "%s", err);
         return 1;
     }
     printf("%s\n", ws_broker_bootstrap(b));
@@ -377,7 +369,7 @@ static int cmd_produce(const ws_config *c, int npos, char **pos)
 
     if (!brokers[0]) {
         if (ws_broker_read_bootstrap(c->data_dir, found, sizeof found, err)) {
-            fprintf(stderr, "walletstream produce: %s\n", err);
+            ws_log_fail("produce", "%s", err);
             return 1;
         }
         brokers = found;
@@ -475,7 +467,7 @@ int main(int argc, char **argv)
             ws_config_markdown(stdout, names, 5);
             return 0;
         }
-        if (argc < 3) {
+        if (argc < 3 || strcmp(argv[2], "help") == 0) {
             usage(stdout);
             return 0;
         }
@@ -502,9 +494,11 @@ int main(int argc, char **argv)
         return 0;
     }
     if (e != WS_OK) {
-        fprintf(stderr, "walletstream %s: %s\n", cmd->name, err);
+        fprintf(stderr, "walletstream %s: %s\n(`walletstream help %s` lists "
+                        "its options)\n", cmd->name, err, cmd->name);
         return EXIT_USAGE;
     }
+    ws_log_set_format(c.log_format);   /* both checked by the option table */
     if (ws_log_set_level(c.log_level) != 0) {
         fprintf(stderr, "walletstream %s: unknown log level \"%s\"\n",
                 cmd->name, c.log_level);

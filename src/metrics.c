@@ -3,6 +3,8 @@
  */
 #include "metrics.h"
 
+#include "store.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,11 +25,10 @@ static const double age_bounds[NBUCKETS] = {
 static const double batch_bounds[NBUCKETS] = {
     1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000};
 
-#define ROUTES 8
+/* Routes are counted under the names api.c gives them (its route table),
+ * in the order they are first answered. */
+#define MAX_ROUTES 16
 #define STATUSES 7     /* the codes below, then "other" */
-static const char *const route_names[ROUTES] = {
-    "/balance", "/average_daily_debit", "/top_credits", "/healthz",
-    "/readyz", "/metrics", "/openapi.json", "other"};
 static const unsigned status_codes[STATUSES - 1] = {200, 400, 404, 405,
                                                     500, 503};
 
@@ -40,7 +41,12 @@ static struct {
     int64_t lag[WS_METRICS_MAX_PARTITIONS];
     int broker_up;
     int ready;
-    uint64_t http[ROUTES][STATUSES];
+    const char *routes[MAX_ROUTES];
+    int nroutes;
+    uint64_t http[MAX_ROUTES][STATUSES];
+    struct ws_metrics_sample history[WS_METRICS_HISTORY];
+    int nhistory;           /* samples kept, at most WS_METRICS_HISTORY */
+    int next;               /* where the next sample goes */
 } reg = {
     .lock = PTHREAD_MUTEX_INITIALIZER,
     .commit = {.bounds = commit_bounds},
@@ -115,14 +121,37 @@ void ws_metrics_http(const char *route, unsigned status)
 {
     int r, s;
 
-    for (r = 0; r < ROUTES - 1; r++)
-        if (strcmp(route, route_names[r]) == 0)
-            break;
     for (s = 0; s < STATUSES - 1; s++)
         if (status_codes[s] == status)
             break;
     pthread_mutex_lock(&reg.lock);
-    reg.http[r][s]++;
+    for (r = 0; r < reg.nroutes; r++)
+        if (strcmp(route, reg.routes[r]) == 0)
+            break;
+    if (r == reg.nroutes && r < MAX_ROUTES)
+        reg.routes[reg.nroutes++] = route;
+    if (r < MAX_ROUTES)
+        reg.http[r][s]++;
+    pthread_mutex_unlock(&reg.lock);
+}
+
+void ws_metrics_sample(int64_t time_ms, const ws_counts *c)
+{
+    struct ws_metrics_sample *x;
+    int i;
+
+    pthread_mutex_lock(&reg.lock);
+    x = &reg.history[reg.next];
+    x->time_ms = time_ms;
+    for (i = 0; i < WS_OUTCOME_COUNT; i++)
+        x->outcome[i] = c->outcome[i];
+    x->commits = reg.commit.total;
+    x->commit_seconds = reg.commit.sum;
+    x->aged = reg.age.total;
+    x->age_seconds = reg.age.sum;
+    reg.next = (reg.next + 1) % WS_METRICS_HISTORY;
+    if (reg.nhistory < WS_METRICS_HISTORY)
+        reg.nhistory++;
     pthread_mutex_unlock(&reg.lock);
 }
 
@@ -170,17 +199,76 @@ void ws_metrics_render(ws_buf *b)
                      "# TYPE walletstream_ready gauge\nwalletstream_ready %d\n",
                   reg.ready);
     ws_buf_puts(b, "# HELP walletstream_http_requests_total HTTP answers by "
-                   "route and status.\n"
+                   "route (its OpenAPI path) and status.\n"
                    "# TYPE walletstream_http_requests_total counter\n");
-    for (i = 0; i < ROUTES; i++)
+    for (i = 0; i < reg.nroutes; i++)
         for (s = 0; s < STATUSES; s++)
             if (reg.http[i][s]) {
                 char code[8] = "other";
                 if (s < STATUSES - 1)
                     snprintf(code, sizeof code, "%u", status_codes[s]);
                 ws_buf_printf(b, "walletstream_http_requests_total{route=\"%s\","
-                                 "status=\"%s\"} %llu\n", route_names[i], code,
+                                 "status=\"%s\"} %llu\n", reg.routes[i], code,
                               (unsigned long long)reg.http[i][s]);
             }
+    ws_buf_printf(b, "# HELP walletstream_build_info The running version and "
+                     "the data directory format it reads and writes.\n"
+                     "# TYPE walletstream_build_info gauge\n"
+                     "walletstream_build_info{version=\"%s\","
+                     "data_format=\"%d\"} 1\n", WS_VERSION, WS_STORE_FORMAT);
+    pthread_mutex_unlock(&reg.lock);
+}
+
+/* ------------------------------------------------- JSON for /status */
+
+static void json_histogram(ws_buf *b, const char *name,
+                           const struct histogram *h)
+{
+    int i;
+
+    ws_buf_printf(b, "\"%s\":{\"count\":%llu,\"sum\":%.9g,\"buckets\":[",
+                  name, (unsigned long long)h->total, h->sum);
+    for (i = 0; i < NBUCKETS; i++)
+        ws_buf_printf(b, "%s{\"le\":%g,\"count\":%llu}", i ? "," : "",
+                      h->bounds[i], (unsigned long long)h->counts[i]);
+    ws_buf_puts(b, "]}");
+}
+
+void ws_metrics_json(ws_buf *b)
+{
+    int i, k;
+
+    pthread_mutex_lock(&reg.lock);
+    ws_buf_puts(b, "\"broker_up\":");
+    ws_buf_puts(b, reg.broker_up < 0 ? "null"
+                   : reg.broker_up ? "true" : "false");
+    ws_buf_puts(b, ",\"consumer_lag\":[");
+    for (i = 0, k = 0; i < reg.partitions; i++)
+        if (reg.lag[i] >= 0)
+            ws_buf_printf(b, "%s{\"partition\":%d,\"lag\":%lld}",
+                          k++ ? "," : "", i, (long long)reg.lag[i]);
+    ws_buf_puts(b, "],");
+    json_histogram(b, "batch_commit_seconds", &reg.commit);
+    ws_buf_putc(b, ',');
+    json_histogram(b, "event_age_seconds", &reg.age);
+    ws_buf_printf(b, ",\"history\":{\"interval_seconds\":%d,\"columns\":["
+                     "\"time_ms\",\"applied\",\"duplicate\",\"rejected\","
+                     "\"commits\",\"commit_seconds\",\"aged\","
+                     "\"age_seconds\"],\"samples\":[",
+                  WS_METRICS_SAMPLE_SECONDS);
+    for (i = 0; i < reg.nhistory; i++) {
+        const struct ws_metrics_sample *x =
+            &reg.history[(reg.next - reg.nhistory + i + WS_METRICS_HISTORY) %
+                         WS_METRICS_HISTORY];
+
+        ws_buf_printf(b, "%s[%lld,%lld,%lld,%lld,%llu,%.9g,%llu,%.9g]",
+                      i ? "," : "", (long long)x->time_ms,
+                      (long long)x->outcome[WS_APPLIED],
+                      (long long)x->outcome[WS_DUPLICATE],
+                      (long long)x->outcome[WS_REJECTED],
+                      (unsigned long long)x->commits, x->commit_seconds,
+                      (unsigned long long)x->aged, x->age_seconds);
+    }
+    ws_buf_puts(b, "]}");
     pthread_mutex_unlock(&reg.lock);
 }

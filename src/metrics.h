@@ -40,7 +40,33 @@ void ws_metrics_ready(int ready);
 /* Counts one HTTP answer by route and status. Any thread. */
 void ws_metrics_http(const char *route, unsigned status);
 
-/* Appends the registry in Prometheus text format. Any thread. */
+/* Appends the registry in Prometheus text format, build info included.
+ * Any thread. */
 void ws_metrics_render(ws_buf *b);
+
+/* ---------------------------------------- the dashboard's history */
+
+/* One sample a second, five minutes kept: what the dashboard at / draws
+ * its rates from. Totals at the sample's time; rates are differences. */
+#define WS_METRICS_SAMPLE_SECONDS 1
+#define WS_METRICS_HISTORY 300
+
+struct ws_metrics_sample {
+    int64_t time_ms;                    /* Unix time */
+    int64_t outcome[WS_OUTCOME_COUNT];  /* committed records by outcome */
+    uint64_t commits;                   /* batch commits so far */
+    double commit_seconds;              /* their total duration */
+    uint64_t aged;                      /* records whose age was measured */
+    double age_seconds;                 /* their total age */
+};
+
+/* Records one sample: the stored outcome totals `c` with the registry's
+ * commit and age totals. Any thread (the HTTP server's sampler). */
+void ws_metrics_sample(int64_t time_ms, const ws_counts *c);
+
+/* Appends the registry as members of a JSON object (no braces): broker_up,
+ * consumer_lag, batch_commit_seconds, event_age_seconds and history.
+ * Any thread. */
+void ws_metrics_json(ws_buf *b);
 
 #endif

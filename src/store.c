@@ -1099,3 +1099,27 @@ int ws_view_offset(ws_view *v, const char *source, size_t n, int64_t *next)
     *next = (int64_t)get_u64(data.mv_data);
     return WS_OK;
 }
+
+/* ----------------------------------------------------- state sizes */
+
+int ws_view_sizes(ws_view *v, ws_state_sizes *out)
+{
+    /* The tables an operator sizes the state by, in ws_state_sizes order. */
+    static const int dbs[WS_STATE_TABLES] = {
+        DB_WALLETS, DB_PRODUCTS, DB_TOP, DB_DEBIT_DAYS, DB_SEEN};
+    MDB_stat st;
+    int i, rc;
+
+    memset(out, 0, sizeof *out);
+    for (i = 0; i < WS_STATE_TABLES; i++) {
+        rc = mdb_stat(v->txn, v->store->dbi[dbs[i]], &st);
+        if (rc != 0)
+            return map_err(rc);
+        out->entries[i] = (uint64_t)st.ms_entries;
+    }
+    return WS_OK;
+}
+
+const char *const ws_state_table_names[WS_STATE_TABLES] = {
+    "wallets", "products", "top_credit_lists", "debit_days",
+    "transaction_ids"};

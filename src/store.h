@@ -190,4 +190,14 @@ int ws_view_counts(ws_view *v, ws_counts *out);
 /* The stored next offset of `source`: 0 (found), WS_ERR_NOT_FOUND. */
 int ws_view_offset(ws_view *v, const char *source, size_t n, int64_t *next);
 
+/* Entries of the tables that grow with the input, named by
+ * ws_state_table_names: wallets, products, top-credit lists (one per
+ * product and currency), debit days, transaction ids seen. */
+#define WS_STATE_TABLES 5
+typedef struct ws_state_sizes {
+    uint64_t entries[WS_STATE_TABLES];
+} ws_state_sizes;
+extern const char *const ws_state_table_names[WS_STATE_TABLES];
+int ws_view_sizes(ws_view *v, ws_state_sizes *out);
+
 #endif

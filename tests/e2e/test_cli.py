@@ -2,6 +2,7 @@
 """The command line (SPEC §6): --version, help, usage errors exit 2, and
 docs/CONFIGURATION.md generated from the option table and kept in step."""
 import os
+import re
 import subprocess
 
 import wslib
@@ -56,6 +57,46 @@ def usage_errors_exit_2_with_a_message():
     p = ws("replay", env={"WALLETSTREAM_BATCH_MAX": "-3"})
     wslib.check_eq(2, p.returncode, "bad environment value")
     wslib.check(b"WALLETSTREAM_BATCH_MAX" in p.stderr, "the variable is named: %r" % p.stderr)
+
+
+@wslib.test
+def usage_errors_name_the_problem_and_the_help():
+    d = wslib.tempdir()
+    for args, words in ((("serve", "--topic", "t"), b"--topic is not an option of this command"),
+                        (("serve", "--log-format", "xml"), b'"xml" is not one of text|json'),
+                        (("replay", "--log-level", "loud", "x.jsonl"), b'"loud" is not one of error|warn|info|debug'),
+                        (("run", "--changelog", "maybe"), b'"maybe" is not one of auto|on|off'),
+                        (("replay", "--data-dir=", "x.jsonl"), b"--data-dir: an empty value is not valid"),
+                        (("broker", "--partitions", "-1"), b'"-1" is not a valid positive number'),
+                        (("run", "--data-dir"), b"--data-dir needs a value"),
+                        (("produce", "--bogus"), b"unknown option --bogus")):
+        p = ws(*args, env={"WALLETSTREAM_DATA_DIR": os.path.join(d, "never")})
+        wslib.check_eq(2, p.returncode, "exit code of %r" % (args,))
+        wslib.check(words in p.stderr, "%r in the message for %r: %r" % (words, args, p.stderr))
+        wslib.check(("walletstream help %s" % args[0]).encode() in p.stderr,
+                    "the message for %r points to the command's help: %r" % (args, p.stderr))
+        wslib.check(p.stdout == b"", "nothing on stdout for %r" % (args,))
+    wslib.check(not os.path.exists(os.path.join(d, "never")), "no data directory made by a usage error")
+
+
+@wslib.test
+def help_forms_all_answer():
+    top = ws("--help").stdout
+    for args in (("-h",), ("help",), ("help", "help")):
+        p = ws(*args)
+        wslib.check_eq(0, p.returncode, "exit code of %r" % (args,))
+        wslib.check_eq(top, p.stdout, "%r prints the usage" % (args,))
+    for c in COMMANDS:
+        p = ws(c, "-h")
+        wslib.check_eq(0, p.returncode, "exit code of %s -h" % c)
+        wslib.check_eq(ws("help", c).stdout, p.stdout, "%s -h is help %s" % (c, c))
+        # every option of the command shows its variable and default
+        for opt in (b"--log-level error|warn|info|debug", b"--log-format text|json",
+                    b"WALLETSTREAM_LOG_FORMAT, default text"):
+            wslib.check(opt in p.stdout, "%r in help %s" % (opt, c))
+    p = ws("--version")
+    wslib.check(re.match(rb"^walletstream \d+\.\d+\.\d+ \(data format \d+\)\n$", p.stdout),
+                "--version prints one line: %r" % p.stdout)
 
 
 @wslib.test

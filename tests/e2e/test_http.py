@@ -120,7 +120,7 @@ def control_characters_in_ids_rejected():
 
 @test
 def unknown_route_is_404_not_found():
-    for path in ("/", "/nope", "/balances/a", "/balance", "/top_credit/multi", "/healthz/x", "/BALANCE/gb"):
+    for path in ("/nope", "/index.html", "/balances/a", "/balance", "/top_credit/multi", "/healthz/x", "/BALANCE/gb"):
         check_eq("not_found", get_error(path, 404), "GET %s error" % path)
 
 

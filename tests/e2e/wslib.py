@@ -70,6 +70,22 @@ def read_bytes(path):
         return f.read()
 
 
+SYSTEM_PYTHON = "/usr/bin/python3"  # where Debian's python3-* packages live
+
+
+def use_system_python_for(*modules):
+    """Make `modules` importable: when the running interpreter (e.g. a pyenv
+    one) lacks one of them, re-run this script under Debian's python3,
+    where scripts/install-deps put python3-selenium, python3-jsonschema.
+    Call at import time, before any test runs."""
+    import importlib.util
+    if all(importlib.util.find_spec(m) for m in modules):
+        return
+    if os.path.realpath(sys.executable) != os.path.realpath(SYSTEM_PYTHON) and os.path.exists(SYSTEM_PYTHON):
+        sys.stdout.flush()
+        os.execv(SYSTEM_PYTHON, [SYSTEM_PYTHON] + sys.argv)
+
+
 # -------------------------------------------------------------------------
 # Test registry and runner
 

@@ -133,11 +133,58 @@ static void test_usage_errors(void)
     /* an option of another command */
     CHECK_EQ_INT(ws_config_parse(&c, WS_CMD_SERVE, 2, other_cmd, &npos, err),
                  WS_ERR_USAGE);
+    CHECK(strstr(err, "not an option of this command") != NULL);
     setenv("WALLETSTREAM_BATCH_MAX", "-3", 1);
     CHECK_EQ_INT(ws_config_parse(&c, WS_CMD_REPLAY, 0, NULL, &npos, err),
                  WS_ERR_USAGE);
     CHECK(strstr(err, "WALLETSTREAM_BATCH_MAX") != NULL);
     unsetenv("WALLETSTREAM_BATCH_MAX");
+}
+
+static void test_choice_options_take_only_their_values(void)
+{
+    char err[WS_CONFIG_ERR_MAX];
+    char *json[] = {"--log-format", "json", "--log-level=debug",
+                    "--changelog", "off"};
+    char *badfmt[] = {"--log-format", "xml"};
+    char *badlevel[] = {"--log-level", "loud"};
+    ws_config c;
+    int npos;
+
+    CHECK_EQ_INT(parse(&c, WS_CMD_RUN, 0, NULL, &npos), WS_OK);
+    CHECK_EQ_STR(c.log_format, "text");
+    CHECK_EQ_STR(c.log_level, "info");
+    CHECK_EQ_STR(c.changelog, "auto");
+    CHECK_EQ_INT(parse(&c, WS_CMD_RUN, 5, json, &npos), WS_OK);
+    CHECK_EQ_STR(c.log_format, "json");
+    CHECK_EQ_STR(c.log_level, "debug");
+    CHECK_EQ_STR(c.changelog, "off");
+    CHECK_EQ_INT(ws_config_parse(&c, WS_CMD_SERVE, 2, badfmt, &npos, err),
+                 WS_ERR_USAGE);
+    CHECK(strstr(err, "text|json") != NULL);
+    CHECK_EQ_INT(ws_config_parse(&c, WS_CMD_REPLAY, 2, badlevel, &npos, err),
+                 WS_ERR_USAGE);
+    CHECK(strstr(err, "\"loud\"") != NULL);
+    setenv("WALLETSTREAM_LOG_FORMAT", "yaml", 1);
+    CHECK_EQ_INT(ws_config_parse(&c, WS_CMD_SERVE, 0, NULL, &npos, err),
+                 WS_ERR_USAGE);
+    CHECK(strstr(err, "WALLETSTREAM_LOG_FORMAT") != NULL);
+    unsetenv("WALLETSTREAM_LOG_FORMAT");
+}
+
+static void test_empty_values_only_where_the_default_is_empty(void)
+{
+    char err[WS_CONFIG_ERR_MAX];
+    char *empty_dir[] = {"--data-dir="};
+    char *empty_brokers[] = {"--brokers", ""};
+    ws_config c;
+    int npos;
+
+    CHECK_EQ_INT(ws_config_parse(&c, WS_CMD_RUN, 1, empty_dir, &npos, err),
+                 WS_ERR_USAGE);
+    CHECK(strstr(err, "--data-dir") != NULL);
+    CHECK_EQ_INT(parse(&c, WS_CMD_RUN, 2, empty_brokers, &npos), WS_OK);
+    CHECK_EQ_STR(c.brokers, "");
 }
 
 static void test_help_is_asked(void)
@@ -157,6 +204,8 @@ int main(void)
     RUN(test_x_properties_from_flags_and_environment);
     RUN(test_positional_arguments_are_collected_in_order);
     RUN(test_usage_errors);
+    RUN(test_choice_options_take_only_their_values);
+    RUN(test_empty_values_only_where_the_default_is_empty);
     RUN(test_help_is_asked);
     return WSTEST_END();
 }
