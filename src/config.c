@@ -24,7 +24,7 @@ struct option {
 };
 
 #define ALL (WS_CMD_RUN | WS_CMD_SERVE | WS_CMD_REPLAY | WS_CMD_BROKER | \
-             WS_CMD_PRODUCE)
+             WS_CMD_PRODUCE | WS_CMD_EXPORT)
 #define KAFKA (WS_CMD_RUN | WS_CMD_PRODUCE)
 #define AT(field) offsetof(ws_config, field)
 
@@ -57,6 +57,12 @@ static const struct option options[] = {
     {"max-state-size", "BYTES", K_BYTES, AT(max_state_size), "64G",
      WS_CMD_RUN | WS_CMD_REPLAY,
      "largest size the state may grow to (suffixes K, M, G, T)"},
+    {"format", "FORMAT", K_STRING, AT(format), "csv", WS_CMD_EXPORT,
+     "csv (RFC 4180, Cassandra's columns, for cqlsh COPY FROM) or jsonl "
+     "(the API's JSON, one line per wallet or product)"},
+    {"out", "DIR", K_STRING, AT(out), ".", WS_CMD_EXPORT,
+     "directory the tables and manifest.json are written to (created when "
+     "missing)"},
     {"log-level", "LEVEL", K_STRING, AT(log_level), "info", ALL,
      "error, warn, info or debug"},
 };
