@@ -367,7 +367,7 @@ def export_while_run_ingests_is_one_committed_batch():
 
 @test
 def live_backup_with_mdb_copy_serves_the_figures_of_its_batch():
-    """docs/OPERATIONS.md: copy walletstream.format, then `mdb_copy
+    """docs/OPERATIONS.md: copy walletstream.format, then `mdb_copy -c
     DIR/state BACKUP/state` while run writes; serve the copy."""
     mdb_copy = shutil.which("mdb_copy")
     if not mdb_copy:
@@ -382,7 +382,7 @@ def live_backup_with_mdb_copy_serves_the_figures_of_its_batch():
             b = os.path.join(wslib.tempdir(), "backup")
             os.makedirs(os.path.join(b, "state"))
             shutil.copy(os.path.join(ddir, "walletstream.format"), b)
-            c = subprocess.run([mdb_copy, os.path.join(ddir, "state"), os.path.join(b, "state")],
+            c = subprocess.run([mdb_copy, "-c", os.path.join(ddir, "state"), os.path.join(b, "state")],
                                capture_output=True, timeout=120)
             check_eq(0, c.returncode, "mdb_copy exit (stderr %r)" % c.stderr[-500:])
             backups.append(b)
