@@ -259,6 +259,8 @@ static int manifest_offset(const char *source, size_t n, int64_t next,
 {
     ws_buf *b = arg;
 
+    if (b->oom)
+        return WS_ERR_NOMEM;
     if (b->p[b->len - 1] != '{')
         ws_buf_putc(b, ',');
     ws_json_str(b, source, n);
