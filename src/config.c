@@ -26,7 +26,7 @@ struct option {
 };
 
 #define ALL (WS_CMD_RUN | WS_CMD_SERVE | WS_CMD_REPLAY | WS_CMD_BROKER | \
-             WS_CMD_PRODUCE)
+             WS_CMD_PRODUCE | WS_CMD_EXPORT)
 #define KAFKA (WS_CMD_RUN | WS_CMD_PRODUCE)
 #define AT(field) offsetof(ws_config, field)
 
@@ -58,6 +58,12 @@ static const struct option options[] = {
     {"max-state-size", "BYTES", K_BYTES, AT(max_state_size), "64G",
      WS_CMD_RUN | WS_CMD_REPLAY,
      "largest size the state may grow to (suffixes K, M, G, T)"},
+    {"format", "csv|jsonl", K_CHOICE, AT(format), "csv", WS_CMD_EXPORT,
+     "csv (RFC 4180, Cassandra's columns, for cqlsh COPY FROM) or jsonl "
+     "(the API's JSON, one line per wallet or product)"},
+    {"out", "DIR", K_STRING, AT(out), ".", WS_CMD_EXPORT,
+     "directory the tables and manifest.json are written to (created when "
+     "missing)"},
     {"log-level", "error|warn|info|debug", K_CHOICE, AT(log_level), "info",
      ALL, "least severe log lines written to stderr"},
     {"log-format", "text|json", K_CHOICE, AT(log_format), "text", ALL,

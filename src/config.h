@@ -16,6 +16,7 @@ enum ws_cmd {
     WS_CMD_REPLAY = 1 << 2,
     WS_CMD_BROKER = 1 << 3,
     WS_CMD_PRODUCE = 1 << 4,
+    WS_CMD_EXPORT = 1 << 5,
 };
 
 /* Most -X properties one command line takes. */
@@ -30,6 +31,8 @@ typedef struct ws_config {
     const char *log_level;
     const char *log_format;     /* text or json */
     const char *changelog;      /* auto, on or off */
+    const char *format;         /* export: csv or jsonl */
+    const char *out;            /* export: output directory */
     uint64_t partitions;
     uint64_t batch_max;
     uint64_t batch_linger_ms;

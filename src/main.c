@@ -6,6 +6,7 @@
  *   walletstream replay [OPTIONS] FILE...    JSON lines into a data directory
  *   walletstream broker [OPTIONS]            the embedded Kafka broker alone
  *   walletstream produce [OPTIONS] [FILE...] JSON lines to the topic
+ *   walletstream export [OPTIONS]            the figures as table files
  *   walletstream help [COMMAND], --help, --version
  */
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include "broker_embedded.h"
 #include "config.h"
 #include "changelog.h"
+#include "export.h"
 #include "producer.h"
 #include "http.h"
 #include "kafka_source.h"
@@ -382,6 +384,47 @@ static int cmd_produce(const ws_config *c, int npos, char **pos)
     return e == WS_OK ? 0 : 1;
 }
 
+/* ------------------------------------------------------------- export */
+
+static int cmd_export(const ws_config *c, int npos, char **pos)
+{
+    char err[WS_EXPORT_ERR_MAX];
+    enum ws_export_format format;
+    ws_export_totals t;
+    ws_store *s;
+    int e;
+
+    if (npos > 0) {
+        fprintf(stderr, "walletstream export: unexpected argument \"%s\"\n",
+                pos[0]);
+        return EXIT_USAGE;
+    }
+    if (ws_export_format_parse(c->format, &format) != 0) {
+        fprintf(stderr, "walletstream export: --format is csv or jsonl, not "
+                        "\"%s\"\n", c->format);
+        return EXIT_USAGE;
+    }
+    /* Read-only, like serve: a running writer keeps going beside it. */
+    e = ws_store_open(c->data_dir, WS_STORE_READ, 0, &s, err);
+    if (e != WS_OK) {
+        fprintf(stderr, "walletstream export: %s\n", err);
+        return 1;
+    }
+    e = ws_export_write(s, format, c->out, &t, err);
+    ws_store_close(s);
+    if (e != WS_OK) {
+        fprintf(stderr, "walletstream export: %s\n", err);
+        return 1;
+    }
+    printf("exported %lld wallets and %lld products (%lld applied, "
+           "%lld duplicate, %lld rejected events) to %s\n",
+           (long long)t.wallets, (long long)t.products,
+           (long long)t.counts.outcome[WS_APPLIED],
+           (long long)t.counts.outcome[WS_DUPLICATE],
+           (long long)t.counts.outcome[WS_REJECTED], c->out);
+    return 0;
+}
+
 /* --------------------------------------------------------------- main */
 
 static const struct command commands[] = {
@@ -408,6 +451,12 @@ static const struct command commands[] = {
     {"serve", WS_CMD_SERVE, "serve [OPTIONS]",
      "serve the HTTP API read-only from a data directory, beside a writer "
      "or after it", cmd_serve},
+    {"export", WS_CMD_EXPORT, "export [OPTIONS]",
+     "write the figures as the original pipeline's three tables "
+     "(balances, avg_debits, top_credits) into --out, as CSV for cqlsh "
+     "COPY FROM or as JSON lines, consistent as of one committed batch, "
+     "with manifest.json (counters and input offsets of that batch); reads "
+     "the data directory read-only, beside a running writer", cmd_export},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -463,8 +512,9 @@ int main(int argc, char **argv)
         if (argc >= 3 && strcmp(argv[2], "--markdown") == 0) {
             /* Command names by their bit in enum ws_cmd. */
             static const char *const names[] = {"run", "serve", "replay",
-                                                "broker", "produce"};
-            ws_config_markdown(stdout, names, 5);
+                                                "broker", "produce",
+                                                "export"};
+            ws_config_markdown(stdout, names, 6);
             return 0;
         }
         if (argc < 3 || strcmp(argv[2], "help") == 0) {

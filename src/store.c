@@ -1123,3 +1123,114 @@ int ws_view_sizes(ws_view *v, ws_state_sizes *out)
 const char *const ws_state_table_names[WS_STATE_TABLES] = {
     "wallets", "products", "top_credit_lists", "debit_days",
     "transaction_ids"};
+/* ------------------------------------------------------ whole tables */
+
+/* Calls fn(key, value, arg) for every entry of one table of the view, in
+ * key order; stops at fn's first non-zero value and returns it. */
+static int each_entry(ws_view *v, int db,
+                      int (*fn)(const MDB_val *key, const MDB_val *data,
+                                void *arg),
+                      void *arg)
+{
+    MDB_cursor *cur;
+    MDB_val key, data;
+    int rc, e = WS_OK;
+
+    rc = mdb_cursor_open(v->txn, v->store->dbi[db], &cur);
+    if (rc != 0)
+        return map_err(rc);
+    rc = mdb_cursor_get(cur, &key, &data, MDB_FIRST);
+    while (rc == 0 && e == WS_OK) {
+        e = fn(&key, &data, arg);
+        if (e == WS_OK)
+            rc = mdb_cursor_get(cur, &key, &data, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (e == WS_OK && rc != MDB_NOTFOUND)
+        e = map_err(rc);
+    return e;
+}
+
+struct each_wallet {
+    int (*fn)(const char *id, size_t n, const ws_wallet *w, void *arg);
+    void *arg;
+};
+
+static int each_wallet_entry(const MDB_val *key, const MDB_val *data,
+                             void *arg)
+{
+    struct each_wallet *ew = arg;
+    ws_wallet w;
+    int e = wallet_decode(data, &w);
+
+    if (e != WS_OK || key->mv_size == 0 || key->mv_size > WS_MAX_ID)
+        return e != WS_OK ? e : WS_ERR_CORRUPT;
+    return ew->fn(key->mv_data, key->mv_size, &w, ew->arg);
+}
+
+int ws_view_each_wallet(ws_view *v,
+                        int (*fn)(const char *id, size_t n,
+                                  const ws_wallet *w, void *arg),
+                        void *arg)
+{
+    struct each_wallet ew;
+
+    ew.fn = fn;
+    ew.arg = arg;
+    return each_entry(v, DB_WALLETS, each_wallet_entry, &ew);
+}
+
+struct each_product {
+    int (*fn)(const char *id, size_t n, void *arg);
+    void *arg;
+};
+
+static int each_product_entry(const MDB_val *key, const MDB_val *data,
+                              void *arg)
+{
+    struct each_product *ep = arg;
+
+    (void)data;
+    if (key->mv_size == 0 || key->mv_size > WS_MAX_ID)
+        return WS_ERR_CORRUPT;
+    return ep->fn(key->mv_data, key->mv_size, ep->arg);
+}
+
+int ws_view_each_product(ws_view *v,
+                         int (*fn)(const char *id, size_t n, void *arg),
+                         void *arg)
+{
+    struct each_product ep;
+
+    ep.fn = fn;
+    ep.arg = arg;
+    return each_entry(v, DB_PRODUCTS, each_product_entry, &ep);
+}
+
+struct each_offset {
+    int (*fn)(const char *source, size_t n, int64_t next, void *arg);
+    void *arg;
+};
+
+static int each_offset_entry(const MDB_val *key, const MDB_val *data,
+                             void *arg)
+{
+    struct each_offset *eo = arg;
+
+    if (data->mv_size != 8)
+        return WS_ERR_CORRUPT;
+    return eo->fn(key->mv_data, key->mv_size,
+                  (int64_t)get_u64(data->mv_data), eo->arg);
+}
+
+int ws_view_each_offset(ws_view *v,
+                        int (*fn)(const char *source, size_t n, int64_t next,
+                                  void *arg),
+                        void *arg)
+{
+    struct each_offset eo;
+
+    eo.fn = fn;
+    eo.arg = arg;
+    return each_entry(v, DB_OFFSETS, each_offset_entry, &eo);
+}

@@ -199,5 +199,30 @@ typedef struct ws_state_sizes {
 } ws_state_sizes;
 extern const char *const ws_state_table_names[WS_STATE_TABLES];
 int ws_view_sizes(ws_view *v, ws_state_sizes *out);
+/* ------------------------------------ whole tables, in key (byte) order */
+
+/* Calls fn for every wallet of the view, in ascending byte order of
+ * wallet_id; the id and the ws_wallet are valid during the call only.
+ * Stops when fn returns non-zero and returns that value; else returns 0,
+ * WS_ERR_CORRUPT or WS_ERR_STORE. Any thread. */
+int ws_view_each_wallet(ws_view *v,
+                        int (*fn)(const char *id, size_t n,
+                                  const ws_wallet *w, void *arg),
+                        void *arg);
+
+/* Calls fn for every product seen in an applied transaction (those that
+ * answer /top_credits), in ascending byte order of product_id; ws_view_tops
+ * may be called from fn on the same view. Returns as ws_view_each_wallet. */
+int ws_view_each_product(ws_view *v,
+                         int (*fn)(const char *id, size_t n, void *arg),
+                         void *arg);
+
+/* Calls fn for every stored input offset (source such as "topic/0", next
+ * offset to read), in ascending byte order of source. Returns as
+ * ws_view_each_wallet. */
+int ws_view_each_offset(ws_view *v,
+                        int (*fn)(const char *source, size_t n, int64_t next,
+                                  void *arg),
+                        void *arg);
 
 #endif

@@ -463,6 +463,94 @@ static void test_map_limit_is_reported_as_full(void)
     ws_store_close(s);
 }
 
+/* ws_view_each_*: every key once, in byte order, stopping on request. */
+struct keys_seen {
+    int calls;
+    char keys[8][16];
+    int64_t values[8];
+    int stop_after;
+};
+
+static int note_key(struct keys_seen *k, const char *id, size_t n,
+                    int64_t value)
+{
+    if (k->calls < 8 && n < 16) {
+        memcpy(k->keys[k->calls], id, n);
+        k->keys[k->calls][n] = '\0';
+        k->values[k->calls] = value;
+    }
+    k->calls++;
+    return k->stop_after && k->calls == k->stop_after ? 7 : 0;
+}
+
+static int seen_wallet(const char *id, size_t n, const ws_wallet *w,
+                       void *arg)
+{
+    return note_key(arg, id, n, w->transactions);
+}
+
+static int seen_product(const char *id, size_t n, void *arg)
+{
+    return note_key(arg, id, n, 0);
+}
+
+static int seen_offset(const char *id, size_t n, int64_t next, void *arg)
+{
+    return note_key(arg, id, n, next);
+}
+
+static void test_whole_tables_iterate_in_key_order(void)
+{
+    static const char *const ids[] = {"b", "a,\"q\"", "ab", "a"};
+    char dir[300], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL;
+    ws_batch *b;
+    ws_view *v;
+    ws_wallet w = sample_wallet();
+    struct keys_seen k;
+    int i, added;
+
+    fresh_dir(dir, sizeof dir, "each");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    for (i = 0; i < 4; i++) {
+        w.transactions = i + 1;
+        CHECK_EQ_INT(ws_batch_wallet_put(b, ids[i], strlen(ids[i]), &w), WS_OK);
+        CHECK_EQ_INT(ws_batch_product_mark(b, ids[i], strlen(ids[i]), &added),
+                     WS_OK);
+    }
+    CHECK_EQ_INT(ws_batch_offset_set(b, "t/1", 3, 42), WS_OK);
+    CHECK_EQ_INT(ws_batch_offset_set(b, "t/0", 3, 7), WS_OK);
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    memset(&k, 0, sizeof k);
+    CHECK_EQ_INT(ws_view_each_wallet(v, seen_wallet, &k), WS_OK);
+    CHECK_EQ_INT(k.calls, 4);
+    CHECK_EQ_STR(k.keys[0], "a");
+    CHECK_EQ_STR(k.keys[1], "a,\"q\"");
+    CHECK_EQ_STR(k.keys[2], "ab");
+    CHECK_EQ_STR(k.keys[3], "b");
+    CHECK_EQ_INT(k.values[0], 4);
+    CHECK_EQ_INT(k.values[3], 1);
+    memset(&k, 0, sizeof k);
+    CHECK_EQ_INT(ws_view_each_product(v, seen_product, &k), WS_OK);
+    CHECK_EQ_INT(k.calls, 4);
+    CHECK_EQ_STR(k.keys[2], "ab");
+    memset(&k, 0, sizeof k);
+    k.stop_after = 2;
+    CHECK_EQ_INT(ws_view_each_product(v, seen_product, &k), 7);
+    CHECK_EQ_INT(k.calls, 2);
+    memset(&k, 0, sizeof k);
+    CHECK_EQ_INT(ws_view_each_offset(v, seen_offset, &k), WS_OK);
+    CHECK_EQ_INT(k.calls, 2);
+    CHECK_EQ_STR(k.keys[0], "t/0");
+    CHECK_EQ_INT(k.values[0], 7);
+    CHECK_EQ_INT(k.values[1], 42);
+    ws_view_end(v);
+    ws_store_close(s);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/ws-test-store-XXXXXX";
@@ -484,6 +572,7 @@ int main(void)
     RUN(test_debit_days_are_a_set);
     RUN(test_batch_working_set_claims_and_tops);
     RUN(test_map_limit_is_reported_as_full);
+    RUN(test_whole_tables_iterate_in_key_order);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0)
         printf("  cannot remove %s\n", root);
