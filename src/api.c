@@ -6,6 +6,10 @@
  *   GET|HEAD /top_credits/{product_id}[?currency=XXX]
  *   GET|HEAD /healthz, /readyz, /metrics, /openapi.json
  *
+ * With authentication on (--api-token-file), a request without the token
+ * gets 401 on every route but /healthz and /readyz, which stay open for
+ * liveness and readiness probes.
+ *
  * Ids are percent-decoded here, strictly (libmicrohttpd's own unescaping
  * is switched off in http.c, because it keeps malformed escapes and would
  * cut an id at %00), then checked against the id rule of SPEC §2.
@@ -234,7 +238,7 @@ enum route { R_NONE, R_BALANCE, R_AVERAGE, R_TOP, R_HEALTH, R_READY,
              R_METRICS, R_OPENAPI };
 
 void ws_api_handle(const ws_api *api, const char *method, const char *path,
-                   const char *currency, ws_reply *out)
+                   const char *currency, int authorized, ws_reply *out)
 {
     char id[WS_MAX_ID];
     size_t n = 0;
@@ -247,6 +251,7 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
 
     ws_buf_init(&out->body);
     out->allow = NULL;
+    out->www_authenticate = NULL;
     if (has_prefix(path, "/balance/", &rest))
         route = R_BALANCE;
     else if (has_prefix(path, "/average_daily_debit/", &rest))
@@ -263,6 +268,11 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
         route = R_OPENAPI;
 
     out->route = route_names[route];
+    if (!authorized && route != R_HEALTH && route != R_READY) {
+        reply_error(out, 401, "unauthorized");
+        out->www_authenticate = "Bearer realm=\"walletstream\"";
+        return;
+    }
     if (route == R_NONE) {
         reply_error(out, 404, "not_found");
         return;
