@@ -24,12 +24,12 @@ static const double batch_bounds[NBUCKETS] = {
     1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000};
 
 #define ROUTES 8
-#define STATUSES 7     /* the codes below, then "other" */
+#define STATUSES 8     /* the codes below, then "other" */
 static const char *const route_names[ROUTES] = {
     "/balance", "/average_daily_debit", "/top_credits", "/healthz",
     "/readyz", "/metrics", "/openapi.json", "other"};
-static const unsigned status_codes[STATUSES - 1] = {200, 400, 404, 405,
-                                                    500, 503};
+static const unsigned status_codes[STATUSES - 1] = {200, 400, 401, 404,
+                                                    405, 500, 503};
 
 static struct {
     pthread_mutex_t lock;
