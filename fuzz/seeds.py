@@ -9,6 +9,8 @@ libFuzzer names the inputs it keeps.
   decimal  amount texts from those records and edge cases, as "a\\0b"
   time     timestamps (first byte 0: RFC 3339, 1: epoch milliseconds)
   percent  request paths and ids (first byte: output capacity)
+  api      requests: first byte method/authorization/currency bits (see
+           fuzz_api.c), then "path\\0currency"
 """
 import hashlib
 import json
@@ -87,3 +89,10 @@ write("time", [b"\0" + s for s in stamps] + [b"\1" + e for e in epochs])
 paths = [b"/balance/w1", b"caf%C3%A9", b"a%2Fb", b"%F0%9F%92%B0", b"%", b"%4", b"%zz", b"%00",
          b"..%2F..", b"x" * 256, b"%41" * 100, b"w+1", b"w%201"]
 write("percent", [bytes([cap]) + p for cap in (0, 3, 255) for p in paths])
+
+routes = [b"/balance/w1", b"/balance/a%2Fb", b"/average_daily_debit/w1", b"/top_credits/p1",
+          b"/healthz", b"/readyz", b"/metrics", b"/openapi.json", b"/balance/", b"/balance/%zz",
+          b"/top_credits/nope", b"/x/../healthz", b"/balance/" + b"x" * 257, b"/balance/%00"]
+api = [bytes([flags]) + r for r in routes for flags in (0, 1, 2, 8, 9)]
+api += [bytes([16]) + b"/top_credits/p1\0" + c for c in (b"usd", b"EUR", b"%55SD", b"US", b"%zz", b"")]
+write("api", api)
