@@ -8,6 +8,7 @@
 #   make SANITIZE=address,undefined   any build with sanitizers (in build/san/)
 #   make fuzz FUZZ_TIME=60   build the libFuzzer harnesses of fuzz/ with
 #                        clang-14 (build/fuzz/) and run each for FUZZ_TIME s
+#   make fuzz-cov        source coverage of the fuzz corpora (llvm-cov)
 #   make V=1             show the commands
 #
 # Compiler and linker flags of the libraries come from pkg-config; jsmn is
@@ -46,7 +47,7 @@ LIB_OBJS  := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNITS     := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test unit run bench clean fuzz fuzz-build
+.PHONY: all deps test unit run bench clean fuzz fuzz-build fuzz-cov
 all: deps $(BUILD)/walletstream
 
 deps:
@@ -101,6 +102,10 @@ fuzz-build: $(FUZZERS)
 
 fuzz: fuzz-build
 	$(Q)FUZZ_TIME=$(FUZZ_TIME) tests/fuzz_run
+
+# Line and branch coverage of the corpora (llvm-cov), in build/fuzz-cov/.
+fuzz-cov:
+	$(Q)fuzz/coverage.sh
 
 $(FUZZ_DIR)/obj/%.o: src/%.c | $(FUZZ_DIR)/obj
 	$(call say,FUZZCC,$<)

@@ -10,7 +10,10 @@
  *   - a text ws_dec_scan refuses is never parsed as an amount;
  *   - a + b - b == a and a - b + b == a when no overflow is reported;
  *     ws_dec_cmp is antisymmetric and agrees with the difference's sign;
- *   - store/load is the identity; ws_dec_format_average never overruns.
+ *   - store/load is the identity; ws_dec_format_average never overruns;
+ *   - the same arithmetic properties, and ws_dec_format within
+ *     WS_DEC_TEXT_MAX for any scale, hold for any two 128-bit values taken
+ *     from the input's last 33 bytes (sums and totals, not only amounts).
  */
 #include <string.h>
 
@@ -79,6 +82,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     oka = parse_checked(s, na, &a, &sa);
     if (nul)
         okb = parse_checked(nul + 1, size - na - 1, &b, &sb);
+    if (size >= 33) {
+        const uint8_t *raw = data + size - 33;
+        char text[WS_DEC_TEXT_MAX + 8];
+        ws_dec x, y;
+
+        memcpy(&x.lo, raw, 8);
+        memcpy(&x.hi, raw + 8, 8);
+        memcpy(&y.lo, raw + 16, 8);
+        memcpy(&y.hi, raw + 24, 8);
+        arithmetic(x, y);
+        memset(text, 'X', sizeof text);
+        PROPERTY(ws_dec_format(x, raw[32] % (WS_DEC_MAX_SCALE + 1), text) <
+                 WS_DEC_TEXT_MAX);
+        PROPERTY(text[WS_DEC_TEXT_MAX] == 'X');
+        if (wide(x) >= 0 && wide(y) > 0) {
+            memset(text, 'X', sizeof text);
+            PROPERTY(ws_dec_format_average(x, (int64_t)(y.lo % 3660000) + 1,
+                                           raw[32] % (WS_DEC_MAX_SCALE + 1),
+                                           text) < WS_DEC_TEXT_MAX);
+            PROPERTY(text[WS_DEC_TEXT_MAX] == 'X');
+        }
+    }
     if (oka == 0 && okb == 0) {
         char text[WS_DEC_TEXT_MAX + 8];
         int64_t days = (int64_t)(1 + (b.lo % 3660000));
