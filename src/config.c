@@ -61,8 +61,8 @@ static const struct option options[] = {
      "(behind a proxy every client has the proxy's address)"},
     {"http-timeout", "SECONDS", K_COUNT, AT(http_timeout), "30",
      WS_CMD_RUN | WS_CMD_SERVE,
-     "an HTTP connection that sends nor receives anything for this long "
-     "is closed"},
+     "an HTTP connection that neither sends nor receives anything for this "
+     "long is closed"},
     {"api-token-file", "FILE", K_STRING, AT(api_token_file), "",
      WS_CMD_RUN | WS_CMD_SERVE,
      "file holding a bearer token: every request but /healthz and /readyz "
