@@ -123,9 +123,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
     if (*req_cls == NULL) {
         *req_cls = &request_started;
         /* A read without a body waits for the second call (see the top);
-         * anything else is answered now (405 or 401), and libmicrohttpd
-         * closes the connection after the answer instead of reading a
-         * body that may never end. */
+         * anything else (another method, or a body announced) is answered
+         * now, and libmicrohttpd closes the connection after the answer
+         * instead of reading a body that may never end. */
         if (!has_body(conn) &&
             (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
             return MHD_YES;
