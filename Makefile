@@ -8,6 +8,9 @@
 #   make bench BENCH=api      only some steps: replay scale stream api
 #   make bench QUICK=1        every step at small sizes (a smoke test, ~3 min)
 #   make SANITIZE=address,undefined   any build with sanitizers (in build/san/)
+#   make fuzz FUZZ_TIME=60   build the libFuzzer harnesses of fuzz/ with
+#                        clang-14 (build/fuzz/) and run each for FUZZ_TIME s
+#   make fuzz-cov        source coverage of the fuzz corpora (llvm-cov)
 #   make V=1             show the commands
 #
 # Compiler and linker flags of the libraries come from pkg-config; jsmn is
@@ -47,7 +50,7 @@ LIB_OBJS  := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNITS     := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test unit run bench clean
+.PHONY: all deps test unit run bench clean fuzz fuzz-build fuzz-cov
 all: deps $(BUILD)/walletstream
 
 deps:
@@ -91,7 +94,50 @@ run: all
 bench: all
 	$(Q)BENCH="$(BENCH)" QUICK="$(QUICK)" bench/run.sh
 
+# libFuzzer harnesses (fuzz/, docs/TESTING.md "Fuzzing"): the library
+# built again with clang-14 and coverage instrumentation, as an archive so
+# that each harness links only the modules it reaches.
+FUZZ_CC    ?= clang-14
+FUZZ_TIME  ?= 60
+FUZZ_DIR   := build/fuzz
+FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
+             $(FUZZ_SAN) $(filter-out -Wno-format-truncation,$(WARN)) \
+             -Wno-int-to-void-pointer-cast -pthread $(shell pkg-config --cflags $(PKGS))
+FUZZ_LIB_OBJS := $(filter-out $(FUZZ_DIR)/obj/main.o,$(SRCS:src/%.c=$(FUZZ_DIR)/obj/%.o)) \
+             $(ASMS:src/%.S=$(FUZZ_DIR)/obj/%.o)
+FUZZERS    := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard fuzz/fuzz_*.c))
+
+fuzz-build: $(FUZZERS)
+
+fuzz: fuzz-build
+	$(Q)FUZZ_TIME=$(FUZZ_TIME) tests/fuzz_run
+
+# Line and branch coverage of the corpora (llvm-cov), in build/fuzz-cov/.
+fuzz-cov:
+	$(Q)fuzz/coverage.sh
+
+$(FUZZ_DIR)/obj/%.o: src/%.c | $(FUZZ_DIR)/obj
+	$(call say,FUZZCC,$<)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_DIR)/obj/%.o: src/%.S $(wildcard src/*.html src/*.json) | $(FUZZ_DIR)/obj
+	$(call say,FUZZAS,$<)
+	$(Q)$(FUZZ_CC) -c -Isrc -o $@ $<
+
+$(FUZZ_DIR)/libws.a: $(FUZZ_LIB_OBJS)
+	$(call say,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_DIR)/libws.a
+	$(call say,FUZZLD,$@)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Isrc -o $@ $< \
+		$(FUZZ_DIR)/libws.a $(LDLIBS)
+
+$(FUZZ_DIR)/obj:
+	$(Q)mkdir -p $@
+
 clean:
 	rm -rf build
 
--include $(OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(FUZZ_LIB_OBJS:.o=.d)

@@ -8,6 +8,10 @@
  *   GET|HEAD /          the dashboard page (src/dashboard.html)
  *   GET|HEAD /status    the process's state as JSON, for the dashboard
  *
+ * With authentication on (--api-token-file), a request without the token
+ * gets 401 on every route but /healthz and /readyz, which stay open for
+ * liveness and readiness probes.
+ *
  * Ids are percent-decoded here, strictly (libmicrohttpd's own unescaping
  * is switched off in http.c, because it keeps malformed escapes and would
  * cut an id at %00), then checked against the id rule of SPEC §2.
@@ -317,7 +321,7 @@ static const struct {
 #define NROUTES (sizeof routes / sizeof routes[0])
 
 void ws_api_handle(const ws_api *api, const char *method, const char *path,
-                   const char *currency, ws_reply *out)
+                   const char *currency, int authorized, ws_reply *out)
 {
     char id[WS_MAX_ID];
     size_t n = 0, k, plen;
@@ -327,6 +331,7 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
 
     ws_buf_init(&out->body);
     out->allow = NULL;
+    out->www_authenticate = NULL;
     out->route = "other";
     for (k = 0; k < NROUTES; k++) {
         plen = strlen(routes[k].path);
@@ -338,6 +343,11 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
                 rest = path + plen;
             break;
         }
+    }
+    if (!authorized && route != R_HEALTH && route != R_READY) {
+        reply_error(out, 401, "unauthorized");
+        out->www_authenticate = "Bearer realm=\"walletstream\"";
+        return;
     }
     if (route == R_NONE) {
         reply_error(out, 404, "not_found");

@@ -29,16 +29,19 @@ typedef struct ws_api {
 typedef struct ws_reply {
     unsigned status;
     const char *allow;      /* value of an Allow header, or NULL */
+    const char *www_authenticate;   /* value of WWW-Authenticate, or NULL */
     ws_buf body;            /* JSON (or Prometheus text for /metrics) */
     const char *content_type;
     const char *route;      /* the route's name, for metrics */
 } ws_reply;
 
 /* Answers one request. `path` is the raw (still percent-encoded) path
- * without the query; `currency` the raw value of ?currency= or NULL.
+ * without the query; `currency` the raw value of ?currency= or NULL;
+ * `authorized` 0 when authentication is on and the request did not carry
+ * the token: then every route but /healthz and /readyz answers 401.
  * Fills *out (the caller frees out->body with ws_buf_free). Any thread. */
 void ws_api_handle(const ws_api *api, const char *method, const char *path,
-                   const char *currency, ws_reply *out);
+                   const char *currency, int authorized, ws_reply *out);
 
 /* Records one sample of the stored outcome totals for the dashboard's
  * history (ws_metrics_sample), taken at Unix time `time_ms`. Any thread. */

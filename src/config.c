@@ -12,8 +12,8 @@
 #include "ws.h"
 
 /* K_CHOICE: a string that must be one of the '|'-separated values its
- * metavar lists ("text|json"). */
-enum kind { K_STRING, K_COUNT, K_BYTES, K_CHOICE };
+ * metavar lists ("text|json"). K_NUMBER: a count where 0 is allowed. */
+enum kind { K_STRING, K_COUNT, K_BYTES, K_CHOICE, K_NUMBER };
 
 struct option {
     const char *name;       /* flag without "--"; variable WALLETSTREAM_<NAME> */
@@ -51,6 +51,27 @@ static const struct option options[] = {
      WS_CMD_RUN | WS_CMD_SERVE, "address of the HTTP API"},
     {"http-threads", "N", K_COUNT, AT(http_threads), "4",
      WS_CMD_RUN | WS_CMD_SERVE, "HTTP worker threads"},
+    {"max-connections", "N", K_COUNT, AT(max_connections), "1000",
+     WS_CMD_RUN | WS_CMD_SERVE,
+     "HTTP connections open at once at most (each holds at most 32 KiB of "
+     "request); beyond it new ones wait in the listen queue until one "
+     "closes"},
+    {"max-connections-per-ip", "N", K_NUMBER, AT(max_connections_per_ip),
+     "0", WS_CMD_RUN | WS_CMD_SERVE,
+     "HTTP connections from one client address at most; 0: no limit "
+     "(behind a proxy every client has the proxy's address)"},
+    {"http-timeout", "SECONDS", K_COUNT, AT(http_timeout), "30",
+     WS_CMD_RUN | WS_CMD_SERVE,
+     "an HTTP connection that neither sends nor receives anything for this "
+     "long is closed"},
+    {"api-token-file", "FILE", K_STRING, AT(api_token_file), "",
+     WS_CMD_RUN | WS_CMD_SERVE,
+     "file holding a bearer token: every request but /healthz and /readyz "
+     "must then carry `Authorization: Bearer TOKEN` or gets 401"},
+    {"tls-cert", "FILE", K_STRING, AT(tls_cert), "", WS_CMD_RUN | WS_CMD_SERVE,
+     "PEM certificate (chain) with --tls-key: serve HTTPS instead of HTTP"},
+    {"tls-key", "FILE", K_STRING, AT(tls_key), "", WS_CMD_RUN | WS_CMD_SERVE,
+     "PEM private key of --tls-cert"},
     {"batch-max", "N", K_COUNT, AT(batch_max), "100000",
      WS_CMD_RUN | WS_CMD_REPLAY, "records per committed batch at most"},
     {"batch-linger", "MS", K_COUNT, AT(batch_linger_ms), "5", WS_CMD_RUN,
@@ -140,7 +161,9 @@ static int set(ws_config *c, const struct option *o, const char *value,
     if (parse_number(value, o->kind, (uint64_t *)(void *)field) != 0 ||
         (o->kind == K_COUNT && *(uint64_t *)(void *)field == 0)) {
         snprintf(err, WS_CONFIG_ERR_MAX, "%s: \"%s\" is not a valid %s", from,
-                 value, o->kind == K_BYTES ? "size" : "positive number");
+                 value, o->kind == K_BYTES    ? "size"
+                        : o->kind == K_NUMBER ? "number"
+                                              : "positive number");
         return WS_ERR_USAGE;
     }
     return WS_OK;

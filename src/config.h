@@ -33,10 +33,16 @@ typedef struct ws_config {
     const char *changelog;      /* auto, on or off */
     const char *format;         /* export: csv or jsonl */
     const char *out;            /* export: output directory */
+    const char *api_token_file; /* "": no authentication */
+    const char *tls_cert;       /* "": plain HTTP */
+    const char *tls_key;
     uint64_t partitions;
     uint64_t batch_max;
     uint64_t batch_linger_ms;
     uint64_t http_threads;
+    uint64_t max_connections;
+    uint64_t max_connections_per_ip;    /* 0: no limit */
+    uint64_t http_timeout;              /* seconds */
     uint64_t max_state_size;
     char *props[WS_CONFIG_MAX_PROPS];   /* -X key=value, in order */
     int nprops;

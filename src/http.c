@@ -4,16 +4,28 @@
  * The response is queued on the handler's second call for a request, not
  * its first: libmicrohttpd 0.9.75 otherwise answers `Connection: close`
  * and keep-alive throughput drops about fivefold (DESIGN §1).
+ *
+ * Hostile clients are bounded by libmicrohttpd itself: a connection limit
+ * (over it, new connections wait in the listen queue), an optional limit
+ * per client address (over it: closed at once), an idle timeout, and
+ * WS_HTTP_CONN_MEMORY bytes per connection for the request line and
+ * headers (over it: 414 or 431).
  */
 #include "http.h"
 
+#include "log.h"
 #include "metrics.h"
 
+#include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -23,9 +35,15 @@ struct ws_http {
     struct MHD_Daemon *daemon;
     const ws_api *api;
     unsigned port;
+    char *token;            /* NULL: no authentication */
+    size_t token_len;
+    char *cert, *key;       /* PEM, NUL-terminated; NULL: plain HTTP */
+    size_t cert_len, key_len;
+    atomic_int starting;    /* libmicrohttpd's messages go to start_err */
+    char start_err[WS_HTTP_ERR_MAX];
     pthread_t sampler;
-    int sampling;               /* the sampler thread was started */
-    pthread_mutex_t lock;       /* guards stopping, with wake */
+    int sampling;           /* the sampler thread was started */
+    pthread_mutex_t lock;   /* guards stopping, with wake */
     pthread_cond_t wake;
     int stopping;
 };
@@ -39,6 +57,62 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
     (void)cls;
     (void)c;
     return strlen(s);
+}
+
+/* libmicrohttpd's own messages: kept while the daemon starts (they say
+ * why a certificate was refused), logged at debug level afterwards (a
+ * client's malformed request or failed TLS handshake). */
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    ws_http *h = cls;
+    char line[WS_HTTP_ERR_MAX];
+    size_t n;
+
+    vsnprintf(line, sizeof line, fmt, ap);
+    n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
+        line[--n] = '\0';
+    if (atomic_load(&h->starting)) {
+        if (!h->start_err[0])
+            snprintf(h->start_err, sizeof h->start_err, "%s", line);
+        return;
+    }
+    ws_log(WS_LOG_DEBUG, "http", "%s", line);
+}
+
+/* 1 when no token is configured or the request carries
+ * `Authorization: Bearer <token>`. The comparison takes the same time
+ * whatever the bytes of the token sent. */
+static int authorized(const ws_http *h, struct MHD_Connection *conn)
+{
+    const char *v;
+    size_t i, n;
+    unsigned diff;
+
+    if (!h->token)
+        return 1;
+    v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                    MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!v || strncasecmp(v, "Bearer ", 7) != 0)
+        return 0;
+    for (v += 7; *v == ' '; v++)
+        ;
+    n = strlen(v);
+    diff = n != h->token_len;
+    for (i = 0; i < h->token_len; i++)
+        diff |= (unsigned char)(h->token[i] ^ (i < n ? v[i] : 0));
+    return diff == 0;
+}
+
+/* 1 when the request announces a body. */
+static int has_body(struct MHD_Connection *conn)
+{
+    const char *len = MHD_lookup_connection_value(
+        conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+    return (len && strcmp(len, "0") != 0) ||
+           MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                       MHD_HTTP_HEADER_TRANSFER_ENCODING);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
@@ -55,16 +129,21 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
     (void)upload_data;
     if (*req_cls == NULL) {
         *req_cls = &request_started;
-        return MHD_YES;
-    }
-    if (*upload_size) {
+        /* A read without a body waits for the second call (see the top);
+         * anything else (another method, or a body announced) is answered
+         * now, and libmicrohttpd closes the connection after the answer
+         * instead of reading a body that may never end. */
+        if (!has_body(conn) &&
+            (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0))
+            return MHD_YES;
+    } else if (*upload_size) {
         *upload_size = 0;   /* request bodies are ignored */
         return MHD_YES;
     }
     ws_api_handle(h->api, method, url,
                   MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
                                               "currency"),
-                  &reply);
+                  authorized(h, conn), &reply);
     ws_metrics_http(reply.route, reply.status);
     resp = MHD_create_response_from_buffer(reply.body.len,
                                            reply.body.p ? reply.body.p : "",
@@ -76,6 +155,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
                             reply.content_type);
     if (reply.allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, reply.allow);
+    if (reply.www_authenticate)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                reply.www_authenticate);
     ret = MHD_queue_response(conn, reply.status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -123,6 +205,81 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss,
     return WS_OK;
 }
 
+/* Reads a whole file of at most WS_HTTP_FILE_MAX bytes into a
+ * NUL-terminated buffer (*out, freed by the caller). */
+static int read_file(const char *flag, const char *path, char **out,
+                     size_t *len, char *err)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    size_t n;
+
+    *out = NULL;
+    if (!f) {
+        snprintf(err, WS_HTTP_ERR_MAX, "cannot read %s %s: %s", flag, path,
+                 strerror(errno));
+        return WS_ERR_USAGE;
+    }
+    buf = malloc(WS_HTTP_FILE_MAX + 1);
+    if (!buf) {
+        fclose(f);
+        snprintf(err, WS_HTTP_ERR_MAX, "out of memory");
+        return WS_ERR_NOMEM;
+    }
+    n = fread(buf, 1, WS_HTTP_FILE_MAX + 1, f);
+    if (ferror(f) || n > WS_HTTP_FILE_MAX || n == 0) {
+        snprintf(err, WS_HTTP_ERR_MAX, "cannot read %s %s: %s", flag, path,
+                 ferror(f) ? strerror(errno)
+                 : n ? "larger than 1 MiB" : "the file is empty");
+        fclose(f);
+        free(buf);
+        return WS_ERR_USAGE;
+    }
+    fclose(f);
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return WS_OK;
+}
+
+/* The token: the file's one line, surrounding whitespace trimmed, of
+ * visible ASCII characters (RFC 6750 b64token and more). */
+static int load_token(ws_http *h, const char *path, char *err)
+{
+    size_t n, start = 0, i;
+    int e = read_file("--api-token-file", path, &h->token, &n, err);
+
+    if (e != WS_OK)
+        return e;
+    while (n > 0 && (h->token[n - 1] == '\n' || h->token[n - 1] == '\r' ||
+                     h->token[n - 1] == ' ' || h->token[n - 1] == '\t'))
+        n--;
+    while (start < n && (h->token[start] == ' ' || h->token[start] == '\t'))
+        start++;
+    memmove(h->token, h->token + start, n - start);
+    n -= start;
+    h->token[n] = '\0';
+    h->token_len = n;
+    for (i = 0; i < n; i++)
+        if (h->token[i] <= ' ' || h->token[i] > '~')
+            break;
+    if (n == 0 || i < n) {
+        snprintf(err, WS_HTTP_ERR_MAX, "--api-token-file %s: %s", path,
+                 n ? "the token must be one line of visible ASCII characters"
+                   : "the file holds no token");
+        return WS_ERR_USAGE;
+    }
+    return WS_OK;
+}
+
+static void free_secret(char *p, size_t n)
+{
+    if (p) {
+        explicit_bzero(p, n);
+        free(p);
+    }
+}
+
 /* The sampler thread: one sample per WS_METRICS_SAMPLE_SECONDS until
  * ws_http_stop. */
 static void *sample_loop(void *arg)
@@ -147,19 +304,65 @@ static void *sample_loop(void *arg)
     return NULL;
 }
 
-int ws_http_start(const char *listen, unsigned threads, const ws_api *api,
-                  ws_http **out, char *err)
+static void free_http(ws_http *h)
+{
+    pthread_cond_destroy(&h->wake);
+    pthread_mutex_destroy(&h->lock);
+    free_secret(h->token, h->token_len);
+    free_secret(h->key, h->key_len);
+    free(h->cert);
+    free(h);
+}
+
+/* Certificate and key, both or neither. */
+static int load_tls(ws_http *h, const ws_http_opts *o, char *err)
+{
+    int cert = o->tls_cert && o->tls_cert[0], key = o->tls_key && o->tls_key[0];
+    int e;
+
+    if (!cert && !key)
+        return WS_OK;
+    if (!cert || !key) {
+        snprintf(err, WS_HTTP_ERR_MAX, "HTTPS needs both --tls-cert and "
+                                       "--tls-key");
+        return WS_ERR_USAGE;
+    }
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        snprintf(err, WS_HTTP_ERR_MAX, "this libmicrohttpd is built without "
+                                       "TLS: --tls-cert cannot be used");
+        return WS_ERR_USAGE;
+    }
+    e = read_file("--tls-cert", o->tls_cert, &h->cert, &h->cert_len, err);
+    if (e == WS_OK)
+        e = read_file("--tls-key", o->tls_key, &h->key, &h->key_len, err);
+    return e;
+}
+
+int ws_http_start(const ws_http_opts *o, const ws_api *api, ws_http **out,
+                  char *err)
 {
     struct sockaddr_storage ss;
+    struct rlimit rl;
     socklen_t len;
     const union MHD_DaemonInfo *info;
+    unsigned threads = o->threads ? o->threads : 1;
     ws_http *h;
     int e;
 
     *out = NULL;
-    e = parse_listen(listen, &ss, &len, err);
+    e = parse_listen(o->listen, &ss, &len, err);
     if (e != WS_OK)
         return e;
+    if (o->max_connections < threads) {
+        snprintf(err, WS_HTTP_ERR_MAX, "--max-connections (%u) must be at "
+                 "least --http-threads (%u)", o->max_connections, threads);
+        return WS_ERR_USAGE;
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (rlim_t)o->max_connections + 64 > rl.rlim_cur)
+        ws_log(WS_LOG_WARN, "http", "--max-connections %u is near the limit "
+               "of %llu open files (ulimit -n): connections beyond it fail",
+               o->max_connections, (unsigned long long)rl.rlim_cur);
     h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(err, WS_HTTP_ERR_MAX, "out of memory");
@@ -168,21 +371,48 @@ int ws_http_start(const char *listen, unsigned threads, const ws_api *api,
     h->api = api;
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->wake, NULL);
+    e = load_tls(h, o, err);
+    if (e == WS_OK && o->token_file && o->token_file[0])
+        e = load_token(h, o->token_file, err);
+    if (e != WS_OK) {
+        free_http(h);
+        return e;
+    }
+    atomic_store(&h->starting, 1);
+    /* The TLS options come last: without a certificate the first of them
+     * is MHD_OPTION_END. */
     h->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+            (h->cert ? MHD_USE_TLS : 0) |
             (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
         0, NULL, NULL, handle, h,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, threads ? threads : 1,
+        MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+        MHD_OPTION_CONNECTION_TIMEOUT, o->timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, o->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_per_ip,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WS_HTTP_CONN_MEMORY,
+        h->cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, h->cert,
+        MHD_OPTION_HTTPS_MEM_KEY, h->key,
         MHD_OPTION_END);
+    atomic_store(&h->starting, 0);
     if (!h->daemon) {
-        snprintf(err, WS_HTTP_ERR_MAX,
-                 "cannot listen on %s (address in use or not available?)",
-                 listen);
-        ws_http_stop(h);
-        return WS_ERR_IO;
+        /* GnuTLS's refusal of the key pair names TLS or the certificate. */
+        int tls = h->cert && (strstr(h->start_err, "TLS") ||
+                              strstr(h->start_err, "certificate"));
+
+        if (tls)
+            snprintf(err, WS_HTTP_ERR_MAX, "cannot serve HTTPS: %s (are "
+                     "--tls-cert and --tls-key a PEM certificate and its "
+                     "key?)", h->start_err);
+        else
+            snprintf(err, WS_HTTP_ERR_MAX, "cannot listen on %s (address in "
+                     "use or not available?)", o->listen);
+        e = tls ? WS_ERR_USAGE : WS_ERR_IO;
+        free_http(h);
+        return e;
     }
     info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : 0;
@@ -207,9 +437,6 @@ void ws_http_stop(ws_http *h)
         pthread_mutex_unlock(&h->lock);
         pthread_join(h->sampler, NULL);
     }
-    if (h->daemon)
-        MHD_stop_daemon(h->daemon);
-    pthread_cond_destroy(&h->wake);
-    pthread_mutex_destroy(&h->lock);
-    free(h);
+    MHD_stop_daemon(h->daemon);
+    free_http(h);
 }

@@ -10,6 +10,7 @@
  *   walletstream help [COMMAND], --help, --version
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,29 @@ static int cmd_replay(const ws_config *c, int npos, char **pos)
 
 /* -------------------------------------------------------------- serve */
 
+static unsigned clamp_uint(uint64_t v)
+{
+    return v > UINT_MAX ? UINT_MAX : (unsigned)v;
+}
+
+/* The HTTP API of run and serve, as the options say. */
+static int start_http(const ws_config *c, const ws_api *api, ws_http **h,
+                      char *err)
+{
+    ws_http_opts o;
+
+    memset(&o, 0, sizeof o);
+    o.listen = c->listen;
+    o.threads = clamp_uint(c->http_threads);
+    o.max_connections = clamp_uint(c->max_connections);
+    o.max_per_ip = clamp_uint(c->max_connections_per_ip);
+    o.timeout_s = clamp_uint(c->http_timeout);
+    o.token_file = c->api_token_file;
+    o.tls_cert = c->tls_cert;
+    o.tls_key = c->tls_key;
+    return ws_http_start(&o, api, h, err);
+}
+
 /* Blocks the termination signals in every thread, so that the main
  * thread alone takes them with sigwait(). */
 static void block_signals(sigset_t *set)
@@ -115,7 +139,7 @@ static int cmd_serve(const ws_config *c, int npos, char **pos)
     }
     memset(&api, 0, sizeof api);
     api.store = s;
-    e = ws_http_start(c->listen, (unsigned)c->http_threads, &api, &h, err);
+    e = start_http(c, &api, &h, err);
     if (e != WS_OK) {
         ws_log_fail("serve", "%s", err);
         ws_store_close(s);
@@ -200,7 +224,7 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     api.store = store;
     api.ready = ready;
     api.ready_arg = status;
-    e = ws_http_start(c->listen, (unsigned)c->http_threads, &api, &http, err);
+    e = start_http(c, &api, &http, err);
     if (e != WS_OK) {
         ws_log_fail("run", "%s", err);
         rc = e == WS_ERR_USAGE ? EXIT_USAGE : 1;

@@ -28,9 +28,9 @@ static const double batch_bounds[NBUCKETS] = {
 /* Routes are counted under the names api.c gives them (its route table),
  * in the order they are first answered. */
 #define MAX_ROUTES 16
-#define STATUSES 7     /* the codes below, then "other" */
-static const unsigned status_codes[STATUSES - 1] = {200, 400, 404, 405,
-                                                    500, 503};
+#define STATUSES 8     /* the codes below, then "other" */
+static const unsigned status_codes[STATUSES - 1] = {200, 400, 401, 404,
+                                                    405, 500, 503};
 
 static struct {
     pthread_mutex_t lock;
