@@ -43,6 +43,8 @@ OBJS      := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIB_OBJS  := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNITS     := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOLS     := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
 .PHONY: all deps test unit run bench clean
 all: deps $(BUILD)/walletstream
@@ -62,10 +64,15 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/wstest.h $(LIB_OBJS) | $(BUILD)/test
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
-$(BUILD)/obj $(BUILD)/tests:
+# Test tools (tests/tools/): helper programs the end-to-end tests drive.
+$(BUILD)/tools/%: tests/tools/%.c $(LIB_OBJS) | $(BUILD)/tools
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
+$(BUILD)/obj $(BUILD)/tests $(BUILD)/tools:
 	$(Q)mkdir -p $@
 
-unit: deps $(UNITS)
+unit: deps $(UNITS) $(TOOLS)
 
 # The whole suite, under the sanitizers: unit tests, then end-to-end tests
 # against the sanitized binary.

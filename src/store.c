@@ -530,6 +530,8 @@ fail:
     return WS_ERR_STORE;
 }
 
+static int check_file_size(ws_store *s, const char *path, char *err);
+
 int ws_store_open(const char *dir, enum ws_store_mode mode, uint64_t map_max,
                   ws_store **out, char *err)
 {
@@ -588,7 +590,9 @@ int ws_store_open(const char *dir, enum ws_store_mode mode, uint64_t map_max,
                  path, mdb_strerror(rc));
         goto fail;
     }
-    e = open_dbs(s, dir, err);
+    e = check_file_size(s, path, err);
+    if (e == WS_OK)
+        e = open_dbs(s, dir, err);
     if (e != WS_OK)
         goto fail;
     if (s->lock_fd >= 0)
@@ -948,4 +952,30 @@ int ws_view_offset(ws_view *v, const char *source, size_t n, int64_t *next)
         return WS_ERR_CORRUPT;
     *next = (int64_t)get_u64(data.mv_data);
     return WS_OK;
+}
+
+/* Refuses a data.mdb shorter than the pages its newest meta page names
+ * (a truncated copy or restore): LMDB maps the file and would die of
+ * SIGBUS on the first read past its end (issue 8, "Bad state"). */
+static int check_file_size(ws_store *s, const char *path, char *err)
+{
+    char file[4200];
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat sb;
+    uint64_t need;
+
+    snprintf(file, sizeof file, "%s/data.mdb", path);
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0 ||
+        stat(file, &sb) != 0)
+        return WS_OK;    /* nothing to compare: LMDB reports its own errors */
+    need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    if ((uint64_t)sb.st_size >= need)
+        return WS_OK;
+    snprintf(err, WS_STORE_ERR_MAX,
+             "the state file %s is truncated: it holds %llu bytes, its "
+             "pages need %llu; restore the data directory from a backup or "
+             "rebuild it (replay); nothing was written", file,
+             (unsigned long long)sb.st_size, (unsigned long long)need);
+    return WS_ERR_STORE;
 }

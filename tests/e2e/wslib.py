@@ -734,6 +734,25 @@ class RealKafka:
         if p.returncode != 0:
             raise Fail("scripts/kafka stop failed: %s" % p.stderr.decode("utf-8", "replace")[-1500:])
 
+    def kill9(self):
+        """kill -9 of the broker process (the pid scripts/kafka recorded);
+        returns once it is gone. start() brings it back on the same port."""
+        pid = int(read_bytes(os.path.join(self.dir, "kafka.pid")).decode().strip())
+        os.kill(pid, signal.SIGKILL)
+
+        def gone():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            try:  # a zombie until scripts/kafka's shell reaps it
+                with open("/proc/%d/stat" % pid) as f:
+                    return f.read().split(") ", 1)[1].startswith("Z")
+            except OSError:
+                return True
+        wait_until(gone, 30, "the killed Kafka broker (pid %d) to be gone" % pid)
+        log("Kafka broker pid %d killed with SIGKILL" % pid)
+
     def _cleanup(self):
         if not self._stopped:
             self._stopped = True
@@ -750,11 +769,16 @@ class EmbeddedBroker:
         self.topic, self.partitions, self.shared = topic, partitions, shared
         self.proc = self.bootstrap = self.outfile = None
 
+    def command(self):
+        return [require_binary(), "broker", "--data-dir", self.dir, "--topic", self.topic,
+                "--partitions", str(self.partitions)]
+
+    stdin = subprocess.DEVNULL
+
     def start(self):
         self.outfile = tempfile.TemporaryFile()
-        self.proc = spawn([require_binary(), "broker", "--data-dir", self.dir, "--topic", self.topic,
-                           "--partitions", str(self.partitions)], shared=self.shared, env=clean_env(),
-                          stdin=subprocess.DEVNULL, stdout=self.outfile, stderr=self.outfile)
+        self.proc = spawn(self.command(), shared=self.shared, env=clean_env(),
+                          stdin=self.stdin, stdout=self.outfile, stderr=self.outfile)
         path = os.path.join(self.dir, "kafka.bootstrap")
 
         def ready():
@@ -778,6 +802,64 @@ class EmbeddedBroker:
         rc = stop_process(self.proc)
         if rc != 0:
             raise Fail("walletstream broker exited %s after SIGTERM: %s" % (rc, self.output()[-1500:]))
+
+
+class FaultBroker(EmbeddedBroker):
+    """The embedded broker's mock cluster in the test tool
+    tests/tools/fault_broker.c (built by `make unit` next to the binary
+    under test), whose fault injection the test drives:
+
+        b = FaultBroker("t", 3).start()
+        b.down(); b.up(); b.rtt(500); b.errors("Fetch", 5, "NOT_LEADER_FOR_PARTITION")
+    """
+
+    API = {"Produce": 0, "Fetch": 1, "OffsetCommit": 8}
+    ERR = {"LEADER_NOT_AVAILABLE": 5, "NOT_LEADER_FOR_PARTITION": 6, "REQUEST_TIMED_OUT": 7,
+           "NETWORK_EXCEPTION": 13, "COORDINATOR_LOAD_IN_PROGRESS": 14, "NOT_COORDINATOR": 16,
+           "NOT_ENOUGH_REPLICAS": 19, "UNKNOWN_MEMBER_ID": 25, "REBALANCE_IN_PROGRESS": 27,
+           "TOPIC_AUTHORIZATION_FAILED": 29, "KAFKA_STORAGE_ERROR": 56}
+    stdin = subprocess.PIPE
+
+    def command(self):
+        tool = os.path.join(os.path.dirname(require_binary()), "tools", "fault_broker")
+        if not os.access(tool, os.X_OK):
+            raise Fail("%s not found: build it with `make unit` (same SANITIZE as the binary)" % tool)
+        return [tool, "--data-dir", self.dir, "--topic", self.topic, "--partitions", str(self.partitions)]
+
+    def start(self):
+        os.makedirs(self.dir, exist_ok=True)
+        self.sent = 0
+        return EmbeddedBroker.start(self)
+
+    def send(self, cmd):
+        """One command; returns when the tool has applied it."""
+        self.sent += 1
+        self.proc.stdin.write((cmd + "\n").encode())
+        self.proc.stdin.flush()
+        n = self.sent
+
+        def done():
+            out = self.output()
+            if "error %s:" % cmd in out:
+                raise Fail("fault_broker refused %r: %s" % (cmd, out[-300:]))
+            return out.count("\nok ") + out.count("\nerror ") >= n
+        wait_until(done, 10, "fault_broker to apply %r" % cmd)
+        log("broker fault: %s" % cmd)
+
+    def down(self):
+        self.send("down")
+
+    def up(self):
+        self.send("up")
+
+    def rtt(self, ms):
+        self.send("rtt %d" % ms)
+
+    def errors(self, api, count, err):
+        self.send("errors %d %d %d" % (self.API[api], count, self.ERR[err]))
+
+    def clear(self, api):
+        self.send("clear %d" % self.API[api])
 
 
 class Runner:
@@ -1266,3 +1348,74 @@ def check_dlq(dlq_records, input_records, outcomes, topic, at_least_once=False):
             elif o.reason == "invalid_field" and o.field and not any(k in detail for k in ref.FIELD_KEYS[o.field]):
                 diffs.append("%s: invalid_field detail %r does not name %s" % (src, detail, o.field))
     return diffs
+
+
+# -- readiness under faults and the state of a topic (broker outages,
+#    broker faults, disk full) ------------------------------------------------
+
+def readyz(runner):
+    """(status, parsed body or raw bytes), or (None, None) if no answer."""
+    try:
+        s, _, b = http_request(runner.port, "GET", "/readyz", timeout=3)
+    except OSError:
+        return None, None
+    try:
+        return s, json.loads(b)
+    except ValueError:
+        return s, b
+
+
+def wait_not_ready(runner, timeout, what, reason_has=()):
+    """Poll until /readyz is 503 with a JSON reason (one naming any of
+    reason_has, case-insensitive, if given). Returns the reason."""
+    t0 = time.monotonic()
+    last = [None]
+
+    def cond():
+        if runner.proc.poll() is not None:
+            raise Fail("run exited (%s) during %s: %s" % (runner.proc.returncode, what, runner.output()[-2000:]))
+        s, body = readyz(runner)
+        last[0] = (s, body)
+        if s != 503:
+            return None
+        if reason_has and not (isinstance(body, dict) and any(
+                w.lower() in str(body.get("reason", "")).lower() for w in reason_has)):
+            return None
+        return (s, body)
+    try:
+        s, body = wait_until(cond, timeout, "/readyz 503 (%s)%s" % (
+            what, " with a reason naming %s" % " or ".join(reason_has) if reason_has else ""), interval=0.05)
+    except Fail as e:
+        raise Fail("%s; last /readyz: %r" % (e, last[0]))
+    check(isinstance(body, dict) and body.get("status") == "not_ready" and isinstance(body.get("reason"), str)
+          and body["reason"].strip(), "%s: /readyz 503 body %r" % (what, body))
+    log("%s: /readyz 503 after %.1f s: %s" % (what, time.monotonic() - t0, body["reason"]))
+    return body["reason"]
+
+
+def wait_ready_again(runner, timeout, what):
+    t0 = time.monotonic()
+
+    def cond():
+        if runner.proc.poll() is not None:
+            raise Fail("run exited (%s) during %s: %s" % (runner.proc.returncode, what, runner.output()[-2000:]))
+        return readyz(runner)[0] == 200
+    try:
+        wait_until(cond, timeout, "/readyz 200 (%s)" % what, interval=0.05)
+    except Fail as e:
+        raise Fail("%s; last /readyz %r; log: %s" % (e, readyz(runner), runner.output()[-1500:]))
+    log("%s: /readyz 200 after %.1f s" % (what, time.monotonic() - t0))
+
+
+def check_topic_state(runner, topic, dlq_exactly_once=True, absent=()):
+    """Counters, every figure and the dead letters against the topic as
+    kcat reads it back. Returns (model, number of records)."""
+    records = kcat_consume(runner.bootstrap, topic)
+    model, outcomes = model_of_topic(records)
+    runner.wait_counted(len(records))
+    diffs = check_counters(runner, model)
+    diffs += check_all_figures(runner, model, absent_wallets=absent)
+    dlq = kcat_consume(runner.bootstrap, topic + ".dlq", headers=True)
+    diffs += check_dlq(dlq, records, outcomes, topic, at_least_once=not dlq_exactly_once)
+    check_no_diffs(diffs, "%d records of %s" % (len(records), topic))
+    return model, len(records), len(dlq)
