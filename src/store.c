@@ -254,6 +254,8 @@ static int map_err(int rc)
         return WS_ERR_MAP_FULL;
     if (rc == MDB_TXN_FULL)
         return WS_ERR_TXN_FULL;
+    if (rc == ENOSPC || rc == EDQUOT || rc == EIO)  /* EIO: LMDB's short write */
+        return WS_ERR_NO_SPACE;
     return WS_ERR_STORE;
 }
 
