@@ -303,6 +303,12 @@ def real_kafka_network_delay_and_loss_netem():
         raise Skip("cannot create a network namespace: %s" % p.stderr.decode(errors="replace").strip())
     wslib.on_cleanup(lambda: subprocess.run(["ip", "netns", "del", ns]))
     subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    for probe in (["netem", "delay", "1ms"], ["prio"]):  # kernel modules sch_netem, sch_prio
+        p = subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "lo", "root"] + probe,
+                           stderr=subprocess.PIPE)
+        subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", "lo", "root"], stderr=subprocess.DEVNULL)
+        if p.returncode != 0:
+            raise Skip("tc qdisc %s unavailable in this kernel (%s)" % (probe[0], p.stderr.decode(errors="replace").strip()))
     env = dict(os.environ, **{NETNS_ENV: "1"})
     try:
         p = subprocess.run(["ip", "netns", "exec", ns, sys.executable, os.path.abspath(__file__),
