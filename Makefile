@@ -5,6 +5,7 @@
 #                        and run every test (tests/run)
 #   make run             start the service on its embedded defaults
 #   make bench           run the benchmarks (bench/replay.sh, bench/stream.sh)
+#   make torture         20 rounds of kill -9 under load (ROUNDS=N to change)
 #   make SANITIZE=address,undefined   any build with sanitizers (in build/san/)
 #   make V=1             show the commands
 #
@@ -46,7 +47,7 @@ UNITS     := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOLS     := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps test unit run bench clean
+.PHONY: all deps test unit run bench torture clean
 all: deps $(BUILD)/walletstream
 
 deps:
@@ -83,6 +84,10 @@ test:
 
 run: all
 	$(Q)scripts/run
+
+# The long crash torture (docs/TESTING.md "Crash torture"); ROUNDS=N to change.
+torture: all
+	$(Q)ROUNDS=$${ROUNDS:-20} WALLETSTREAM_BIN=build/walletstream python3 tests/e2e/test_torture.py
 
 # Benchmarks (figures in docs/BENCHMARKS.md, raw results in bench/results/).
 bench: all

@@ -20,6 +20,7 @@ import base64
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -27,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.parse
@@ -35,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import reference as ref  # noqa: E402
+import gen_events  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 
@@ -1153,7 +1156,6 @@ def kcat_produce(bootstrap, topic, records, partition=None, background=False):
     p.errf = errf
     p.count = len(records)
     if background:
-        import threading
         def feed():
             try:
                 p.stdin.write(bytes(buf))
@@ -1419,3 +1421,135 @@ def check_topic_state(runner, topic, dlq_exactly_once=True, absent=()):
     diffs += check_dlq(dlq, records, outcomes, topic, at_least_once=not dlq_exactly_once)
     check_no_diffs(diffs, "%d records of %s" % (len(records), topic))
     return model, len(records), len(dlq)
+
+
+# -- kill -9 of `run` under load (test_kafka_crash.py, test_torture.py) -------
+
+CRASH_RESUME_LIMIT = float(os.environ.get("WS_E2E_RESUME_LIMIT", "5"))
+
+
+def crash_rng():
+    seed = int(os.environ.get("WS_E2E_SEED") or random.SystemRandom().randrange(1, 10 ** 6))
+    log("WS_E2E_SEED=%d" % seed)
+    return random.Random(seed)
+
+
+def crash_events(seed, count, max_big):
+    """At least `count` keyed events (a few are left out by keyed_for_kafka)."""
+    n = count
+    while True:
+        recs = keyed_for_kafka(gen_events.generate(seed, n, max_big=max_big))
+        if len(recs) >= count:
+            return recs[:count]
+        n += count - len(recs) + 100
+
+
+def events_counted(runner):
+    return sum(runner.counts().values())
+
+
+def crash_and_check(bootstrap, topic, recs, kills, chunks, rng, batch_sizes=(None, 5000, 500, 50)):
+    """Produce recs with kcat in `chunks` parts from a background thread;
+    meanwhile kill -9 the run `kills` times, each when events_total passes
+    a random point of the stream (and has grown since the last restart),
+    and start it again at once. Then check everything."""
+    ddir = data_dir()
+
+    def start(last=False):
+        # small batches make more commits to land in; the last run drains
+        # the rest with the default
+        bm = None if last else rng.choice(batch_sizes)
+        r = Runner(ddir, brokers=bootstrap, topic=topic, batch_max=bm)
+        t0 = time.monotonic()
+        r.start()
+        return r, time.monotonic() - t0, bm
+
+    t_start = time.monotonic()
+    r, _, bm = start()
+    size = (len(recs) + chunks - 1) // chunks
+    parts = [recs[i:i + size] for i in range(0, len(recs), size)]
+    produced = [0]
+    errors = []
+    current = [r]  # the run of the moment (the main thread replaces it)
+
+    def counted():
+        """events_total, on a connection of this thread's own."""
+        try:
+            status, _, body = http_request(current[0].port, "GET", "/metrics", timeout=5)
+            if status != 200:
+                return None
+            return sum(Metrics(body.decode("utf-8", "replace")).outcomes().values())
+        except (OSError, Fail, ValueError, http.client.HTTPException):  # killed or restarting
+            return None
+
+    def produce_all():
+        """Each part once the run is halfway through the previous one, so
+        that kills land while records are still being produced."""
+        try:
+            for part in parts:
+                deadline = time.monotonic() + CONSUME_TIMEOUT
+                while (counted() or 0) < produced[0] - size // 2:
+                    if time.monotonic() > deadline:
+                        raise Fail("the run did not get halfway through part of %d records" % size)
+                    time.sleep(0.01)
+                kcat_produce(bootstrap, topic, part)
+                produced[0] += len(part)
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+    th = threading.Thread(target=produce_all, daemon=True)
+    th.start()
+    n = len(recs)
+    points = sorted(rng.sample(range(n // 20, n * 19 // 20), kills))
+    resumes = []
+    for point in points:
+        base = events_counted(r)
+        target = max(point, base + 1)
+        deadline = time.monotonic() + CONSUME_TIMEOUT
+        while True:
+            now = events_counted(r)
+            if now >= target:
+                break
+            if errors:
+                raise errors[0]
+            if r.proc.poll() is not None:
+                raise Fail("run exited by itself (%s): %s" % (r.proc.returncode, r.output()[-2000:]))
+            if time.monotonic() > deadline:
+                raise Fail("no progress past %d (events_total %d) within %.0f s" % (
+                    target, now, CONSUME_TIMEOUT))
+            time.sleep(0.003)
+        rc = r.kill9()
+        check_eq(-9, rc, "exit status of the killed run")
+        log("%.1f s: kill -9 at events_total %d (batch-max %s; %d produced)" % (
+            time.monotonic() - t_start, now, bm, produced[0]))
+        r, took, bm = start(last=len(resumes) + 1 == kills)
+        current[0] = r
+        resumes.append(took)
+        after = events_counted(r)  # committed before the kill: never lost
+        check(after >= now, "events_total went back from %d before kill -9 to %d after the restart" % (now, after))
+    th.join(KCAT_TIMEOUT * chunks)
+    if th.is_alive():
+        raise Fail("kcat did not finish producing")
+    if errors:
+        raise errors[0]
+    log("%.1f s: all produced; events_total %d" % (time.monotonic() - t_start, events_counted(r)))
+    records = kcat_consume(bootstrap, topic)
+    check_eq(len(recs), len(records), "records in the topic")
+    r.wait_counted(len(records), what="records in the topic")
+    log("%.1f s: all counted (batch-max %s)" % (time.monotonic() - t_start, bm))
+    model, outcomes = model_of_topic(records)
+    diffs = check_counters(r, model)
+    diffs += check_all_figures(r, model, absent_wallets=["ghost-w3"], absent_products=["ghost-p3"])
+    dlq = kcat_consume(bootstrap, topic + ".dlq", headers=True)
+    diffs += check_dlq(dlq, records, outcomes, topic, at_least_once=True)
+    lag = r.metrics().by_label("walletstream_consumer_lag", "partition")
+    if any(v != 0 for v in lag.values()) or not lag:
+        diffs.append("consumer lag at the end: %s" % lag)
+    check_no_diffs(diffs, "after %d kills and %d records" % (len(resumes), len(records)))
+    r.stop_ok()
+    log("%d records (%s), %d wallets, %d dead letters for %d rejected; resumed in %s s" % (
+        len(records), {k: v for k, v in model.counts.items() if k != "records"}, len(model.wallets), len(dlq),
+        model.counts["rejected"], ", ".join("%.2f" % t for t in resumes)))
+    slow = [t for t in resumes if t > CRASH_RESUME_LIMIT]
+    check(not slow, "restarts after kill -9 took %s s to be ready again (limit %.0f s)" % (
+        ", ".join("%.1f" % t for t in resumes), CRASH_RESUME_LIMIT))
+    return model
