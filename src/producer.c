@@ -31,12 +31,22 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 
     (void)rk;
     p->reported++;
-    if (!m->err)
-        p->brokers_down = 0;
     if (m->err) {
         p->failed++;
         snprintf(p->error, sizeof p->error, "%s: %s",
                  rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+    } else if (m->offset < 0) {
+        /* A success without the offset the broker wrote it at is not
+         * trusted: librdkafka 2.0.2's idempotent producer reported one
+         * for a record that never reached the log (issue 8, Produce
+         * errors NOT_ENOUGH_REPLICAS). Failing the window sends the batch
+         * again: a dead letter may repeat, never go missing. */
+        p->failed++;
+        snprintf(p->error, sizeof p->error, "%s [%d]: delivery reported "
+                 "without an offset", rd_kafka_topic_name(m->rkt),
+                 (int)m->partition);
+    } else {
+        p->brokers_down = 0;
     }
 }
 
