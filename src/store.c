@@ -254,7 +254,7 @@ static int map_err(int rc)
         return WS_ERR_MAP_FULL;
     if (rc == MDB_TXN_FULL)
         return WS_ERR_TXN_FULL;
-    if (rc == ENOSPC || rc == EDQUOT || rc == EIO)  /* EIO: LMDB's short write */
+    if (rc == ENOSPC || rc == EDQUOT || rc == EIO)  /* EIO: a short write */
         return WS_ERR_NO_SPACE;
     return WS_ERR_STORE;
 }
@@ -470,6 +470,8 @@ static void note_pid(int fd)
         return; /* only a diagnostic */
 }
 
+static const char *damage_hint(int rc);
+
 /* Opens the named databases and checks (or, on a new environment,
  * writes) the format recorded inside the state. */
 static int open_dbs(ws_store *s, const char *dir, char *err)
@@ -527,8 +529,8 @@ static int open_dbs(ws_store *s, const char *dir, char *err)
         goto fail;
     return WS_OK;
 fail:
-    snprintf(err, WS_STORE_ERR_MAX, "cannot open the state in %s/%s: %s",
-             dir, STATE_DIR, mdb_strerror(rc));
+    snprintf(err, WS_STORE_ERR_MAX, "cannot open the state in %s/%s: %s%s",
+             dir, STATE_DIR, mdb_strerror(rc), damage_hint(rc));
     return WS_ERR_STORE;
 }
 
@@ -588,8 +590,8 @@ int ws_store_open(const char *dir, enum ws_store_mode mode, uint64_t map_max,
                           MDB_NOTLS | (mode == WS_STORE_READ ? MDB_RDONLY : 0),
                           0644);
     if (rc != 0) {
-        snprintf(err, WS_STORE_ERR_MAX, "cannot open the state in %s: %s",
-                 path, mdb_strerror(rc));
+        snprintf(err, WS_STORE_ERR_MAX, "cannot open the state in %s: %s%s",
+                 path, mdb_strerror(rc), damage_hint(rc));
         goto fail;
     }
     e = check_file_size(s, path, err);
@@ -980,4 +982,16 @@ static int check_file_size(ws_store *s, const char *path, char *err)
              "rebuild it (replay); nothing was written", file,
              (unsigned long long)sb.st_size, (unsigned long long)need);
     return WS_ERR_STORE;
+}
+
+/* What an operator should do about an LMDB error meaning the state files
+ * are damaged or not LMDB's; "" for other errors. */
+static const char *damage_hint(int rc)
+{
+    if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID ||
+        rc == MDB_VERSION_MISMATCH)
+        return " (the state is damaged or not walletstream's: restore the "
+               "data directory from a backup or rebuild it with replay; "
+               "nothing was written)";
+    return "";
 }
