@@ -145,6 +145,7 @@ def second_run_on_one_data_directory_refused():
     ddir = wslib.data_dir()
     first = Runner(ddir).start()
     boot = wslib.read_bytes(os.path.join(ddir, "kafka.bootstrap"))
+    before = wslib.snapshot_dir(ddir)  # the first one is idle: nothing to commit
     second = Runner(ddir)
     second.port = wslib.free_port()
     p = subprocess.run(second.args(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -155,6 +156,7 @@ def second_run_on_one_data_directory_refused():
     check(str(first.proc.pid) in err, "second run's message does not name the holder (pid %d): %r" % (
         first.proc.pid, err))
     check_eq(boot, wslib.read_bytes(os.path.join(ddir, "kafka.bootstrap")), "kafka.bootstrap after the refusal")
+    _unchanged(before, ddir, "the second run's refusal")
     check_eq(200, wslib.http_request(first.port, "GET", "/readyz")[0], "the first run's /readyz")
     wslib.kcat_produce(first.bootstrap, "transactions_topic",
                        [(b"w", wslib.event("t1", "w", "p", "credit", "1.00"))])
