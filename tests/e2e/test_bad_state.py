@@ -68,6 +68,12 @@ def _refused_everywhere(ddir, what, names):
     return msgs
 
 
+def _says_what_to_do(msgs, what):
+    """A damaged state's message tells the operator the way out."""
+    for cmd, m in msgs.items():
+        check("backup" in m and "replay" in m, "%s's message about %s does not say what to do: %r" % (cmd, what, m))
+
+
 @test
 def truncated_state_file_refused():
     """data.mdb cut in half (a truncated copy): LMDB used to die of SIGBUS
@@ -76,7 +82,8 @@ def truncated_state_file_refused():
     data = wslib.read_bytes(_data_file(ddir))
     with open(_data_file(ddir), "wb") as f:
         f.write(data[:len(data) // 2])
-    _refused_everywhere(ddir, "a truncated data.mdb", ("truncated",))
+    what = "a truncated data.mdb"
+    _says_what_to_do(_refused_everywhere(ddir, what, ("truncated",)), what)
 
 
 @test
@@ -85,7 +92,8 @@ def state_file_cut_before_its_meta_pages_refused():
     data = wslib.read_bytes(_data_file(ddir))
     with open(_data_file(ddir), "wb") as f:
         f.write(data[:100])
-    _refused_everywhere(ddir, "a data.mdb of 100 bytes", ("not an LMDB file", "MDB_INVALID"))
+    what = "a data.mdb of 100 bytes"
+    _says_what_to_do(_refused_everywhere(ddir, what, ("not an LMDB file", "MDB_INVALID")), what)
 
 
 @test
@@ -94,7 +102,8 @@ def zeroed_pages_refused():
     data = wslib.read_bytes(_data_file(ddir))
     with open(_data_file(ddir), "wb") as f:
         f.write(data[:2 * PAGE] + b"\0" * (len(data) - 2 * PAGE))
-    _refused_everywhere(ddir, "a data.mdb with zeroed pages", ("corrupt",))
+    what = "a data.mdb with zeroed pages"
+    _says_what_to_do(_refused_everywhere(ddir, what, ("corrupt",)), what)
 
 
 # Pages overwritten with random bytes are not tested here: LMDB keeps no

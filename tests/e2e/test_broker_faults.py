@@ -62,7 +62,8 @@ def _frozen_while_down(r, what):
     reads answer meanwhile."""
     a = r.counts()
     t = time.monotonic()
-    wslib.wait_until(lambda: time.monotonic() - t > 2.0, 5, "one sync period")  # a bounded observation window, not a guessed wait
+    # a bounded observation window (the claim is "no progress during it")
+    wslib.wait_until(lambda: time.monotonic() - t > 2.0, 5, "one sync period")
     check_eq(a, r.counts(), "events_total while %s" % what)
     check_eq(200, r.get("/healthz")[0], "/healthz while %s" % what)
 
@@ -330,9 +331,11 @@ def real_kafka_network_delay_and_loss_netem():
     for probe in (["netem", "delay", "1ms"], ["prio"]):  # kernel modules sch_netem, sch_prio
         p = subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "lo", "root"] + probe,
                            stderr=subprocess.PIPE)
-        subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", "lo", "root"], stderr=subprocess.DEVNULL)
+        subprocess.run(["ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", "lo", "root"],
+                       stderr=subprocess.DEVNULL)
         if p.returncode != 0:
-            raise Skip("tc qdisc %s unavailable in this kernel (%s)" % (probe[0], p.stderr.decode(errors="replace").strip()))
+            raise Skip("tc qdisc %s unavailable in this kernel (%s)" % (
+                probe[0], p.stderr.decode(errors="replace").strip()))
     env = dict(os.environ, **{NETNS_ENV: "1"})
     try:
         p = subprocess.run(["ip", "netns", "exec", ns, sys.executable, os.path.abspath(__file__),
