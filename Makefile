@@ -7,6 +7,7 @@
 #   make bench           run the benchmark suite (bench/run.sh; docs/BENCHMARKS.md)
 #   make bench BENCH=api      only some steps: replay scale stream api
 #   make bench QUICK=1        every step at small sizes (a smoke test, ~3 min)
+#   make torture         20 rounds of kill -9 under load (ROUNDS=N to change)
 #   make SANITIZE=address,undefined   any build with sanitizers (in build/san/)
 #   make fuzz FUZZ_TIME=60   build the libFuzzer harnesses of fuzz/ with
 #                        clang-14 (build/fuzz/) and run each for FUZZ_TIME s
@@ -49,8 +50,10 @@ OBJS      := $(SRCS:src/%.c=$(BUILD)/obj/%.o) $(ASMS:src/%.S=$(BUILD)/obj/%.o)
 LIB_OBJS  := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNITS     := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOLS     := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps test unit run bench clean fuzz fuzz-build fuzz-cov
+.PHONY: all deps test unit run bench torture clean fuzz fuzz-build fuzz-cov
 all: deps $(BUILD)/walletstream
 
 deps:
@@ -75,10 +78,15 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/wstest.h $(LIB_OBJS) | $(BUILD)/test
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
-$(BUILD)/obj $(BUILD)/tests:
+# Test tools (tests/tools/): helper programs the end-to-end tests drive.
+$(BUILD)/tools/%: tests/tools/%.c $(LIB_OBJS) | $(BUILD)/tools
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
+$(BUILD)/obj $(BUILD)/tests $(BUILD)/tools:
 	$(Q)mkdir -p $@
 
-unit: deps $(UNITS)
+unit: deps $(UNITS) $(TOOLS)
 
 # The whole suite, under the sanitizers: unit tests, then end-to-end tests
 # against the sanitized binary.
@@ -89,6 +97,10 @@ test:
 
 run: all
 	$(Q)scripts/run
+
+# The long crash torture (docs/TESTING.md "Crash torture"); ROUNDS=N to change.
+torture: all
+	$(Q)ROUNDS=$${ROUNDS:-20} WALLETSTREAM_BIN=build/walletstream python3 tests/e2e/test_torture.py
 
 # Benchmarks (figures in docs/BENCHMARKS.md, raw results in bench/results/).
 bench: all

@@ -154,3 +154,8 @@ void ws_broker_stop(ws_broker *b)
         rd_kafka_destroy(b->owner);
     free(b);
 }
+
+rd_kafka_mock_cluster_t *ws_broker_mock_cluster(const ws_broker *b)
+{
+    return b->cluster;
+}

@@ -44,4 +44,8 @@ int ws_broker_read_bootstrap(const char *dir, char *buf, size_t cap,
 /* Stops the cluster; its records are gone. NULL is accepted. */
 void ws_broker_stop(ws_broker *b);
 
+/* The mock cluster itself, for the fault injection of the test tool
+ * tests/tools/fault_broker.c (rdkafka_mock.h). */
+struct rd_kafka_mock_cluster_s *ws_broker_mock_cluster(const ws_broker *b);
+
 #endif

@@ -18,6 +18,8 @@ struct ws_producer {
     unsigned long pending;  /* queued since the last flush */
     unsigned long reported; /* delivery reports received since then */
     unsigned long failed;   /* of those, delivery failed */
+    int brokers_down;       /* "all brokers down" reported since the last
+                               successful delivery */
     char error[256];
 };
 
@@ -33,6 +35,18 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
         p->failed++;
         snprintf(p->error, sizeof p->error, "%s: %s",
                  rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+    } else if (m->offset < 0) {
+        /* A success without the offset the broker wrote it at is not
+         * trusted: librdkafka 2.0.2's idempotent producer reported one
+         * for a record that never reached the log (issue 8, Produce
+         * errors NOT_ENOUGH_REPLICAS). Failing the window sends the batch
+         * again: a dead letter may repeat, never go missing. */
+        p->failed++;
+        snprintf(p->error, sizeof p->error, "%s [%d]: delivery reported "
+                 "without an offset", rd_kafka_topic_name(m->rkt),
+                 (int)m->partition);
+    } else {
+        p->brokers_down = 0;
     }
 }
 
@@ -40,10 +54,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
 static void on_error(rd_kafka_t *rk, int code, const char *reason,
                      void *opaque)
 {
+    ws_producer *p = opaque;
+
     (void)rk;
-    (void)opaque;
-    if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+    if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
         ws_metrics_broker_up(0);
+        p->brokers_down = 1;
+    }
     ws_log(WS_LOG_WARN, "producer", "%s: %s",
            rd_kafka_err2name((rd_kafka_resp_err_t)code), reason);
 }
@@ -148,9 +165,12 @@ int ws_producer_flush(ws_producer *p, int timeout_ms, char *why)
     while (p->reported < p->pending && (left = deadline - ws_clock_ms()) > 0)
         rd_kafka_poll(p->rk, (int)(left < 100 ? left : 100));
     if (p->reported < p->pending) {
-        snprintf(why, WS_SOURCE_ERR_MAX, "output records undelivered: "
-                 "delivery timed out (%lu of %lu confirmed)", p->reported,
-                 p->pending);
+        /* Name the cause when the producer knows it (issue 8: /readyz
+         * said only "delivery timed out" while the broker was down). */
+        snprintf(why, WS_SOURCE_ERR_MAX, "%soutput records undelivered: "
+                 "delivery timed out (%lu of %lu confirmed)",
+                 p->brokers_down ? "Kafka broker unreachable: " : "",
+                 p->reported, p->pending);
         e = WS_ERR_IO;
     } else if (p->failed > 0) {
         snprintf(why, WS_SOURCE_ERR_MAX, "topic %s", p->error);

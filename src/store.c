@@ -262,6 +262,8 @@ static int map_err(int rc)
         return WS_ERR_MAP_FULL;
     if (rc == MDB_TXN_FULL)
         return WS_ERR_TXN_FULL;
+    if (rc == ENOSPC || rc == EDQUOT || rc == EIO)  /* EIO: a short write */
+        return WS_ERR_NO_SPACE;
     return WS_ERR_STORE;
 }
 
@@ -476,6 +478,8 @@ static void note_pid(int fd)
         return; /* only a diagnostic */
 }
 
+static const char *damage_hint(int rc);
+
 /* Opens the named databases and checks (or, on a new environment,
  * writes) the format recorded inside the state. */
 static int open_dbs(ws_store *s, const char *dir, char *err)
@@ -533,10 +537,12 @@ static int open_dbs(ws_store *s, const char *dir, char *err)
         goto fail;
     return WS_OK;
 fail:
-    snprintf(err, WS_STORE_ERR_MAX, "cannot open the state in %s/%s: %s",
-             dir, STATE_DIR, mdb_strerror(rc));
+    snprintf(err, WS_STORE_ERR_MAX, "cannot open the state in %s/%s: %s%s",
+             dir, STATE_DIR, mdb_strerror(rc), damage_hint(rc));
     return WS_ERR_STORE;
 }
+
+static int check_file_size(ws_store *s, const char *path, char *err);
 
 int ws_store_open(const char *dir, enum ws_store_mode mode, uint64_t map_max,
                   ws_store **out, char *err)
@@ -593,11 +599,13 @@ int ws_store_open(const char *dir, enum ws_store_mode mode, uint64_t map_max,
                                                              : MDB_NOMETASYNC),
                           0644);
     if (rc != 0) {
-        snprintf(err, WS_STORE_ERR_MAX, "cannot open the state in %s: %s",
-                 path, mdb_strerror(rc));
+        snprintf(err, WS_STORE_ERR_MAX, "cannot open the state in %s: %s%s",
+                 path, mdb_strerror(rc), damage_hint(rc));
         goto fail;
     }
-    e = open_dbs(s, dir, err);
+    e = check_file_size(s, path, err);
+    if (e == WS_OK)
+        e = open_dbs(s, dir, err);
     if (e != WS_OK)
         goto fail;
     if (mode == WS_STORE_WRITE && ws_wset_new(&s->batch.ws) != WS_OK) {
@@ -1233,4 +1241,42 @@ int ws_view_each_offset(ws_view *v,
     eo.fn = fn;
     eo.arg = arg;
     return each_entry(v, DB_OFFSETS, each_offset_entry, &eo);
+}
+
+/* Refuses a data.mdb shorter than the pages its newest meta page names
+ * (a truncated copy or restore): LMDB maps the file and would die of
+ * SIGBUS on the first read past its end (issue 8, "Bad state"). */
+static int check_file_size(ws_store *s, const char *path, char *err)
+{
+    char file[4200];
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat sb;
+    uint64_t need;
+
+    snprintf(file, sizeof file, "%s/data.mdb", path);
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0 ||
+        stat(file, &sb) != 0)
+        return WS_OK;    /* nothing to compare: LMDB reports its own errors */
+    need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    if ((uint64_t)sb.st_size >= need)
+        return WS_OK;
+    snprintf(err, WS_STORE_ERR_MAX,
+             "the state file %s is truncated: it holds %llu bytes, its "
+             "pages need %llu; restore the data directory from a backup or "
+             "rebuild it (replay); nothing was written", file,
+             (unsigned long long)sb.st_size, (unsigned long long)need);
+    return WS_ERR_STORE;
+}
+
+/* What an operator should do about an LMDB error meaning the state files
+ * are damaged or not LMDB's; "" for other errors. */
+static const char *damage_hint(int rc)
+{
+    if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID ||
+        rc == MDB_VERSION_MISMATCH)
+        return " (the state is damaged or not walletstream's: restore the "
+               "data directory from a backup or rebuild it with replay; "
+               "nothing was written)";
+    return "";
 }

@@ -310,7 +310,8 @@ static void take(struct loop *l, rd_kafka_message_t *m)
             l->batch_max = l->in_batch / 2;
         else
             snprintf(l->store_err, sizeof l->store_err,
-                     "state store error: %s", ws_strerror(e));
+                     "state store error: %s%s", ws_strerror(e),
+                     e == WS_ERR_MAP_FULL ? " (raise --max-state-size)" : "");
         publish_status(l);
         drop_batch(l);
         if (e != WS_ERR_TXN_FULL)

@@ -17,6 +17,8 @@ const char *ws_strerror(int err)
         [WS_ERR_USAGE] = "usage error",
         [WS_ERR_CORRUPT] = "stored record is corrupt",
         [WS_ERR_TXN_FULL] = "batch too large for one store transaction",
+        [WS_ERR_NO_SPACE] =
+            "no space left on the state's file system (or a write error there)",
     };
     if (err < 0 || err >= WS_ERR_COUNT)
         return "unknown error";

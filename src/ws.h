@@ -36,6 +36,8 @@ enum ws_err {
     WS_ERR_CORRUPT,     /* a stored record does not decode */
     WS_ERR_TXN_FULL,    /* the batch touched more pages than one LMDB
                            transaction holds: retry with a smaller batch */
+    WS_ERR_NO_SPACE,    /* the state's file system is full (ENOSPC, EDQUOT,
+                           or LMDB's short write) */
     WS_ERR_COUNT
 };
 

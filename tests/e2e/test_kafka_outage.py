@@ -19,11 +19,11 @@ reachable only inside the process, so it is not used here.
 
 Needs java and mvn (see wslib.require_real_kafka; WS_E2E_NO_KAFKA=1 skips)."""
 
-import json
 import time
 
 import wslib
 from wslib import test, check, check_eq, check_no_diffs, Fail, Runner
+from wslib import readyz, wait_not_ready, wait_ready_again, check_topic_state
 import reference as ref
 import gen_events
 
@@ -39,74 +39,6 @@ def shared_kafka():
     if "k" not in _SHARED:
         _SHARED["k"] = wslib.RealKafka(shared=True).start()
     return _SHARED["k"]
-
-
-def readyz(runner):
-    """(status, parsed body or raw bytes), or (None, None) if no answer."""
-    try:
-        s, _, b = wslib.http_request(runner.port, "GET", "/readyz", timeout=3)
-    except OSError:
-        return None, None
-    try:
-        return s, json.loads(b)
-    except ValueError:
-        return s, b
-
-
-def wait_not_ready(runner, timeout, what, reason_has=()):
-    """Poll until /readyz is 503 with a JSON reason (one naming any of
-    reason_has, case-insensitive, if given). Returns the reason."""
-    t0 = time.monotonic()
-    last = [None]
-
-    def cond():
-        if runner.proc.poll() is not None:
-            raise Fail("run exited (%s) during %s: %s" % (runner.proc.returncode, what, runner.output()[-2000:]))
-        s, body = readyz(runner)
-        last[0] = (s, body)
-        if s != 503:
-            return None
-        if reason_has and not (isinstance(body, dict) and any(
-                w.lower() in str(body.get("reason", "")).lower() for w in reason_has)):
-            return None
-        return (s, body)
-    try:
-        s, body = wslib.wait_until(cond, timeout, "/readyz 503 (%s)%s" % (
-            what, " with a reason naming %s" % " or ".join(reason_has) if reason_has else ""), interval=0.05)
-    except Fail as e:
-        raise Fail("%s; last /readyz: %r" % (e, last[0]))
-    check(isinstance(body, dict) and body.get("status") == "not_ready" and isinstance(body.get("reason"), str)
-          and body["reason"].strip(), "%s: /readyz 503 body %r" % (what, body))
-    wslib.log("%s: /readyz 503 after %.1f s: %s" % (what, time.monotonic() - t0, body["reason"]))
-    return body["reason"]
-
-
-def wait_ready_again(runner, timeout, what):
-    t0 = time.monotonic()
-
-    def cond():
-        if runner.proc.poll() is not None:
-            raise Fail("run exited (%s) during %s: %s" % (runner.proc.returncode, what, runner.output()[-2000:]))
-        return readyz(runner)[0] == 200
-    try:
-        wslib.wait_until(cond, timeout, "/readyz 200 (%s)" % what, interval=0.05)
-    except Fail as e:
-        raise Fail("%s; last /readyz %r; log: %s" % (e, readyz(runner), runner.output()[-1500:]))
-    wslib.log("%s: /readyz 200 after %.1f s" % (what, time.monotonic() - t0))
-
-
-def check_topic_state(runner, topic, dlq_exactly_once=True, absent=()):
-    """Counters, every figure and the dead letters against the topic as
-    kcat reads it back. Returns (model, number of records)."""
-    records = wslib.kcat_consume(runner.bootstrap, topic)
-    model, outcomes = wslib.model_of_topic(records)
-    runner.wait_counted(len(records))
-    diffs = wslib.check_counters(runner, model)
-    diffs += wslib.check_all_figures(runner, model, absent_wallets=absent)
-    dlq = wslib.kcat_consume(runner.bootstrap, topic + ".dlq", headers=True)
-    diffs += wslib.check_dlq(dlq, records, outcomes, topic, at_least_once=not dlq_exactly_once)
-    check_no_diffs(diffs, "%d records of %s" % (len(records), topic))
-    return model, len(records), len(dlq)
 
 
 @test

@@ -20,6 +20,7 @@ import base64
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -27,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.parse
@@ -35,6 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import reference as ref  # noqa: E402
+import gen_events  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 
@@ -750,6 +753,25 @@ class RealKafka:
         if p.returncode != 0:
             raise Fail("scripts/kafka stop failed: %s" % p.stderr.decode("utf-8", "replace")[-1500:])
 
+    def kill9(self):
+        """kill -9 of the broker process (the pid scripts/kafka recorded);
+        returns once it is gone. start() brings it back on the same port."""
+        pid = int(read_bytes(os.path.join(self.dir, "kafka.pid")).decode().strip())
+        os.kill(pid, signal.SIGKILL)
+
+        def gone():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            try:  # a zombie until scripts/kafka's shell reaps it
+                with open("/proc/%d/stat" % pid) as f:
+                    return f.read().split(") ", 1)[1].startswith("Z")
+            except OSError:
+                return True
+        wait_until(gone, 30, "the killed Kafka broker (pid %d) to be gone" % pid)
+        log("Kafka broker pid %d killed with SIGKILL" % pid)
+
     def _cleanup(self):
         if not self._stopped:
             self._stopped = True
@@ -766,11 +788,16 @@ class EmbeddedBroker:
         self.topic, self.partitions, self.shared = topic, partitions, shared
         self.proc = self.bootstrap = self.outfile = None
 
+    def command(self):
+        return [require_binary(), "broker", "--data-dir", self.dir, "--topic", self.topic,
+                "--partitions", str(self.partitions)]
+
+    stdin = subprocess.DEVNULL
+
     def start(self):
         self.outfile = tempfile.TemporaryFile()
-        self.proc = spawn([require_binary(), "broker", "--data-dir", self.dir, "--topic", self.topic,
-                           "--partitions", str(self.partitions)], shared=self.shared, env=clean_env(),
-                          stdin=subprocess.DEVNULL, stdout=self.outfile, stderr=self.outfile)
+        self.proc = spawn(self.command(), shared=self.shared, env=clean_env(),
+                          stdin=self.stdin, stdout=self.outfile, stderr=self.outfile)
         path = os.path.join(self.dir, "kafka.bootstrap")
 
         def ready():
@@ -794,6 +821,64 @@ class EmbeddedBroker:
         rc = stop_process(self.proc)
         if rc != 0:
             raise Fail("walletstream broker exited %s after SIGTERM: %s" % (rc, self.output()[-1500:]))
+
+
+class FaultBroker(EmbeddedBroker):
+    """The embedded broker's mock cluster in the test tool
+    tests/tools/fault_broker.c (built by `make unit` next to the binary
+    under test), whose fault injection the test drives:
+
+        b = FaultBroker("t", 3).start()
+        b.down(); b.up(); b.rtt(500); b.errors("Fetch", 5, "NOT_LEADER_FOR_PARTITION")
+    """
+
+    API = {"Produce": 0, "Fetch": 1, "OffsetCommit": 8}
+    ERR = {"LEADER_NOT_AVAILABLE": 5, "NOT_LEADER_FOR_PARTITION": 6, "REQUEST_TIMED_OUT": 7,
+           "NETWORK_EXCEPTION": 13, "COORDINATOR_LOAD_IN_PROGRESS": 14, "NOT_COORDINATOR": 16,
+           "NOT_ENOUGH_REPLICAS": 19, "UNKNOWN_MEMBER_ID": 25, "REBALANCE_IN_PROGRESS": 27,
+           "TOPIC_AUTHORIZATION_FAILED": 29, "KAFKA_STORAGE_ERROR": 56}
+    stdin = subprocess.PIPE
+
+    def command(self):
+        tool = os.path.join(os.path.dirname(require_binary()), "tools", "fault_broker")
+        if not os.access(tool, os.X_OK):
+            raise Fail("%s not found: build it with `make unit` (same SANITIZE as the binary)" % tool)
+        return [tool, "--data-dir", self.dir, "--topic", self.topic, "--partitions", str(self.partitions)]
+
+    def start(self):
+        os.makedirs(self.dir, exist_ok=True)
+        self.sent = 0
+        return EmbeddedBroker.start(self)
+
+    def send(self, cmd):
+        """One command; returns when the tool has applied it."""
+        self.sent += 1
+        self.proc.stdin.write((cmd + "\n").encode())
+        self.proc.stdin.flush()
+        n = self.sent
+
+        def done():
+            out = self.output()
+            if "error %s:" % cmd in out:
+                raise Fail("fault_broker refused %r: %s" % (cmd, out[-300:]))
+            return out.count("\nok ") + out.count("\nerror ") >= n
+        wait_until(done, 10, "fault_broker to apply %r" % cmd)
+        log("broker fault: %s" % cmd)
+
+    def down(self):
+        self.send("down")
+
+    def up(self):
+        self.send("up")
+
+    def rtt(self, ms):
+        self.send("rtt %d" % ms)
+
+    def errors(self, api, count, err):
+        self.send("errors %d %d %d" % (self.API[api], count, self.ERR[err]))
+
+    def clear(self, api):
+        self.send("clear %d" % self.API[api])
 
 
 class Runner:
@@ -1087,7 +1172,6 @@ def kcat_produce(bootstrap, topic, records, partition=None, background=False):
     p.errf = errf
     p.count = len(records)
     if background:
-        import threading
         def feed():
             try:
                 p.stdin.write(bytes(buf))
@@ -1282,3 +1366,206 @@ def check_dlq(dlq_records, input_records, outcomes, topic, at_least_once=False):
             elif o.reason == "invalid_field" and o.field and not any(k in detail for k in ref.FIELD_KEYS[o.field]):
                 diffs.append("%s: invalid_field detail %r does not name %s" % (src, detail, o.field))
     return diffs
+
+
+# -- readiness under faults and the state of a topic (broker outages,
+#    broker faults, disk full) ------------------------------------------------
+
+def readyz(runner):
+    """(status, parsed body or raw bytes), or (None, None) if no answer."""
+    try:
+        s, _, b = http_request(runner.port, "GET", "/readyz", timeout=3)
+    except OSError:
+        return None, None
+    try:
+        return s, json.loads(b)
+    except ValueError:
+        return s, b
+
+
+def wait_not_ready(runner, timeout, what, reason_has=()):
+    """Poll until /readyz is 503 with a JSON reason (one naming any of
+    reason_has, case-insensitive, if given). Returns the reason."""
+    t0 = time.monotonic()
+    last = [None]
+
+    def cond():
+        if runner.proc.poll() is not None:
+            raise Fail("run exited (%s) during %s: %s" % (runner.proc.returncode, what, runner.output()[-2000:]))
+        s, body = readyz(runner)
+        last[0] = (s, body)
+        if s != 503:
+            return None
+        if reason_has and not (isinstance(body, dict) and any(
+                w.lower() in str(body.get("reason", "")).lower() for w in reason_has)):
+            return None
+        return (s, body)
+    try:
+        s, body = wait_until(cond, timeout, "/readyz 503 (%s)%s" % (
+            what, " with a reason naming %s" % " or ".join(reason_has) if reason_has else ""), interval=0.05)
+    except Fail as e:
+        raise Fail("%s; last /readyz: %r" % (e, last[0]))
+    check(isinstance(body, dict) and body.get("status") == "not_ready" and isinstance(body.get("reason"), str)
+          and body["reason"].strip(), "%s: /readyz 503 body %r" % (what, body))
+    log("%s: /readyz 503 after %.1f s: %s" % (what, time.monotonic() - t0, body["reason"]))
+    return body["reason"]
+
+
+def wait_ready_again(runner, timeout, what):
+    t0 = time.monotonic()
+
+    def cond():
+        if runner.proc.poll() is not None:
+            raise Fail("run exited (%s) during %s: %s" % (runner.proc.returncode, what, runner.output()[-2000:]))
+        return readyz(runner)[0] == 200
+    try:
+        wait_until(cond, timeout, "/readyz 200 (%s)" % what, interval=0.05)
+    except Fail as e:
+        raise Fail("%s; last /readyz %r; log: %s" % (e, readyz(runner), runner.output()[-1500:]))
+    log("%s: /readyz 200 after %.1f s" % (what, time.monotonic() - t0))
+
+
+def check_topic_state(runner, topic, dlq_exactly_once=True, absent=()):
+    """Counters, every figure and the dead letters against the topic as
+    kcat reads it back. Returns (model, number of records)."""
+    records = kcat_consume(runner.bootstrap, topic)
+    model, outcomes = model_of_topic(records)
+    runner.wait_counted(len(records))
+    diffs = check_counters(runner, model)
+    diffs += check_all_figures(runner, model, absent_wallets=absent)
+    dlq = kcat_consume(runner.bootstrap, topic + ".dlq", headers=True)
+    diffs += check_dlq(dlq, records, outcomes, topic, at_least_once=not dlq_exactly_once)
+    check_no_diffs(diffs, "%d records of %s" % (len(records), topic))
+    return model, len(records), len(dlq)
+
+
+# -- kill -9 of `run` under load (test_kafka_crash.py, test_torture.py) -------
+
+CRASH_RESUME_LIMIT = float(os.environ.get("WS_E2E_RESUME_LIMIT", "5"))
+
+
+def crash_rng():
+    seed = int(os.environ.get("WS_E2E_SEED") or random.SystemRandom().randrange(1, 10 ** 6))
+    log("WS_E2E_SEED=%d" % seed)
+    return random.Random(seed)
+
+
+def crash_events(seed, count, max_big):
+    """At least `count` keyed events (a few are left out by keyed_for_kafka)."""
+    n = count
+    while True:
+        recs = keyed_for_kafka(gen_events.generate(seed, n, max_big=max_big))
+        if len(recs) >= count:
+            return recs[:count]
+        n += count - len(recs) + 100
+
+
+def events_counted(runner):
+    return sum(runner.counts().values())
+
+
+def crash_and_check(bootstrap, topic, recs, kills, chunks, rng, batch_sizes=(None, 5000, 500, 50)):
+    """Produce recs with kcat in `chunks` parts from a background thread;
+    meanwhile kill -9 the run `kills` times, each when events_total passes
+    a random point of the stream (and has grown since the last restart),
+    and start it again at once. Then check everything."""
+    ddir = data_dir()
+
+    def start(last=False):
+        # small batches make more commits to land in; the last run drains
+        # the rest with the default
+        bm = None if last else rng.choice(batch_sizes)
+        r = Runner(ddir, brokers=bootstrap, topic=topic, batch_max=bm)
+        t0 = time.monotonic()
+        r.start()
+        return r, time.monotonic() - t0, bm
+
+    t_start = time.monotonic()
+    r, _, bm = start()
+    size = (len(recs) + chunks - 1) // chunks
+    parts = [recs[i:i + size] for i in range(0, len(recs), size)]
+    produced = [0]
+    errors = []
+    current = [r]  # the run of the moment (the main thread replaces it)
+
+    def counted():
+        """events_total, on a connection of this thread's own."""
+        try:
+            status, _, body = http_request(current[0].port, "GET", "/metrics", timeout=5)
+            if status != 200:
+                return None
+            return sum(Metrics(body.decode("utf-8", "replace")).outcomes().values())
+        except (OSError, Fail, ValueError, http.client.HTTPException):  # killed or restarting
+            return None
+
+    def produce_all():
+        """Each part once the run is halfway through the previous one, so
+        that kills land while records are still being produced."""
+        try:
+            for part in parts:
+                deadline = time.monotonic() + CONSUME_TIMEOUT
+                while (counted() or 0) < produced[0] - size // 2:
+                    if time.monotonic() > deadline:
+                        raise Fail("the run did not get halfway through part of %d records" % size)
+                    time.sleep(0.01)
+                kcat_produce(bootstrap, topic, part)
+                produced[0] += len(part)
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+    th = threading.Thread(target=produce_all, daemon=True)
+    th.start()
+    n = len(recs)
+    points = sorted(rng.sample(range(n // 20, n * 19 // 20), kills))
+    resumes = []
+    for point in points:
+        base = events_counted(r)
+        target = max(point, base + 1)
+        deadline = time.monotonic() + CONSUME_TIMEOUT
+        while True:
+            now = events_counted(r)
+            if now >= target:
+                break
+            if errors:
+                raise errors[0]
+            if r.proc.poll() is not None:
+                raise Fail("run exited by itself (%s): %s" % (r.proc.returncode, r.output()[-2000:]))
+            if time.monotonic() > deadline:
+                raise Fail("no progress past %d (events_total %d) within %.0f s" % (
+                    target, now, CONSUME_TIMEOUT))
+            time.sleep(0.003)
+        rc = r.kill9()
+        check_eq(-9, rc, "exit status of the killed run")
+        log("%.1f s: kill -9 at events_total %d (batch-max %s; %d produced)" % (
+            time.monotonic() - t_start, now, bm, produced[0]))
+        r, took, bm = start(last=len(resumes) + 1 == kills)
+        current[0] = r
+        resumes.append(took)
+        after = events_counted(r)  # committed before the kill: never lost
+        check(after >= now, "events_total went back from %d before kill -9 to %d after the restart" % (now, after))
+    th.join(KCAT_TIMEOUT * chunks)
+    if th.is_alive():
+        raise Fail("kcat did not finish producing")
+    if errors:
+        raise errors[0]
+    log("%.1f s: all produced; events_total %d" % (time.monotonic() - t_start, events_counted(r)))
+    records = kcat_consume(bootstrap, topic)
+    check_eq(len(recs), len(records), "records in the topic")
+    r.wait_counted(len(records), what="records in the topic")
+    log("%.1f s: all counted (batch-max %s)" % (time.monotonic() - t_start, bm))
+    model, outcomes = model_of_topic(records)
+    diffs = check_counters(r, model)
+    diffs += check_all_figures(r, model, absent_wallets=["ghost-w3"], absent_products=["ghost-p3"])
+    dlq = kcat_consume(bootstrap, topic + ".dlq", headers=True)
+    diffs += check_dlq(dlq, records, outcomes, topic, at_least_once=True)
+    lag = r.metrics().by_label("walletstream_consumer_lag", "partition")
+    if any(v != 0 for v in lag.values()) or not lag:
+        diffs.append("consumer lag at the end: %s" % lag)
+    check_no_diffs(diffs, "after %d kills and %d records" % (len(resumes), len(records)))
+    r.stop_ok()
+    log("%d records (%s), %d wallets, %d dead letters for %d rejected; resumed in %s s" % (
+        len(records), {k: v for k, v in model.counts.items() if k != "records"}, len(model.wallets), len(dlq),
+        model.counts["rejected"], ", ".join("%.2f" % t for t in resumes)))
+    slow = [t for t in resumes if t > CRASH_RESUME_LIMIT]
+    check(not slow, "restarts after kill -9 took %s s to be ready again (limit %.0f s)" % (
+        ", ".join("%.1f" % t for t in resumes), CRASH_RESUME_LIMIT))
+    return model
