@@ -89,9 +89,11 @@ int ws_source_open(const ws_kafka_opts *opts, ws_source **out, char *err)
         /* Offsets come from the store; the group only mirrors them. */
         (e = set(conf, "enable.auto.commit", "false", err)) ||
         (e = set(conf, "enable.auto.offset.store", "false", err)) ||
-        /* A stored offset the log no longer holds: read what is left,
-         * dedup keeps the figures exact. */
-        (e = set(conf, "auto.offset.reset", "earliest", err)) ||
+        /* A position the log no longer holds (retention, or the embedded
+         * broker's 5 MiB per partition) comes back as an error, so that
+         * the records lost are logged and counted before reading on
+         * (ws_source_skip_lost), never skipped silently. */
+        (e = set(conf, "auto.offset.reset", "error", err)) ||
         (e = set(conf, "enable.partition.eof", "false", err)) ||
         (e = set(conf, "client.id", "walletstream", err)) ||
         (e = ws_kafka_conf_props(conf, opts, err)))
@@ -173,11 +175,17 @@ static int assign(ws_source *s, ws_store *store, int n, int ignore_stored,
                            (long long)stored, (long long)hi);
                     next = RD_KAFKA_OFFSET_BEGINNING;
                 } else if (stored < lo) {
+                    /* Counted and logged, never skipped silently. */
                     ws_log(WS_LOG_ERROR, "kafka",
                            "%s [%d]: records %lld to %lld were deleted "
-                           "from the log before walletstream read them",
+                           "from the log before walletstream read them "
+                           "(retention, or the embedded broker's bounded "
+                           "memory); reading on from offset %lld "
+                           "(walletstream_records_lost_total)",
                            s->topic, p, (long long)stored,
-                           (long long)lo - 1);
+                           (long long)lo - 1, (long long)lo);
+                    ws_metrics_lost(p, lo - stored);
+                    next = lo;
                 }
             }
         }

@@ -39,6 +39,7 @@ static struct {
     struct histogram age;
     int partitions;
     int64_t lag[WS_METRICS_MAX_PARTITIONS];
+    int64_t lost[WS_METRICS_MAX_PARTITIONS];
     int broker_up;
     int ready;
     const char *routes[MAX_ROUTES];
@@ -84,15 +85,27 @@ void ws_metrics_event_ages(const double *ages, size_t n)
     pthread_mutex_unlock(&reg.lock);
 }
 
-void ws_metrics_lag(int partition, int64_t lag)
+/* Sets (add = 0) or adds to a per-partition figure; partitions beyond
+ * the registry's room share its last slot. */
+static void partition_figure(int64_t *fig, int partition, int64_t v, int add)
 {
     if (partition < 0)
         return;
     if (partition >= WS_METRICS_MAX_PARTITIONS)
         partition = WS_METRICS_MAX_PARTITIONS - 1;
     pthread_mutex_lock(&reg.lock);
-    reg.lag[partition] = lag;
+    fig[partition] = add ? fig[partition] + v : v;
     pthread_mutex_unlock(&reg.lock);
+}
+
+void ws_metrics_lag(int partition, int64_t lag)
+{
+    partition_figure(reg.lag, partition, lag, 0);
+}
+
+void ws_metrics_lost(int partition, int64_t records)
+{
+    partition_figure(reg.lost, partition, records, 1);
 }
 
 void ws_metrics_partitions(int count)
@@ -190,6 +203,14 @@ void ws_metrics_render(ws_buf *b)
         if (reg.lag[i] >= 0)
             ws_buf_printf(b, "walletstream_consumer_lag{partition=\"%d\"} "
                              "%lld\n", i, (long long)reg.lag[i]);
+    ws_buf_puts(b, "# HELP walletstream_records_lost_total Records deleted "
+                   "from a partition's log before walletstream read them "
+                   "(retention, or the embedded broker's bounded memory), "
+                   "since the process started.\n"
+                   "# TYPE walletstream_records_lost_total counter\n");
+    for (i = 0; i < reg.partitions; i++)
+        ws_buf_printf(b, "walletstream_records_lost_total{partition=\"%d\"} "
+                         "%lld\n", i, (long long)reg.lost[i]);
     if (reg.broker_up >= 0)
         ws_buf_printf(b, "# HELP walletstream_broker_up 1 when the Kafka "
                          "broker answered the last metadata request.\n"

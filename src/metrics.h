@@ -31,6 +31,10 @@ void ws_metrics_event_ages(const double *ages, size_t n);
 void ws_metrics_lag(int partition, int64_t lag);
 void ws_metrics_partitions(int count);
 
+/* Counts records of a partition deleted from the log before they were
+ * read (ws_source_skip_lost). Any thread. */
+void ws_metrics_lost(int partition, int64_t records);
+
 /* 1 when the broker answered the last metadata request. Any thread. */
 void ws_metrics_broker_up(int up);
 

@@ -144,10 +144,13 @@ static int replay_stream(struct replay *r, FILE *f, const char *name,
 
         got = ws_lines_read(f, &line, &cap, &n);
         if (got < 0) {
-            e = ferror(f) ? WS_ERR_IO : flush(r);
-            if (e == WS_ERR_IO)
+            if (ferror(f)) {
+                e = WS_ERR_IO;
                 ws_log(WS_LOG_ERROR, "replay", "cannot read %s: %s", name,
                        strerror(errno));
+            } else {
+                e = flush(r);
+            }
         } else {
             lineno++;
             pos += got;

@@ -733,6 +733,11 @@ static int flush(ws_batch *b)
     return batch_rc(b, rc);
 }
 
+int ws_batch_flush(ws_batch *b)
+{
+    return flush(b);
+}
+
 int ws_batch_commit(ws_batch *b)
 {
     int i, e = flush(b), rc;

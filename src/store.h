@@ -112,6 +112,12 @@ int ws_store_begin(ws_store *s, ws_batch **out);
  * and apply the same records again in smaller batches. */
 int ws_batch_commit(ws_batch *b);
 
+/* Writes the batch's working set into its LMDB transaction now (commit
+ * does it too): a full map or transaction shows here. Returns 0,
+ * WS_ERR_MAP_FULL, WS_ERR_TXN_FULL, WS_ERR_NO_SPACE or WS_ERR_STORE; on
+ * error abort the batch. */
+int ws_batch_flush(ws_batch *b);
+
 /* Drops everything the batch wrote. */
 void ws_batch_abort(ws_batch *b);
 

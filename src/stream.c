@@ -194,6 +194,10 @@ static int commit(struct loop *l)
     if (!l->batch)
         return WS_OK;
     t0 = ws_clock_seconds(0);
+    /* The batch's changes go into its LMDB transaction first: a full
+     * state shows as the store's error, before anything is sent. */
+    if ((e = ws_batch_flush(l->batch)) != WS_OK)
+        goto store_failed;
     if (l->o->changelog &&
         (e = ws_changelog_publish(l->o->changelog, l->batch, l->o->producer,
                                   why)) != WS_OK) {
@@ -223,6 +227,7 @@ static int commit(struct loop *l)
         l->batch = NULL;
     }
     if (e != WS_OK) {
+store_failed:
         snprintf(l->store_err, sizeof l->store_err,
                  "state store cannot commit: %s%s", ws_strerror(e),
                  e == WS_ERR_MAP_FULL ? " (raise --max-state-size)" : "");
@@ -324,6 +329,27 @@ static void take(struct loop *l, rd_kafka_message_t *m)
     note_timestamp(l, m);
 }
 
+/* The consumer's position in a partition lies outside the log: records
+ * were deleted before they were read (retention, the embedded broker's
+ * bounded memory), or the log is new. The open batch is committed, so
+ * that the stored offsets are the positions, and the partitions are
+ * assigned again: ws_source_rewind logs and counts what was lost and
+ * reads on from the log's first record. */
+static void position_lost(struct loop *l, const rd_kafka_message_t *m)
+{
+    char why[WS_SOURCE_ERR_MAX];
+
+    ws_log(WS_LOG_WARN, "kafka", "%s [%d]: offset %lld lies outside the log",
+           l->o->topic, m->partition, (long long)m->offset);
+    if (l->batch && commit(l) != WS_OK)
+        return;     /* dropped and rewound by commit */
+    l->dropped = 1; /* records polled with this one predate the rewind */
+    if (ws_source_rewind(l->o->source, l->o->store, why) != WS_OK) {
+        snprintf(l->source_err, sizeof l->source_err, "%s", why);
+        publish_status(l);
+    }
+}
+
 /* Whether the open batch has been open long enough: --batch-linger, or
  * COMMIT_SHARE times the last commit when that is longer. */
 static int batch_due(const struct loop *l)
@@ -395,7 +421,10 @@ int ws_stream_run(const ws_stream_opts *o)
         for (i = 0; i < n; i++) {
             rd_kafka_message_t *m = msgs[i];
 
-            if (m->err) {
+            if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+                if (!l.dropped)
+                    position_lost(&l, m);
+            } else if (m->err) {
                 if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
                     ws_log(WS_LOG_WARN, "kafka", "%s",
                            rd_kafka_message_errstr(m));

@@ -14,6 +14,7 @@ reference.py fed the topic as kcat reads it back."""
 
 import json
 import re
+import signal
 import subprocess
 import time
 
@@ -190,6 +191,66 @@ def kafka_restart_after_sigterm_applies_nothing_twice():
     check_eq({"0": 0, "1": 0, "2": 0}, lag, "consumer lag")
     r2.stop_ok()
     broker.stop_ok()
+
+
+def _lost_records(stop_run):
+    """10 records read, then 6000 of about 2 KB sent while `run` cannot
+    read (stopped, or frozen): the embedded broker keeps about 5 MiB per
+    partition, so some are gone before they are read (as with retention on
+    a real broker). `run` logs the lost range, counts it in
+    walletstream_records_lost_total and reads on from the log's first
+    record: applied + lost = produced."""
+    broker = EmbeddedBroker("lost_in", 1).start()
+    ddir = wslib.data_dir()
+    r = Runner(ddir, brokers=broker.bootstrap, topic="lost_in").start()
+    first = [(b"w", wslib.event("lost-a-%d" % i, "w", "p", "credit", "1.00")) for i in range(10)]
+    wslib.kcat_produce(broker.bootstrap, "lost_in", first)
+    r.wait_counted(10)
+    if stop_run:
+        r.stop_ok()
+    else:
+        r.proc.send_signal(signal.SIGSTOP)
+    pad = "x" * 2000    # an ignored field
+    later = [(b"w", wslib.event("lost-b-%d" % i, "w", "p", "credit", "1.00")[:-1]
+              + (',"pad":"%s"}' % pad).encode()) for i in range(6000)]
+    try:
+        wslib.kcat_produce(broker.bootstrap, "lost_in", later)
+    finally:
+        if not stop_run:
+            r.proc.send_signal(signal.SIGCONT)
+    if stop_run:
+        r = Runner(ddir, brokers=broker.bootstrap, topic="lost_in").start()
+
+    def settled():
+        m = r.metrics()
+        lost = m.get("walletstream_records_lost_total", partition="0") or 0
+        counted = sum(m.outcomes().values())
+        return (lost, counted) if lost > 0 and lost + counted == 6010 else None
+    lost, counted = wslib.wait_until(settled, wslib.CONSUME_TIMEOUT,
+                                     "applied + lost = 6010 records produced")
+    check(0 < lost < 6000, "lost %r of the 6000 records sent meanwhile" % lost)
+    check_eq({"applied": counted, "duplicate": 0, "rejected": 0}, r.counts(), "outcomes")
+    out = r.output()
+    check("were deleted from the log before walletstream read them" in out,
+          "the lost range is logged: %s" % out[-1500:])
+    if not stop_run:
+        check("lies outside the log" in out,
+              "the consumer's reset error was handled: %s" % out[-1500:])
+    status, body = r.get_json("/balance/w")
+    check(status == 200 and body.get("transactions") == ref.Num(str(int(counted))),
+          "/balance/w: %r" % body)
+    r.stop_ok()
+    broker.stop_ok()
+
+
+@test
+def kafka_records_deleted_before_a_restart_are_counted_not_skipped():
+    _lost_records(stop_run=True)
+
+
+@test
+def kafka_records_deleted_while_running_are_counted_not_skipped():
+    _lost_records(stop_run=False)
 
 
 @test
