@@ -75,7 +75,8 @@ static const struct option options[] = {
     {"batch-max", "N", K_COUNT, AT(batch_max), "100000",
      WS_CMD_RUN | WS_CMD_REPLAY, "records per committed batch at most"},
     {"batch-linger", "MS", K_COUNT, AT(batch_linger_ms), "5", WS_CMD_RUN,
-     "milliseconds a batch may wait for more records before it commits"},
+     "milliseconds a batch may wait for more records before it commits "
+     "(under a backlog up to 3x the last commit, at most 1 s)"},
     {"max-state-size", "BYTES", K_BYTES, AT(max_state_size), "64G",
      WS_CMD_RUN | WS_CMD_REPLAY,
      "largest size the state may grow to (suffixes K, M, G, T)"},

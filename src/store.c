@@ -68,6 +68,7 @@ struct ws_batch {
     MDB_txn *txn;
     ws_wset *ws;        /* records read or changed by this batch */
     ws_wentry *last;    /* the entry loaded last (a get, then its put) */
+    int dirty;          /* entries changed since the last write-back */
     ws_counts delta;
     int err;            /* first LMDB error met in this batch */
 };
@@ -708,6 +709,12 @@ static int flush(ws_batch *b)
 
     if (b->err != WS_OK)
         return b->err;
+    /* Nothing changed since the last write-back: the changelog reads
+     * each changed product's tops through a cursor, one flush each
+     * (measured: scanning the slots every time took 75 % of a stream's
+     * time). */
+    if (!b->dirty)
+        return WS_OK;
     if ((e = ws_wset_dirty(b->ws, &d, &n)) != WS_OK) {
         b->err = e;
         return e;
@@ -730,6 +737,8 @@ static int flush(ws_batch *b)
     }
     if (cur)
         mdb_cursor_close(cur);
+    if (rc == 0)
+        b->dirty = 0;
     return batch_rc(b, rc);
 }
 
@@ -758,6 +767,7 @@ int ws_batch_commit(ws_batch *b)
     b->txn = NULL;
     b->store->batch_open = 0;
     b->last = NULL;
+    b->dirty = 0;
     ws_wset_clear(b->ws);
     return map_err(rc);
 }
@@ -769,6 +779,7 @@ void ws_batch_abort(ws_batch *b)
     b->txn = NULL;
     b->store->batch_open = 0;
     b->last = NULL;
+    b->dirty = 0;
     ws_wset_clear(b->ws);
 }
 
@@ -813,6 +824,7 @@ static int store_value(ws_batch *b, ws_wentry *e, const void *v, size_t n)
 
     if (err != WS_OK && b->err == WS_OK)
         b->err = err;
+    b->dirty = 1;
     return err;
 }
 
