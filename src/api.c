@@ -193,21 +193,37 @@ static int is_ready(const ws_api *api, char *why, size_t cap)
     return !api->ready || api->ready(api->ready_arg, why, cap);
 }
 
-static void metrics(const ws_api *api, ws_view *v, ws_reply *r)
-{
+/* What /metrics and /status both report: the committed counters and
+ * table sizes of one view, the store's size and readiness. */
+struct state_now {
     ws_counts c;
     ws_state_sizes z;
-    ws_buf *b = &r->body;
     uint64_t used, limit;
+    int ready;
     char why[512];
+};
+
+static int state_now(const ws_api *api, ws_view *v, struct state_now *st)
+{
+    if (ws_view_counts(v, &st->c) != WS_OK ||
+        ws_view_sizes(v, &st->z) != WS_OK)
+        return WS_ERR_STORE;
+    ws_store_usage(api->store, &st->used, &st->limit);
+    st->ready = is_ready(api, st->why, sizeof st->why);
+    return WS_OK;
+}
+
+static void metrics(const ws_api *api, ws_view *v, ws_reply *r)
+{
+    struct state_now st;
+    ws_buf *b = &r->body;
     int i;
 
-    if (ws_view_counts(v, &c) != WS_OK || ws_view_sizes(v, &z) != WS_OK) {
+    if (state_now(api, v, &st) != WS_OK) {
         reply_error(r, 500, "store_error");
         return;
     }
-    ws_store_usage(api->store, &used, &limit);
-    ws_metrics_ready(is_ready(api, why, sizeof why));
+    ws_metrics_ready(st.ready);
     reply_status(r, 200);
     r->content_type = "text/plain; version=0.0.4; charset=utf-8";
     ws_buf_puts(b, "# HELP walletstream_events_total Records by outcome, "
@@ -216,14 +232,14 @@ static void metrics(const ws_api *api, ws_view *v, ws_reply *r)
     for (i = 0; i < WS_OUTCOME_COUNT; i++)
         ws_buf_printf(b, "walletstream_events_total{outcome=\"%s\"} %lld\n",
                       ws_outcome_name((enum ws_outcome)i),
-                      (long long)c.outcome[i]);
+                      (long long)st.c.outcome[i]);
     ws_buf_puts(b, "# HELP walletstream_rejected_total Rejected records by "
                    "reason, as committed with the state.\n"
                    "# TYPE walletstream_rejected_total counter\n");
     for (i = 1; i < WS_R_COUNT; i++)
         ws_buf_printf(b, "walletstream_rejected_total{reason=\"%s\"} %lld\n",
                       ws_reason_name((enum ws_reason)i),
-                      (long long)c.reason[i]);
+                      (long long)st.c.reason[i]);
     ws_buf_printf(b, "# HELP walletstream_state_bytes Bytes the state store "
                      "uses.\n# TYPE walletstream_state_bytes gauge\n"
                      "walletstream_state_bytes %llu\n"
@@ -231,54 +247,49 @@ static void metrics(const ws_api *api, ws_view *v, ws_reply *r)
                      "store may grow to.\n"
                      "# TYPE walletstream_state_limit_bytes gauge\n"
                      "walletstream_state_limit_bytes %llu\n",
-                  (unsigned long long)used, (unsigned long long)limit);
+                  (unsigned long long)st.used, (unsigned long long)st.limit);
     ws_buf_puts(b, "# HELP walletstream_state_entries Entries of a state "
                    "table, as committed.\n"
                    "# TYPE walletstream_state_entries gauge\n");
     for (i = 0; i < WS_STATE_TABLES; i++)
         ws_buf_printf(b, "walletstream_state_entries{table=\"%s\"} %llu\n",
                       ws_state_table_names[i],
-                      (unsigned long long)z.entries[i]);
+                      (unsigned long long)st.z.entries[i]);
     ws_metrics_render(b);
 }
 
 static void status(const ws_api *api, ws_view *v, ws_reply *r)
 {
-    ws_counts c;
-    ws_state_sizes z;
+    struct state_now st;
     ws_buf *b = &r->body;
-    uint64_t used, limit;
-    char why[512];
-    int i, ready;
+    int i;
 
-    if (ws_view_counts(v, &c) != WS_OK || ws_view_sizes(v, &z) != WS_OK) {
+    if (state_now(api, v, &st) != WS_OK) {
         reply_error(r, 500, "store_error");
         return;
     }
-    ws_store_usage(api->store, &used, &limit);
-    ready = is_ready(api, why, sizeof why);
     reply_status(r, 200);
     ws_buf_printf(b, "{\"version\":\"%s\",\"data_format\":%d,\"ready\":%s",
-                  WS_VERSION, WS_STORE_FORMAT, ready ? "true" : "false");
-    if (!ready) {
+                  WS_VERSION, WS_STORE_FORMAT, st.ready ? "true" : "false");
+    if (!st.ready) {
         ws_buf_puts(b, ",\"reason\":");
-        ws_json_str(b, why, strlen(why));
+        ws_json_str(b, st.why, strlen(st.why));
     }
     ws_buf_puts(b, ",\"events\":{");
     for (i = 0; i < WS_OUTCOME_COUNT; i++)
         ws_buf_printf(b, "%s\"%s\":%lld", i ? "," : "",
                       ws_outcome_name((enum ws_outcome)i),
-                      (long long)c.outcome[i]);
+                      (long long)st.c.outcome[i]);
     ws_buf_puts(b, "},\"rejected\":{");
     for (i = 1; i < WS_R_COUNT; i++)
         ws_buf_printf(b, "%s\"%s\":%lld", i > 1 ? "," : "",
                       ws_reason_name((enum ws_reason)i),
-                      (long long)c.reason[i]);
+                      (long long)st.c.reason[i]);
     ws_buf_printf(b, "},\"state\":{\"bytes\":%llu,\"limit_bytes\":%llu",
-                  (unsigned long long)used, (unsigned long long)limit);
+                  (unsigned long long)st.used, (unsigned long long)st.limit);
     for (i = 0; i < WS_STATE_TABLES; i++)
         ws_buf_printf(b, ",\"%s\":%llu", ws_state_table_names[i],
-                      (unsigned long long)z.entries[i]);
+                      (unsigned long long)st.z.entries[i]);
     ws_buf_puts(b, "},");
     ws_metrics_json(b);
     ws_buf_putc(b, '}');

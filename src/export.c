@@ -154,7 +154,7 @@ static int wallet_rows(const char *id, size_t n, const ws_wallet *w,
     struct export_ctx *x = arg;
     ws_buf *b = &x->row;
     char avg[WS_DEC_TEXT_MAX];
-    int64_t days = (int64_t)w->last_day - w->first_day + 1;
+    int64_t days = ws_figures_days(w);
     int e;
 
     ws_buf_reset(b);

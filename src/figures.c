@@ -23,11 +23,16 @@ void ws_figures_balance(ws_buf *b, const char *id, size_t n,
     ws_buf_putc(b, '}');
 }
 
+int64_t ws_figures_days(const ws_wallet *w)
+{
+    return (int64_t)w->last_day - w->first_day + 1;
+}
+
 void ws_figures_average(ws_buf *b, const char *id, size_t n,
                         const ws_wallet *w)
 {
     char text[WS_DEC_TEXT_MAX];
-    int64_t days = (int64_t)w->last_day - w->first_day + 1;
+    int64_t days = ws_figures_days(w);
 
     ws_buf_puts(b, "{\"wallet_id\":");
     ws_json_str(b, id, n);

@@ -16,6 +16,10 @@
 void ws_figures_balance(ws_buf *b, const char *id, size_t n,
                         const ws_wallet *w);
 
+/* SPEC §4's days: calendar days from first_day to last_day, both
+ * included. */
+int64_t ws_figures_days(const ws_wallet *w);
+
 /* {"wallet_id":…,"currency":…,"average_daily_debit":…,"total_debit":…,
  *  "days":…,"debit_days":…,"first_day":…,"last_day":…} */
 void ws_figures_average(ws_buf *b, const char *id, size_t n,

@@ -90,9 +90,10 @@ int ws_source_open(const ws_kafka_opts *opts, ws_source **out, char *err)
         (e = set(conf, "enable.auto.commit", "false", err)) ||
         (e = set(conf, "enable.auto.offset.store", "false", err)) ||
         /* A position the log no longer holds (retention, or the embedded
-         * broker's 5 MiB per partition) comes back as an error, so that
-         * the records lost are logged and counted before reading on
-         * (ws_source_skip_lost), never skipped silently. */
+         * broker's 5 MiB per partition) comes back as an error: the
+         * stream assigns the partitions again, and assign() logs and
+         * counts the records lost before reading on, never skipping them
+         * silently. */
         (e = set(conf, "auto.offset.reset", "error", err)) ||
         (e = set(conf, "enable.partition.eof", "false", err)) ||
         (e = set(conf, "client.id", "walletstream", err)) ||

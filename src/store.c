@@ -276,15 +276,19 @@ static MDB_val val(const void *p, size_t n)
     return v;
 }
 
-/* Remembers the first error of the batch: once LMDB failed, the write
- * transaction must not be committed. */
-static int batch_rc(ws_batch *b, int rc)
+/* Remembers the first error of the batch (once LMDB or the working set
+ * failed, the write transaction must not be committed) and returns err. */
+static int batch_err(ws_batch *b, int err)
 {
-    int err = map_err(rc);
-
     if (err != WS_OK && err != WS_ERR_NOT_FOUND && b->err == WS_OK)
         b->err = err;
     return err;
+}
+
+/* The same for an LMDB return code. */
+static int batch_rc(ws_batch *b, int rc)
+{
+    return batch_err(b, map_err(rc));
 }
 
 static int get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kn,
@@ -295,14 +299,11 @@ static int get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kn,
 }
 
 static int put(ws_batch *b, int db, const void *k, size_t kn, const void *v,
-               size_t vn, unsigned flags)
+               size_t vn)
 {
     MDB_val key = val(k, kn), data = val(v, vn);
-    int rc = mdb_put(b->txn, b->store->dbi[db], &key, &data, flags);
 
-    if (rc == MDB_KEYEXIST)
-        return rc;
-    return batch_rc(b, rc);
+    return batch_rc(b, mdb_put(b->txn, b->store->dbi[db], &key, &data, 0));
 }
 
 /* ------------------------------------------------ the data directory */
@@ -694,13 +695,13 @@ static int add_counter(ws_batch *b, const char *prefix, const char *name,
     else if (rc != 0 && rc != MDB_NOTFOUND)
         return batch_rc(b, rc);
     put_u64(buf, (uint64_t)(total + delta));
-    return put(b, DB_COUNTERS, key, (size_t)n, buf, 8, 0);
+    return put(b, DB_COUNTERS, key, (size_t)n, buf, 8);
 }
 
 /* Writes the working set's changed records into the LMDB transaction, in
  * key order, one cursor per table: consecutive keys mostly land on the
  * page the cursor is on, so LMDB skips the descent from the root. */
-static int flush(ws_batch *b)
+int ws_batch_flush(ws_batch *b)
 {
     ws_wentry **d;
     MDB_cursor *cur = NULL;
@@ -715,10 +716,8 @@ static int flush(ws_batch *b)
      * time). */
     if (!b->dirty)
         return WS_OK;
-    if ((e = ws_wset_dirty(b->ws, &d, &n)) != WS_OK) {
-        b->err = e;
-        return e;
-    }
+    if ((e = ws_wset_dirty(b->ws, &d, &n)) != WS_OK)
+        return batch_err(b, e);
     for (i = 0; i < n && rc == 0; i++) {
         MDB_val key = val(d[i]->key, d[i]->klen);
         MDB_val data = val(d[i]->val, d[i]->vlen);
@@ -742,14 +741,9 @@ static int flush(ws_batch *b)
     return batch_rc(b, rc);
 }
 
-int ws_batch_flush(ws_batch *b)
-{
-    return flush(b);
-}
-
 int ws_batch_commit(ws_batch *b)
 {
-    int i, e = flush(b), rc;
+    int i, e = ws_batch_flush(b), rc;
 
     for (i = 0; e == WS_OK && i < WS_OUTCOME_COUNT; i++)
         if (b->delta.outcome[i])
@@ -809,23 +803,16 @@ static ws_wentry *load(ws_batch *b, int db, const void *k, size_t kn,
         *err = batch_rc(b, rc);
         return NULL;
     }
-    if (!e) {
-        *err = WS_ERR_NOMEM;
-        if (b->err == WS_OK)
-            b->err = WS_ERR_NOMEM;
-    }
+    if (!e)
+        *err = batch_err(b, WS_ERR_NOMEM);
     return b->last = e;
 }
 
 /* Sets the entry's value and marks it to be written. */
 static int store_value(ws_batch *b, ws_wentry *e, const void *v, size_t n)
 {
-    int err = ws_wset_set(b->ws, e, WS_WE_DIRTY, v, n);
-
-    if (err != WS_OK && b->err == WS_OK)
-        b->err = err;
     b->dirty = 1;
-    return err;
+    return batch_err(b, ws_wset_set(b->ws, e, WS_WE_DIRTY, v, n));
 }
 
 /* Marks a key-only record (empty value) present; *added is 1 when it was
@@ -978,7 +965,7 @@ int ws_batch_offset_set(ws_batch *b, const char *source, size_t n,
     unsigned char buf[8];
 
     put_u64(buf, (uint64_t)next);
-    return put(b, DB_OFFSETS, source, n, buf, 8, 0);
+    return put(b, DB_OFFSETS, source, n, buf, 8);
 }
 
 /* ------------------------------------------------------------- views */
@@ -1078,7 +1065,7 @@ int ws_view_tops(ws_view *v, const char *product, size_t n,
 int ws_batch_tops(ws_batch *b, const char *product, size_t n,
                   int (*fn)(const ws_top *t, void *arg), void *arg)
 {
-    int e = flush(b);
+    int e = ws_batch_flush(b);
 
     if (e != WS_OK)
         return e;

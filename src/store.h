@@ -104,12 +104,14 @@ void ws_store_usage(ws_store *s, uint64_t *used, uint64_t *limit);
  * WS_ERR_STORE. */
 int ws_store_begin(ws_store *s, ws_batch **out);
 
-/* Commits (one fdatasync; see ws_store_sync) everything the batch wrote, counters and offsets
- * included. Returns 0, WS_ERR_MAP_FULL, WS_ERR_TXN_FULL or WS_ERR_STORE;
- * on error nothing of the batch is kept. The batch is finished either
- * way. Any batch function may return WS_ERR_TXN_FULL: the batch touched
- * more pages than one LMDB transaction can hold (about 512 MiB); abort it
- * and apply the same records again in smaller batches. */
+/* Commits (one fdatasync; see ws_store_sync) everything the batch wrote,
+ * counters and offsets included. Returns 0, WS_ERR_MAP_FULL,
+ * WS_ERR_TXN_FULL, WS_ERR_NO_SPACE or WS_ERR_STORE; on error nothing of
+ * the batch is kept. The batch is finished either way. WS_ERR_TXN_FULL
+ * (here, from ws_batch_flush or ws_batch_tops, which write the working
+ * set back): the batch touched more pages than one LMDB transaction can
+ * hold (about 512 MiB); apply the same records again in smaller
+ * batches. */
 int ws_batch_commit(ws_batch *b);
 
 /* Writes the batch's working set into its LMDB transaction now (commit

@@ -183,12 +183,36 @@ static void update_lag(struct loop *l)
     ws_view_end(v);
 }
 
+/* The store failed on the open batch, which is dropped so that its
+ * records are read again. A batch too large for one LMDB transaction
+ * makes the next batches half as large and is retried at once; anything
+ * else shows in /readyz as `what` and is retried after a pause. */
+static void store_failed(struct loop *l, const char *what, int e)
+{
+    int halve = e == WS_ERR_TXN_FULL && l->in_batch > 1;
+
+    if (halve) {
+        l->batch_max = l->in_batch / 2;
+        ws_log(WS_LOG_WARN, "stream", "batches now hold at most %llu "
+               "records", (unsigned long long)l->batch_max);
+        l->store_err[0] = '\0';
+    } else {
+        snprintf(l->store_err, sizeof l->store_err, "%s: %s%s", what,
+                 ws_strerror(e),
+                 e == WS_ERR_MAP_FULL ? " (raise --max-state-size)" : "");
+    }
+    publish_status(l);
+    drop_batch(l);
+    if (!halve)
+        pause_ms(l, RETRY_MS);
+}
+
 /* Commits the open batch: dead letters first, then the state. */
 static int commit(struct loop *l)
 {
     char why[WS_SOURCE_ERR_MAX], key[600];
     int n = ws_source_partitions(l->o->source), p, e;
-    double t0;
+    double t0, took;
     uint64_t records = l->in_batch;
 
     if (!l->batch)
@@ -196,8 +220,10 @@ static int commit(struct loop *l)
     t0 = ws_clock_seconds(0);
     /* The batch's changes go into its LMDB transaction first: a full
      * state shows as the store's error, before anything is sent. */
-    if ((e = ws_batch_flush(l->batch)) != WS_OK)
-        goto store_failed;
+    if ((e = ws_batch_flush(l->batch)) != WS_OK) {
+        store_failed(l, "state store cannot commit", e);
+        return e;
+    }
     if (l->o->changelog &&
         (e = ws_changelog_publish(l->o->changelog, l->batch, l->o->producer,
                                   why)) != WS_OK) {
@@ -227,24 +253,12 @@ static int commit(struct loop *l)
         l->batch = NULL;
     }
     if (e != WS_OK) {
-store_failed:
-        snprintf(l->store_err, sizeof l->store_err,
-                 "state store cannot commit: %s%s", ws_strerror(e),
-                 e == WS_ERR_MAP_FULL ? " (raise --max-state-size)" : "");
-        if (e == WS_ERR_TXN_FULL && l->in_batch > 1) {
-            l->batch_max = l->in_batch / 2;
-            ws_log(WS_LOG_WARN, "stream", "batches now hold at most %llu "
-                   "records", (unsigned long long)l->batch_max);
-            l->store_err[0] = '\0';
-        }
-        publish_status(l);
-        drop_batch(l);
-        if (l->store_err[0])
-            pause_ms(l, RETRY_MS);
+        store_failed(l, "state store cannot commit", e);
         return e;
     }
-    ws_metrics_batch(ws_clock_seconds(0) - t0, records);
-    l->last_commit_ms = (int64_t)((ws_clock_seconds(0) - t0) * 1000.0);
+    took = ws_clock_seconds(0) - t0;
+    ws_metrics_batch(took, records);
+    l->last_commit_ms = (int64_t)(took * 1000.0);
     {
         double now = ws_clock_seconds(1);
         size_t i;
@@ -293,11 +307,7 @@ static void take(struct loop *l, rd_kafka_message_t *m)
     if (!l->batch) {
         e = ws_store_begin(l->o->store, &l->batch);
         if (e != WS_OK) {
-            snprintf(l->store_err, sizeof l->store_err,
-                     "state store cannot begin a batch: %s", ws_strerror(e));
-            publish_status(l);
-            drop_batch(l);
-            pause_ms(l, RETRY_MS);
+            store_failed(l, "state store cannot begin a batch", e);
             return;
         }
         l->first_ms = ws_clock_ms();
@@ -308,19 +318,15 @@ static void take(struct loop *l, rd_kafka_message_t *m)
                     WS_OK ? WS_OK : -1;
     if (e == WS_OK && l->o->changelog)
         e = ws_changelog_note(l->o->changelog, &res);
-    if (e != WS_OK) {
-        if (e == -1)
-            snprintf(l->out_err, sizeof l->out_err, "%s", why);
-        else if (e == WS_ERR_TXN_FULL && l->in_batch > 1)
-            l->batch_max = l->in_batch / 2;
-        else
-            snprintf(l->store_err, sizeof l->store_err,
-                     "state store error: %s%s", ws_strerror(e),
-                     e == WS_ERR_MAP_FULL ? " (raise --max-state-size)" : "");
+    if (e == -1) {
+        snprintf(l->out_err, sizeof l->out_err, "%s", why);
         publish_status(l);
         drop_batch(l);
-        if (e != WS_ERR_TXN_FULL)
-            pause_ms(l, RETRY_MS);
+        pause_ms(l, RETRY_MS);
+        return;
+    }
+    if (e != WS_OK) {
+        store_failed(l, "state store error", e);
         return;
     }
     if (m->partition >= 0 && m->partition < WS_SOURCE_MAX_PARTITIONS)
