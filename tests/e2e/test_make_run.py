@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """`make run` (scripts/run, issue 12): the README's first command on a real
 Kafka. It starts a single-node Apache Kafka whose log lives in the data
-directory and `walletstream run` against it; a Kafka client sends 20,000
+directory and `walletstream run` against it; Kafka's own console producer
+sends the seed example (its figures checked), then kcat sends 20,000
 mixed valid and invalid records to one partition in one burst (the backfill
 that lost 13,048 records on the embedded broker); every wallet's and
 product's figures and every reject reason must equal the reference model's.
@@ -22,6 +23,7 @@ import time
 import wslib
 from wslib import test, check, check_eq, check_no_diffs, Fail
 import gen_events
+import reference as ref
 
 SCRIPT = os.path.join(wslib.REPO, "scripts", "run")
 SEED = int(os.environ.get("WS_E2E_SEED", "20261205"))
@@ -152,10 +154,32 @@ def make_run_backfill_on_one_partition_is_exact_and_survives_a_restart():
     for t in ("transactions_topic", "transactions_topic.dlq"):
         check(wslib.kcat_metadata_ok(bootstrap, t), "topic %s missing" % t)
 
+    # The README's habit: the seed through Kafka's own console producer
+    # (kafka-console-producer, from the jars make run resolved), then every
+    # seed figure; the seed's ids are disjoint from the generated ones.
+    seed = wslib.example("seed_transactions.jsonl")
+    with open(seed, "rb") as f:
+        p = subprocess.run([wslib.KAFKA_SCRIPT, "console-producer", "--dir", os.path.join(ddir, "kafka"),
+                            "--topic", "transactions_topic"], stdin=f, capture_output=True, timeout=180)
+    check_eq(0, p.returncode, "scripts/kafka console-producer exit status (%r)" % p.stderr[-800:])
+    seed_lines = [l for l in wslib.read_bytes(seed).split(b"\n") if l]
+    wslib.wait_until(lambda: served.metrics().outcomes()["applied"] == len(seed_lines), wslib.CONSUME_TIMEOUT,
+                     "the seed applied")
+    doc = ref.parse_response(wslib.read_bytes(wslib.example("seed_expected.json")))
+    diffs = []
+    for route, key, want in ref.figures_of(doc):
+        diffs += wslib.check_figure(served, route, key, want)
+    check_no_diffs(diffs, "seed figures after kafka-console-producer")
+    check_eq(b'{"wallet_id":"b","balance":75.00,"currency":"USD","transactions":6,'
+             b'"last_event_time":"2024-05-11T12:50:00Z"}', mr.http.request("GET", "/balance/b")[2],
+             "GET /balance/b, byte for byte")
+
     # one partition: one order; empty lines (kcat cannot send them) dropped
     recs = wslib.keyed_for_kafka(gen_events.generate(SEED, RECORDS + 500), drop_cross_wallet=False)[:RECORDS]
     check_eq(RECORDS, len(recs), "records generated")
     model = wslib.CountingModel()
+    for v in seed_lines:
+        model.process(v)
     for _, v in recs:
         model.process(v)
     size = sum(len(v) for _, v in recs)
@@ -167,7 +191,7 @@ def make_run_backfill_on_one_partition_is_exact_and_survives_a_restart():
 
     def counted():
         c = served.metrics().outcomes()
-        total = sum(c.values())
+        total = sum(c.values()) - len(seed_lines)
         if total > len(recs):
             raise Fail("%d records sent, %d counted: %s" % (len(recs), total, c))
         return total == len(recs)
@@ -191,7 +215,8 @@ def make_run_backfill_on_one_partition_is_exact_and_survives_a_restart():
                           '"timestamp":"2026-12-05T10:00:00Z"}').encode())]
     wslib.kcat_produce(bootstrap, "transactions_topic", more, partition=0)
     model.process(more[0][1])
-    wslib.wait_until(lambda: sum(served.metrics().outcomes().values()) == len(recs) + 1, wslib.CONSUME_TIMEOUT,
+    wslib.wait_until(lambda: sum(served.metrics().outcomes().values()) == len(seed_lines) + len(recs) + 1,
+                     wslib.CONSUME_TIMEOUT,
                      "the record sent after the restart counted")
     check_no_diffs(wslib.check_figure(served, "balance", "w-after", model.balance("w-after")),
                    "balance of the wallet sent after the restart")
