@@ -24,6 +24,7 @@ struct ws_source {
     int need_assign;        /* the last assignment failed: again at sync */
     int from_start;         /* --recreated-topic read-from-start */
     int refused;            /* a log was found replaced: see refusal */
+    int topic_gone;         /* the topic was seen deleted (ws_source_close) */
     char refusal[WS_SOURCE_ERR_MAX];
     char error[256];        /* last error from the error callback */
     int has_error;
@@ -62,6 +63,9 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
     (void)rk;
     if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         ws_metrics_broker_up(0);
+    if (code == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+        code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+        s->topic_gone = 1;  /* see ws_source_close */
     snprintf(s->error, sizeof s->error, "%s: %s",
              rd_kafka_err2name((rd_kafka_resp_err_t)code), reason);
     s->has_error = 1;
@@ -143,7 +147,15 @@ void ws_source_close(ws_source *s)
 {
     if (!s)
         return;
-    if (s->rk) {
+    /* librdkafka 2.0 keeps a reference to a partition whose topic was
+     * deleted (its issues #4486, #4674): destroying the handle then waits
+     * forever for a broker thread, and run would not stop on SIGTERM.
+     * Everything is committed by now; the process is ending: such a
+     * handle is left to the exit. */
+    if (s->rk && s->topic_gone)
+        ws_log(WS_LOG_DEBUG, "kafka", "consumer left open at exit: its "
+               "topic was deleted while it ran");
+    else if (s->rk) {
         rd_kafka_consumer_close(s->rk);
         rd_kafka_destroy(s->rk);
     }
@@ -362,6 +374,7 @@ int ws_source_sync(ws_source *s, ws_store *store, int ignore_stored,
             ws_log(WS_LOG_WARN, "kafka", "topic %s is gone: its partitions "
                    "are unassigned until it is back", s->topic);
             unassign(s);
+            s->topic_gone = 1;
         }
         e = WS_ERR_IO;
     } else {
