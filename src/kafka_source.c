@@ -64,8 +64,13 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
     if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         ws_metrics_broker_up(0);
     if (code == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
-        code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+        code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        /* The topic may be deleted, and back before the next metadata
+         * read: the partitions are positioned again at the next sync,
+         * which checks the stored offsets against the logs. */
         s->topic_gone = 1;  /* see ws_source_close */
+        s->need_assign = 1;
+    }
     snprintf(s->error, sizeof s->error, "%s: %s",
              rd_kafka_err2name((rd_kafka_resp_err_t)code), reason);
     s->has_error = 1;

@@ -129,7 +129,10 @@ def not_ready_reason(r, *parts):
             return None
         text = body.decode("utf-8", "replace")
         return text if status == 503 and all(x in text for x in parts) else None
-    return wslib.wait_until(refused, 60, "/readyz 503 naming %s" % (parts,))
+    try:
+        return wslib.wait_until(refused, 60, "/readyz 503 naming %s" % (parts,))
+    except wslib.Fail as e:
+        raise wslib.Fail("%s; run's output: %s" % (e, r.output()[-3000:]))
 
 
 # ------------------------------------------------------------ embedded broker
