@@ -226,7 +226,10 @@ static int position(ws_source *s, ws_view *v, int p, int ignore_stored,
         stored = FIRST_OFFSET;
     s->next[p] = stored;
     s->lost[p] = 0;
-    s->moved[p] = 0;
+    /* A brand-new embedded broker's log replaces the old one by choice:
+     * its positions are stored at once, so that a later rewind does not
+     * find the old offsets beyond its end. */
+    s->moved[p] = (unsigned char)(ignore_stored != 0);
     /* Unknown bounds: the stored offset is assigned as it is; a position
      * outside the log then comes back as an error (auto.offset.reset=
      * error) and the partitions are positioned again. */
