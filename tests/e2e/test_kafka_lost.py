@@ -289,7 +289,10 @@ def kafka_topic_recreated_between_runs_and_under_run_is_refused():
     k.delete_topic(topic)
     k.create_topic(topic, 1)
     wslib.kcat_produce(k.bootstrap, topic, records("new", 0, 20))
-    reason = not_ready_reason(r, topic + " [0]", "stored offset 300", "log's end 20", "--recreated-topic")
+    # the end seen depends on when run looks: before or after the 20 new
+    # records (a loaded machine saw 0); it is below 300 either way
+    reason = not_ready_reason(r, topic + " [0]", "stored offset 300", "lies beyond the log's end",
+                              "--recreated-topic")
     wslib.log("/readyz under run: %s" % reason)
     check_eq({"applied": 300, "duplicate": 0, "rejected": 0}, r.counts(), "nothing of the new log applied")
     r.stop_ok()
