@@ -19,19 +19,19 @@ import wslib
 from wslib import test, check, check_eq, Fail, Skip, event
 
 # A functional bound, not a benchmark: what it tells apart is a request
-# answered (about 1 ms under ASan on a quiet 2-core VM; median 1-5 ms at
-# load average 10-13 there) from a request blocked behind the abusive
+# answered (about 1 ms under ASan on a quiet 2-core VM; median 1-40 ms at
+# load average 12-18 there) from a request blocked behind the abusive
 # connections, which would wait for their --http-timeout (2 s in the
 # slow-loris test, 60 s or never in the others). The bound is NORMAL_BOUND,
-# or REFERENCE_FACTOR times the median of five normal requests to the same
-# server just after it started (same run, same machine load) when that is
-# larger, so that a machine busy enough to make every request slow does
-# not fail the test; it never exceeds BLOCKED_BOUND, half the shortest
-# --http-timeout used here, so a blocked request still fails it.
+# or REFERENCE_FACTOR times the median of the same requests sent,
+# interleaved, to a control server of the same data that nothing abuses
+# (same run, same instant, same machine load) when that is larger, so
+# that a machine busy enough to make every request slow does not fail the
+# test; it never exceeds BLOCKED_BOUND, half the shortest --http-timeout
+# used here, so a blocked request still fails it.
 NORMAL_BOUND = 0.100
 REFERENCE_FACTOR = 20
 BLOCKED_BOUND = 1.0
-_REFERENCE = {}  # port -> median seconds of five normal requests at start
 HOST = b"Host: 127.0.0.1\r\n"
 IDLE_CONNECTIONS = int(os.environ.get("WS_ABUSE_IDLE", "2000"))
 
@@ -154,32 +154,44 @@ def normal_request(port):
     return dt
 
 
-def median_normal(port):
-    times = sorted(normal_request(port) for _ in range(5))
-    return times[2], times
+def control_port():
+    """The port of the control server (NORMAL_BOUND): `serve` of the same
+    data, started once, never abused."""
+    if "control" not in _DATA:
+        _DATA["control"] = wslib.Server(data(), shared=True).start()
+    return _DATA["control"].port
 
 
-def normal_bound(port):
+def normal_times(port, n=5):
+    """n normal requests each to `port` and to the control server,
+    interleaved: (sorted times, sorted control times)."""
+    ctl = control_port()
+    times, ctimes = [], []
+    for _ in range(n):
+        times.append(normal_request(port))
+        ctimes.append(normal_request(ctl))
+    return sorted(times), sorted(ctimes)
+
+
+def normal_bound(control_seconds, floor=NORMAL_BOUND):
     """See NORMAL_BOUND."""
-    return min(BLOCKED_BOUND, max(NORMAL_BOUND, REFERENCE_FACTOR * _REFERENCE[port]))
+    return min(BLOCKED_BOUND, max(floor, REFERENCE_FACTOR * control_seconds))
 
 
 def check_normal_fast(port, what):
-    """The median of five fresh normal requests within normal_bound()."""
-    median, times = median_normal(port)
-    bound = normal_bound(port)
-    wslib.log("%s: normal requests took %s ms (reference at start %.1f ms, bound %.0f ms)" % (
-        what, ", ".join("%.1f" % (t * 1000) for t in times), _REFERENCE[port] * 1000, bound * 1000))
-    check(median < bound, "%s: a normal request took %.0f ms (median of 5; bound %.0f ms, %.1f ms at start)" % (
-        what, median * 1000, bound * 1000, _REFERENCE[port] * 1000))
+    """The median of five fresh normal requests within normal_bound() of
+    the control's median."""
+    times, ctimes = normal_times(port)
+    bound = normal_bound(ctimes[2])
+    wslib.log("%s: normal requests took %s ms (control %s ms, bound %.0f ms)" % (
+        what, ", ".join("%.1f" % (t * 1000) for t in times), ", ".join("%.1f" % (t * 1000) for t in ctimes),
+        bound * 1000))
+    check(times[2] < bound, "%s: a normal request took %.0f ms (median of 5; bound %.0f ms, control %.1f ms)" % (
+        what, times[2] * 1000, bound * 1000, ctimes[2] * 1000))
 
 
 def server(*extra):
-    """A started server, with its reference time for normal requests
-    (NORMAL_BOUND) measured before any abuse."""
-    srv = wslib.Server(data(), extra_args=list(extra)).start()
-    _REFERENCE[srv.port] = median_normal(srv.port)[0]
-    return srv
+    return wslib.Server(data(), extra_args=list(extra)).start()
 
 
 def open_idle(port, n, prefix=b""):
@@ -324,7 +336,7 @@ def connection_limit_queues_new_connections_until_idle_ones_time_out():
     # --http-timeout 4: the 40 must outlive the 1 s during which the 41st
     # is watched, also when opening them is slow on a busy machine.
     srv = server("--max-connections", "40", "--http-threads", "1", "--http-timeout", "4")
-    # The probes' connections (readiness, reference) count until released.
+    # The readiness probe's connection counts until released.
     wait_server_connections(srv, 0, "the probes' connections released")
     socks = open_idle(srv.port, 40)
     try:
@@ -420,9 +432,10 @@ def slow_loris_headers():
             for s in trickle:
                 s.send(b"a")
             if i % 5 == 0:
-                one = normal_request(srv.port)  # a single request: five times the median's bound
-                check(one < min(BLOCKED_BOUND, 5 * normal_bound(srv.port)),
-                      "a normal request stalled behind slow clients (%.0f ms)" % (one * 1000))
+                (one,), (ctl,) = normal_times(srv.port, 1)  # a single request: five times the floor
+                check(one < normal_bound(ctl, 5 * NORMAL_BOUND),
+                      "a normal request stalled behind slow clients (%.0f ms, control %.1f ms)" % (
+                          one * 1000, ctl * 1000))
             i += 1
             time.sleep(0.05)
         check_normal_fast(srv.port, "200 stalled + 200 trickling connections")
