@@ -333,26 +333,45 @@ def connection_limit_queues_new_connections_until_idle_ones_time_out():
     memory) until an idle one is closed by --http-timeout, then it is
     answered."""
     # One thread: libmicrohttpd splits the limit between its threads.
-    # --http-timeout 4: the 40 must outlive the 1 s during which the 41st
-    # is watched, also when opening them is slow on a busy machine.
-    srv = server("--max-connections", "40", "--http-threads", "1", "--http-timeout", "4")
+    srv = server("--max-connections", "40", "--http-threads", "1", "--http-timeout", "2")
     # The readiness probe's connection counts until released.
-    wait_server_connections(srv, 0, "the probes' connections released")
-    socks = open_idle(srv.port, 40)
+    wait_server_connections(srv, 0, "the probe's connection released")
+    socks = open_idle(srv.port, 40, b"GET /healthz HTTP/1.1\r\n" + HOST + b"X-Wait: ")
+    # Until the 41st has been watched, each of the 40 sends one more byte
+    # of its header every 0.5 s, so that none reaches --http-timeout
+    # however slowly a busy machine lets this test run (on a loaded machine
+    # accepting the 40 took longer than the timeout); then they fall
+    # silent and time out.
+    last = [time.monotonic()]
+
+    def nudge():
+        if time.monotonic() - last[0] >= 0.5:
+            for s in socks:
+                s.send(b"a")
+            last[0] = time.monotonic()
     try:
-        wait_server_connections(srv, 40, "40 idle connections accepted")
+        deadline = time.monotonic() + 30
+        while server_connections(srv.proc.pid, srv.port) != 40:  # all accepted: the limit is reached
+            check(time.monotonic() < deadline, "the server holds %d connections after 30 s, want 40" % (
+                server_connections(srv.proc.pid, srv.port)))
+            nudge()
+            time.sleep(wslib.POLL_INTERVAL)
         extra = connect(srv.port)
         t0 = time.monotonic()
         extra.sendall(b"GET /healthz HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n")
-        r, _, _ = select.select([extra], [], [], 1.0)
-        check(not r, "a connection over the limit was answered at once: %r" % (r and extra.recv(200)))
-        # ... and the 40 were all still open meanwhile (none timed out yet):
-        # it was refused by the limit, not by chance.
+        while time.monotonic() - t0 < 1.0:  # the 41st watched for 1 s
+            nudge()
+            r, _, _ = select.select([extra], [], [], 0.1)
+            check(not r, "a connection over the limit was answered while the 40 were open: %r" % (
+                r and extra.recv(200)))
+        # ... and the 40 were all still open meanwhile: the 41st waited
+        # because of the limit (not accepted and held, not refused).
         check_eq(40, server_connections(srv.proc.pid, srv.port),
                  "connections the server holds after the 41st waited 1 s")
-        check(closed_by_server(socks, 30), "idle connections not closed after --http-timeout 4")
+        t1 = time.monotonic()
+        check(closed_by_server(socks, 30), "idle connections not closed after --http-timeout 2")
         out = read_until_closed(extra, 30)
-        wslib.log("the queued connection was answered after %.1f s" % (time.monotonic() - t0))
+        wslib.log("the queued connection was answered %.1f s after the 40 fell silent" % (time.monotonic() - t1))
         extra.close()
         check(out.startswith(b"HTTP/1.1 200"), "queued connection's answer: %r" % out[:80])
     finally:
