@@ -422,8 +422,10 @@ def per_address_limit():
         extra.close()
         wslib.log("6th connection refused: %s" % ", ".join(forms))
         check_eq(b"", got, "answer on the 6th connection from one address")
-        # Refused, not queued behind the five: the server still holds five.
-        check_eq(5, server_connections(srv.proc.pid, srv.port), "connections the server holds after the 6th")
+        # Refused, not kept: the server holds the five and only them (its
+        # socket of the 6th can outlive the close the client saw by a
+        # moment: 1 run in 30 at load 15 counted it once).
+        wait_server_connections(srv, 5, "the server to hold the five after refusing the 6th")
     finally:
         for s in socks:
             s.close()
