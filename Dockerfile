@@ -19,9 +19,9 @@ RUN apt-get update \
 WORKDIR /src
 COPY Makefile ./
 COPY src/ src/
-# The binary target itself: `make all` would run scripts/install-deps,
-# which also wants the test tools.
-RUN make build/walletstream \
+# The binary target itself: `make all` would run scripts/install-deps
+# build, whose packages the step above installed already.
+RUN make binary \
  && strip build/walletstream \
  && build/walletstream --version
 
@@ -40,7 +40,8 @@ RUN apt-get update \
 COPY --from=build /src/build/walletstream /usr/local/bin/walletstream
 
 # Every option is also a WALLETSTREAM_* variable (docs/CONFIGURATION.md);
-# WALLETSTREAM_BROKERS unset means the embedded broker (a demo only).
+# WALLETSTREAM_BROKERS unset means localhost:9092, which inside a container
+# is rarely a broker: set it (compose.yaml does).
 ENV WALLETSTREAM_DATA_DIR=/var/lib/walletstream/data
 VOLUME ["/var/lib/walletstream"]
 WORKDIR /var/lib/walletstream

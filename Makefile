@@ -3,7 +3,8 @@
 #   make                 build build/walletstream (optimised)
 #   make test            build under AddressSanitizer + UndefinedBehaviorSanitizer
 #                        and run every test (tests/run)
-#   make run             start the service on its embedded defaults
+#   make run             start a local Kafka (KRaft, log in data/kafka) and the
+#                        service against it (scripts/run)
 #   make bench           run the benchmark suite (bench/run.sh; docs/BENCHMARKS.md)
 #   make bench BENCH=api      only some steps: replay scale stream api
 #   make bench QUICK=1        every step at small sizes (a smoke test, ~3 min)
@@ -18,6 +19,11 @@
 #
 # Compiler and linker flags of the libraries come from pkg-config; jsmn is
 # a header-only library without a .pc file.
+#
+# The commands a user types (make, make run, make test, make bench) first
+# install what they need (scripts/install-deps build|run|test), then build
+# in a second make: pkg-config is asked only there, once the packages are
+# in place, never while this file is parsed on a machine that lacks them.
 
 PKGS      := lmdb libmicrohttpd libxxhash rdkafka
 CC        ?= cc
@@ -33,10 +39,12 @@ endif
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion \
              -Wno-format-truncation
-CFLAGS    := -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -pthread \
-             $(shell pkg-config --cflags $(PKGS))
+# Deferred (=): expanded in recipes only, after install-deps has run.
+CFLAGS     = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) -pthread $(PKG_CFLAGS)
 LDFLAGS   := $(if $(SANITIZE),-fsanitize=$(SANITIZE)) -pthread
-LDLIBS    := $(shell pkg-config --libs $(PKGS))
+LDLIBS     = $(PKG_LIBS)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 
 ifeq ($(V),1)
   Q :=
@@ -55,11 +63,17 @@ UNITS     := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOLS     := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all deps test unit run bench torture clean fuzz fuzz-build fuzz-cov fresh-check
-all: deps $(BUILD)/walletstream
+.PHONY: all binary deps test unit units run bench torture clean fuzz fuzz-build fuzz-cov fresh-check
+SUBMAKE   := $(MAKE) --no-print-directory
+
+all:
+	$(Q)scripts/install-deps build
+	$(Q)$(SUBMAKE) binary
+
+binary: $(BUILD)/walletstream
 
 deps:
-	$(Q)scripts/install-deps
+	$(Q)scripts/install-deps test
 
 $(BUILD)/walletstream: $(OBJS)
 	$(call say,LINK,$@)
@@ -88,24 +102,36 @@ $(BUILD)/tools/%: tests/tools/%.c $(LIB_OBJS) | $(BUILD)/tools
 $(BUILD)/obj $(BUILD)/tests $(BUILD)/tools:
 	$(Q)mkdir -p $@
 
-unit: deps $(UNITS) $(TOOLS)
+unit:
+	$(Q)scripts/install-deps build
+	$(Q)$(SUBMAKE) units
+
+units: $(UNITS) $(TOOLS)
 
 # The whole suite, under the sanitizers: unit tests, then end-to-end tests
 # against the sanitized binary.
 test:
-	$(Q)scripts/install-deps
-	$(Q)$(MAKE) --no-print-directory SANITIZE=address,undefined all unit
+	$(Q)scripts/install-deps test
+	$(Q)$(SUBMAKE) SANITIZE=address,undefined binary units
 	$(Q)tests/run build/san
 
-run: all
+# A real single-node Kafka under data/kafka and `walletstream run` against
+# it, until Ctrl-C (scripts/run).
+run:
+	$(Q)scripts/install-deps run
+	$(Q)$(SUBMAKE) binary
 	$(Q)scripts/run
 
 # The long crash torture (docs/TESTING.md "Crash torture"); ROUNDS=N to change.
-torture: all
+torture:
+	$(Q)scripts/install-deps test
+	$(Q)$(SUBMAKE) binary
 	$(Q)ROUNDS=$${ROUNDS:-20} WALLETSTREAM_BIN=build/walletstream python3 tests/e2e/test_torture.py
 
 # Benchmarks (figures in docs/BENCHMARKS.md, raw results in bench/results/).
-bench: all
+bench:
+	$(Q)scripts/install-deps test
+	$(Q)$(SUBMAKE) binary
 	$(Q)BENCH="$(BENCH)" QUICK="$(QUICK)" bench/run.sh
 
 # libFuzzer harnesses (fuzz/, docs/TESTING.md "Fuzzing"): the library
@@ -115,9 +141,9 @@ FUZZ_CC    ?= clang-14
 FUZZ_TIME  ?= 60
 FUZZ_DIR   := build/fuzz
 FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=all
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -O1 -g -fno-omit-frame-pointer \
              $(FUZZ_SAN) $(filter-out -Wno-format-truncation,$(WARN)) \
-             -Wno-int-to-void-pointer-cast -pthread $(shell pkg-config --cflags $(PKGS))
+             -Wno-int-to-void-pointer-cast -pthread $(PKG_CFLAGS)
 FUZZ_LIB_OBJS := $(filter-out $(FUZZ_DIR)/obj/main.o,$(SRCS:src/%.c=$(FUZZ_DIR)/obj/%.o)) \
              $(ASMS:src/%.S=$(FUZZ_DIR)/obj/%.o)
 FUZZERS    := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard fuzz/fuzz_*.c))

@@ -104,7 +104,7 @@ if [ "$API_BROKER" = real ]; then
     BROKERS=$KAFKA
     say "walletstream run on $WS_API, real Kafka ${KAFKA_VERSION_USED:-?} at $KAFKA, topic $TOPIC"
 else
-    ws_start "$T/ws" run --data-dir "$DATA" --http-threads "$HTTP_THREADS"
+    ws_start "$T/ws" run --embedded-broker --data-dir "$DATA" --http-threads "$HTTP_THREADS"
     TOPIC=transactions_topic
     for _ in $(seq 1 200); do [ -s "$DATA/kafka.bootstrap" ] && break; sleep 0.05; done
     BROKERS=$(cat "$DATA/kafka.bootstrap")

@@ -242,7 +242,7 @@ mdb_stat_time() {
 
 restart_round() {
     local i=$1 cold=$2
-    ready_time run "$i" "$cold" "$BIN" run --data-dir "$STORE" --listen 127.0.0.1:PORT
+    ready_time run "$i" "$cold" "$BIN" run --embedded-broker --data-dir "$STORE" --listen 127.0.0.1:PORT
     ready_time serve "$i" "$cold" "$BIN" serve --data-dir "$STORE" --listen 127.0.0.1:PORT
     ready_time mhd_fixed "$i" "$cold" "$MHD" PORT
     mdb_stat_time "$i" "$cold"

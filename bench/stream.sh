@@ -14,7 +14,7 @@
 # Then:
 #
 #   freshness, embedded broker   for each rate in RATES_EMBEDDED, FRESH_RUNS
-#       runs of DURATION s: `walletstream run` without --brokers (fresh data
+#       runs of DURATION s: `walletstream run --embedded-broker` (fresh data
 #       directory), `loadgen -r RATE -d DURATION -k K` with one probe wallet
 #       every K events (K = RATE / PROBES_PER_S), percentiles over the
 #       probes sent after the first WARMUP s. Then the service's counters
@@ -170,7 +170,7 @@ freshness() {
     [ "$mixed" = mixed ] && mflag=-m
     load0=$(loadavg)
     if [ "$kind" = embedded ]; then
-        start_ws "$dir"
+        start_ws "$dir" --embedded-broker
         for _ in $(seq 1 100); do [ -s "$dir/data/kafka.bootstrap" ] && break; sleep 0.05; done
         brokers=$(cat "$dir/data/kafka.bootstrap")
         topic=transactions_topic

@@ -11,10 +11,13 @@
 #include "json_out.h"
 #include "keyset.h"
 #include "log.h"
+#include "timeutil.h"
 
 #define ADMIN_TIMEOUT_MS 5000
 /* Short, so that a stop is noticed while the broker is away. */
 #define METADATA_TIMEOUT_MS 1000
+/* Between metadata requests that wait for created topics to show. */
+#define METADATA_RETRY_MS 100
 
 const char *const ws_changelog_suffixes[WS_CL_COUNT] = {
     "balances", "avg_debits", "top_credits"};
@@ -162,6 +165,7 @@ int ws_changelog_create_topics(rd_kafka_t *rk, const char *topic, char *why)
     rd_kafka_NewTopic_t *nt[WS_CL_COUNT] = {0};
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_event_t *ev = NULL;
+    int64_t deadline;
     int i, e, refused = 0;
 
     for (i = 0; i < WS_CL_COUNT; i++)
@@ -215,7 +219,14 @@ int ws_changelog_create_topics(rd_kafka_t *rk, const char *topic, char *why)
             rd_kafka_NewTopic_destroy(nt[i]);
     if (q)
         rd_kafka_queue_destroy(q);
-    if ((e = topics_exist(rk, names, WS_CL_COUNT, why)) != WS_OK)
+    /* A broker answers CreateTopics before every broker's metadata lists
+     * the new topics (seen on a fresh single-node Kafka 4.4: all three
+     * created, none in the next metadata answer): ask again for a while. */
+    deadline = ws_clock_ms() + ADMIN_TIMEOUT_MS;
+    while ((e = topics_exist(rk, names, WS_CL_COUNT, why)) ==
+               WS_ERR_NOT_FOUND && !refused && ws_clock_ms() < deadline)
+        rd_kafka_poll(rk, METADATA_RETRY_MS);   /* the producer's events */
+    if (e != WS_OK)
         return e;
     if (refused)
         ws_log(WS_LOG_WARN, "changelog", "the changelog topics exist but "

@@ -12,8 +12,10 @@
 #include "ws.h"
 
 /* K_CHOICE: a string that must be one of the '|'-separated values its
- * metavar lists ("text|json"). K_NUMBER: a count where 0 is allowed. */
-enum kind { K_STRING, K_COUNT, K_BYTES, K_CHOICE, K_NUMBER };
+ * metavar lists ("text|json"). K_NUMBER: a count where 0 is allowed.
+ * K_FLAG: a switch (int 0 or 1): the flag alone turns it on; its
+ * variable, or --flag=VALUE, takes 1 or 0. */
+enum kind { K_STRING, K_COUNT, K_BYTES, K_CHOICE, K_NUMBER, K_FLAG };
 
 struct option {
     const char *name;       /* flag without "--"; variable WALLETSTREAM_<NAME> */
@@ -33,9 +35,14 @@ struct option {
 static const struct option options[] = {
     {"data-dir", "DIR", K_STRING, AT(data_dir), "./data", ALL,
      "data directory: state, offsets, dead letters"},
-    {"brokers", "LIST", K_STRING, AT(brokers), "", KAFKA,
-     "Kafka bootstrap servers; empty: the embedded broker (run starts it, "
-     "produce finds it through DIR/kafka.bootstrap)"},
+    {"brokers", "LIST", K_STRING, AT(brokers), WS_DEFAULT_BROKERS, KAFKA,
+     "Kafka bootstrap servers (produce, when not given, first reads "
+     "DIR/kafka.bootstrap, written by `make run` and the embedded broker)"},
+    {"embedded-broker", "", K_FLAG, AT(embedded_broker), "0", WS_CMD_RUN,
+     "instead of --brokers, start librdkafka's mock cluster in-process: a "
+     "test broker that keeps about 5 MiB per partition in memory (older "
+     "records vanish) and loses everything when the process ends; for "
+     "quick tests and demos only"},
     {"topic", "NAME", K_STRING, AT(topic), "transactions_topic",
      KAFKA | WS_CMD_BROKER, "input topic; dead letters go to NAME.dlq"},
     {"group", "ID", K_STRING, AT(group), "walletstream", WS_CMD_RUN,
@@ -46,7 +53,8 @@ static const struct option options[] = {
      "be created)"},
     {"partitions", "N", K_COUNT, AT(partitions), "3",
      WS_CMD_RUN | WS_CMD_BROKER,
-     "partitions of the input topic the embedded broker creates"},
+     "partitions of the input topic the embedded broker creates "
+     "(--embedded-broker, broker)"},
     {"listen", "HOST:PORT", K_STRING, AT(listen), "127.0.0.1:8000",
      WS_CMD_RUN | WS_CMD_SERVE, "address of the HTTP API"},
     {"http-threads", "N", K_COUNT, AT(http_threads), "4",
@@ -94,6 +102,19 @@ static const struct option options[] = {
 };
 
 #define NOPTIONS (sizeof options / sizeof options[0])
+
+/* ws_config.given has one bit per option. */
+_Static_assert(NOPTIONS <= 64, "ws_config.given holds 64 options");
+
+int ws_config_given(const ws_config *c, const char *name)
+{
+    size_t k;
+
+    for (k = 0; k < NOPTIONS; k++)
+        if (strcmp(options[k].name, name) == 0)
+            return (c->given >> k) & 1;
+    return 0;
+}
 
 static int parse_number(const char *s, enum kind kind, uint64_t *out)
 {
@@ -159,6 +180,17 @@ static int set(ws_config *c, const struct option *o, const char *value,
         memcpy(field, &value, sizeof value);
         return WS_OK;
     }
+    if (o->kind == K_FLAG) {
+        int on = strcmp(value, "1") == 0;
+
+        if (!on && strcmp(value, "0") != 0) {
+            snprintf(err, WS_CONFIG_ERR_MAX, "%s: \"%s\" is not 1 or 0",
+                     from, value);
+            return WS_ERR_USAGE;
+        }
+        memcpy(field, &on, sizeof on);
+        return WS_OK;
+    }
     if (parse_number(value, o->kind, (uint64_t *)(void *)field) != 0 ||
         (o->kind == K_COUNT && *(uint64_t *)(void *)field == 0)) {
         snprintf(err, WS_CONFIG_ERR_MAX, "%s: \"%s\" is not a valid %s", from,
@@ -214,9 +246,11 @@ int ws_config_parse(ws_config *c, enum ws_cmd cmd, int argc, char **argv,
         snprintf(from, sizeof from, "%s", var);
         if ((e = set(c, &options[k], options[k].def, "default", err)) != 0)
             return e;
-        if (v && (options[k].cmds & cmd) &&
-            (e = set(c, &options[k], v, from, err)) != 0)
-            return e;
+        if (v && (options[k].cmds & cmd)) {
+            if ((e = set(c, &options[k], v, from, err)) != 0)
+                return e;
+            c->given |= (uint64_t)1 << k;
+        }
     }
     for (i = 0; i < argc; i++) {
         const char *arg = argv[i], *value = NULL;
@@ -261,6 +295,8 @@ int ws_config_parse(ws_config *c, enum ws_cmd cmd, int argc, char **argv,
                      (int)len, arg);
             return WS_ERR_USAGE;
         }
+        if (!value && options[k].kind == K_FLAG)
+            value = "1";
         if (!value) {
             if (i + 1 >= argc) {
                 snprintf(err, WS_CONFIG_ERR_MAX, "--%s needs a value",
@@ -274,6 +310,7 @@ int ws_config_parse(ws_config *c, enum ws_cmd cmd, int argc, char **argv,
             snprintf(from, sizeof from, "--%s", options[k].name);
             if ((e = set(c, &options[k], value, from, err)) != 0)
                 return e;
+            c->given |= (uint64_t)1 << k;
         }
     }
     *npos = pos;
@@ -291,11 +328,15 @@ void ws_config_help(FILE *f, enum ws_cmd cmd)
         if (!(options[k].cmds & cmd))
             continue;
         env_name(&options[k], var, sizeof var);
-        snprintf(flag, sizeof flag, "--%s %s", options[k].name,
-                 options[k].metavar);
-        fprintf(f, "  %-26s %s\n  %-26s [%s, default %s]\n", flag,
-                options[k].help, "", var,
-                options[k].def[0] ? options[k].def : "none");
+        snprintf(flag, sizeof flag, "--%s%s%s", options[k].name,
+                 options[k].metavar[0] ? " " : "", options[k].metavar);
+        if (options[k].kind == K_FLAG)
+            fprintf(f, "  %-26s %s\n  %-26s [%s=1 or 0, default %s]\n",
+                    flag, options[k].help, "", var, options[k].def);
+        else
+            fprintf(f, "  %-26s %s\n  %-26s [%s, default %s]\n", flag,
+                    options[k].help, "", var,
+                    options[k].def[0] ? options[k].def : "none");
     }
     if (cmd & KAFKA)
         fprintf(f, "  %-26s %s\n  %-26s [%s, ';'-separated]\n",
@@ -322,7 +363,8 @@ void ws_config_markdown(FILE *f, const char *const *names, int ncmds)
         int first = 1;
 
         env_name(&options[k], var, sizeof var);
-        fprintf(f, "| `--%s ", options[k].name);
+        fprintf(f, "| `--%s%s", options[k].name,
+                options[k].metavar[0] ? " " : "");
         /* A '|' of a list of choices would end the table cell. */
         for (m = options[k].metavar; *m; m++)
             if (*m == '|')

@@ -24,7 +24,7 @@ enum ws_cmd {
 
 typedef struct ws_config {
     const char *data_dir;
-    const char *brokers;        /* "" : the embedded broker */
+    const char *brokers;        /* bootstrap servers */
     const char *topic;
     const char *group;
     const char *listen;
@@ -36,6 +36,8 @@ typedef struct ws_config {
     const char *api_token_file; /* "": no authentication */
     const char *tls_cert;       /* "": plain HTTP */
     const char *tls_key;
+    int embedded_broker;        /* run: start the mock cluster instead */
+    uint64_t given;             /* options set by flag or variable */
     uint64_t partitions;
     uint64_t batch_max;
     uint64_t batch_linger_ms;
@@ -49,6 +51,9 @@ typedef struct ws_config {
     char props_env[4096];       /* WALLETSTREAM_X, split in place */
 } ws_config;
 
+/* Kafka's own tools assume a local broker on its default port. */
+#define WS_DEFAULT_BROKERS "localhost:9092"
+
 /* Room for a usage error sentence. */
 #define WS_CONFIG_ERR_MAX 256
 
@@ -59,6 +64,10 @@ typedef struct ws_config {
  * asked (help printed to stdout), or WS_ERR_USAGE with a sentence in err. */
 int ws_config_parse(ws_config *c, enum ws_cmd cmd, int argc, char **argv,
                     int *npos, char *err);
+
+/* 1 when option `name` (without "--") was set by its flag or its
+ * variable, 0 when it holds its default. */
+int ws_config_given(const ws_config *c, const char *name);
 
 /* Prints the options of `cmd` with their variables and defaults. */
 void ws_config_help(FILE *f, enum ws_cmd cmd);

@@ -13,6 +13,7 @@
 struct ws_source {
     rd_kafka_t *rk;
     char *topic;
+    char *brokers;          /* bootstrap servers, named when none answers */
     int assigned;           /* partitions in the current assignment */
     int64_t high[WS_SOURCE_MAX_PARTITIONS];   /* last known, or -1 */
     char error[256];        /* last error from the error callback */
@@ -78,7 +79,8 @@ int ws_source_open(const ws_kafka_opts *opts, ws_source **out, char *err)
     int e = WS_ERR_NOMEM;
 
     *out = NULL;
-    if (!s || !conf || !(s->topic = strdup(opts->topic))) {
+    if (!s || !conf || !(s->topic = strdup(opts->topic)) ||
+        !(s->brokers = strdup(opts->brokers))) {
         snprintf(err, WS_SOURCE_ERR_MAX, "out of memory");
         goto fail;
     }
@@ -128,6 +130,7 @@ void ws_source_close(ws_source *s)
         rd_kafka_destroy(s->rk);
     }
     free(s->topic);
+    free(s->brokers);
     free(s);
 }
 
@@ -222,8 +225,8 @@ int ws_source_sync(ws_source *s, ws_store *store, int ignore_stored,
     rc = rd_kafka_metadata(s->rk, 0, t, &md, timeout_ms);
     rd_kafka_topic_destroy(t);
     if (rc) {
-        snprintf(why, WS_SOURCE_ERR_MAX, "Kafka broker unreachable: %s",
-                 rd_kafka_err2str(rc));
+        snprintf(why, WS_SOURCE_ERR_MAX, "Kafka broker unreachable at %s: "
+                 "%s", s->brokers, rd_kafka_err2str(rc));
         return WS_ERR_IO;
     }
     if (md->topic_cnt != 1 || md->topics[0].err) {

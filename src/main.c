@@ -204,6 +204,11 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
         ws_log_fail("run", "unexpected argument \"%s\"", pos[0]);
         return EXIT_USAGE;
     }
+    if (c->embedded_broker && ws_config_given(c, "brokers")) {
+        ws_log_fail("run", "--brokers and --embedded-broker exclude each "
+                    "other: choose one");
+        return EXIT_USAGE;
+    }
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
     sigaction(SIGINT, &sa, NULL);
@@ -230,17 +235,18 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
         rc = e == WS_ERR_USAGE ? EXIT_USAGE : 1;
         goto done;
     }
-    if (!brokers[0]) {
+    if (c->embedded_broker) {
         if (ws_broker_start(c->topic, (int)c->partitions, &broker, err) ||
             ws_broker_publish(broker, c->data_dir, err)) {
             ws_log_fail("run", "%s", err);
             goto done;
         }
         brokers = ws_broker_bootstrap(broker);
-        printf("embedded Kafka broker at %s (written to %s/kafka.bootstrap)\n"
+        printf("embedded test broker at %s (written to %s/kafka.bootstrap)\n"
                "%s\n", brokers, c->data_dir, WS_BROKER_LIMITS);
         fflush(stdout);
     }
+    ws_metrics_broker(brokers, broker != NULL);
     kafka_opts(c, brokers, &k);
     kc = k;
     if (broker) {
@@ -288,8 +294,12 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
             while ((e = ws_changelog_create_topics(
                         ws_producer_handle(producer), c->topic, err)) ==
                        WS_ERR_IO && !stop_requested) {
+                char why[sizeof err + 300];
+
+                snprintf(why, sizeof why, "connecting to Kafka at %s: %s",
+                         brokers, err);
                 ws_metrics_broker_up(0);
-                ws_status_set(status, err);
+                ws_status_set(status, why);
             }
             if (stop_requested) {
                 rc = 0;
@@ -328,6 +338,7 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     so.changelog = changelog;
     so.status = status;
     so.topic = c->topic;
+    so.brokers = brokers;
     so.batch_max = c->batch_max;
     so.batch_linger_ms = c->batch_linger_ms;
     so.ignore_stored = broker != NULL;
@@ -393,13 +404,12 @@ static int cmd_produce(const ws_config *c, int npos, char **pos)
     ws_produce_totals t;
     int e;
 
-    if (!brokers[0]) {
-        if (ws_broker_read_bootstrap(c->data_dir, found, sizeof found, err)) {
-            ws_log_fail("produce", "%s", err);
-            return 1;
-        }
+    /* Not given: the broker `make run` or an embedded broker published
+     * in the data directory, else the default. */
+    if (!ws_config_given(c, "brokers") &&
+        ws_broker_read_bootstrap(c->data_dir, found, sizeof found, err) ==
+            WS_OK)
         brokers = found;
-    }
     kafka_opts(c, brokers, &k);
     e = ws_produce_files(&k, pos, npos, &t);
     printf("delivered %llu of %llu records to %s at %s\n",
@@ -455,8 +465,11 @@ static const struct command commands[] = {
     {"run", WS_CMD_RUN, "[run] [OPTIONS]",
      "the stream processor (the default command): consumes the topic, "
      "keeps the figures exactly once in the data directory and serves the "
-     "HTTP API. Without --brokers it starts the embedded Kafka broker and "
-     "writes its address to DIR/kafka.bootstrap. " WS_BROKER_LIMITS
+     "HTTP API. It reads from --brokers (default " WS_DEFAULT_BROKERS ", "
+     "as Kafka's own tools assume; `make run` starts a real Kafka there); "
+     "while no broker answers it keeps trying and /readyz says so. "
+     "--embedded-broker starts a test broker in-process instead and writes "
+     "its address to DIR/kafka.bootstrap. " WS_BROKER_LIMITS
      " SIGINT/SIGTERM commit the current batch and exit 0", cmd_run},
     {"broker", WS_CMD_BROKER, "broker [OPTIONS]",
      "run the embedded Kafka broker alone, so that `run --brokers ADDRESS` "
@@ -465,8 +478,9 @@ static const struct command commands[] = {
      WS_BROKER_LIMITS, cmd_broker},
     {"produce", WS_CMD_PRODUCE, "produce [OPTIONS] [FILE...]",
      "send JSON lines (standard input by default) to the topic, keyed by "
-     "wallet_id, to --brokers or to the embedded broker found through "
-     "DIR/kafka.bootstrap; prints how many were delivered and exits "
+     "wallet_id, to --brokers, else to the broker named in "
+     "DIR/kafka.bootstrap (`make run`, the embedded broker), else to "
+     WS_DEFAULT_BROKERS "; prints how many were delivered and exits "
      "non-zero if any was not", cmd_produce},
     {"replay", WS_CMD_REPLAY, "replay [OPTIONS] FILE...",
      "feed JSON lines (one record value per line; - is standard input) "

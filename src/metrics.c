@@ -40,6 +40,8 @@ static struct {
     int partitions;
     int64_t lag[WS_METRICS_MAX_PARTITIONS];
     int64_t lost[WS_METRICS_MAX_PARTITIONS];
+    const char *broker;     /* bootstrap servers; NULL: no consumer */
+    int broker_embedded;
     int broker_up;
     int ready;
     const char *routes[MAX_ROUTES];
@@ -113,6 +115,14 @@ void ws_metrics_partitions(int count)
     pthread_mutex_lock(&reg.lock);
     reg.partitions = count < WS_METRICS_MAX_PARTITIONS
                          ? count : WS_METRICS_MAX_PARTITIONS;
+    pthread_mutex_unlock(&reg.lock);
+}
+
+void ws_metrics_broker(const char *bootstrap, int embedded)
+{
+    pthread_mutex_lock(&reg.lock);
+    reg.broker = bootstrap;
+    reg.broker_embedded = embedded;
     pthread_mutex_unlock(&reg.lock);
 }
 
@@ -211,6 +221,25 @@ void ws_metrics_render(ws_buf *b)
     for (i = 0; i < reg.partitions; i++)
         ws_buf_printf(b, "walletstream_records_lost_total{partition=\"%d\"} "
                          "%lld\n", i, (long long)reg.lost[i]);
+    if (reg.broker) {
+        const char *p;
+
+        ws_buf_puts(b, "# HELP walletstream_broker_info The Kafka bootstrap "
+                       "servers read from; kind=\"embedded\" for the "
+                       "in-process test broker (--embedded-broker).\n"
+                       "# TYPE walletstream_broker_info gauge\n"
+                       "walletstream_broker_info{bootstrap=\"");
+        for (p = reg.broker; *p; p++) {     /* a label value's escapes */
+            if (*p == '\\' || *p == '"')
+                ws_buf_putc(b, '\\');
+            if (*p == '\n')
+                ws_buf_puts(b, "\\n");
+            else
+                ws_buf_putc(b, *p);
+        }
+        ws_buf_printf(b, "\",kind=\"%s\"} 1\n",
+                      reg.broker_embedded ? "embedded" : "kafka");
+    }
     if (reg.broker_up >= 0)
         ws_buf_printf(b, "# HELP walletstream_broker_up 1 when the Kafka "
                          "broker answered the last metadata request.\n"
@@ -260,7 +289,16 @@ void ws_metrics_json(ws_buf *b)
     int i, k;
 
     pthread_mutex_lock(&reg.lock);
-    ws_buf_puts(b, "\"broker_up\":");
+    ws_buf_puts(b, "\"broker\":");
+    if (reg.broker) {
+        ws_buf_puts(b, "{\"bootstrap\":");
+        ws_json_str(b, reg.broker, strlen(reg.broker));
+        ws_buf_printf(b, ",\"kind\":\"%s\"}",
+                      reg.broker_embedded ? "embedded" : "kafka");
+    } else {
+        ws_buf_puts(b, "null");
+    }
+    ws_buf_puts(b, ",\"broker_up\":");
     ws_buf_puts(b, reg.broker_up < 0 ? "null"
                    : reg.broker_up ? "true" : "false");
     ws_buf_puts(b, ",\"consumer_lag\":[");

@@ -35,6 +35,12 @@ void ws_metrics_partitions(int count);
  * read (ws_source_skip_lost). Any thread. */
 void ws_metrics_lost(int partition, int64_t records);
 
+/* The broker in use: its bootstrap address (borrowed: must outlive the
+ * registry's readers, i.e. the process's HTTP server) and whether it is
+ * the embedded test broker. Shown by /metrics (walletstream_broker_info),
+ * /status and the dashboard's banner. Any thread. */
+void ws_metrics_broker(const char *bootstrap, int embedded);
+
 /* 1 when the broker answered the last metadata request. Any thread. */
 void ws_metrics_broker_up(int up);
 
@@ -68,8 +74,8 @@ struct ws_metrics_sample {
  * commit and age totals. Any thread (the HTTP server's sampler). */
 void ws_metrics_sample(int64_t time_ms, const ws_counts *c);
 
-/* Appends the registry as members of a JSON object (no braces): broker_up,
- * consumer_lag, batch_commit_seconds, event_age_seconds and history.
+/* Appends the registry as members of a JSON object (no braces): broker
+ * (null, or bootstrap and kind), broker_up, consumer_lag, batch_commit_seconds, event_age_seconds and history.
  * Any thread. */
 void ws_metrics_json(ws_buf *b);
 

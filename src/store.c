@@ -308,9 +308,10 @@ static int put(ws_batch *b, int db, const void *k, size_t kn, const void *v,
 
 /* ------------------------------------------------ the data directory */
 
-/* 1 when dir holds no entries but the embedded broker's address file
- * (written by `walletstream broker` before any writer starts), 0 when it
- * holds others, -1 on error. */
+/* 1 when dir holds no entries but a broker's: the address file
+ * kafka.bootstrap (written by `walletstream broker` and `make run` before
+ * any writer starts) and `make run`'s Kafka log directory kafka/; 0 when
+ * it holds others, -1 on error. */
 static int dir_is_empty(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -321,7 +322,8 @@ static int dir_is_empty(const char *dir)
         return -1;
     while ((e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
-            strncmp(e->d_name, "kafka.bootstrap", 15) != 0) {
+            strncmp(e->d_name, "kafka.bootstrap", 15) != 0 &&
+            strcmp(e->d_name, "kafka") != 0) {
             empty = 0;
             break;
         }

@@ -416,7 +416,7 @@ int ws_stream_run(const ws_stream_opts *o)
         if ((err = ws_source_take_error(o->source)) != NULL &&
             strstr(err, "ALL_BROKERS_DOWN")) {
             snprintf(l.source_err, sizeof l.source_err,
-                     "Kafka broker unreachable: %s", err);
+                     "Kafka broker unreachable at %s: %s", o->brokers, err);
             ws_metrics_broker_up(0);
             publish_status(&l);
         }

@@ -47,6 +47,7 @@ typedef struct ws_stream_opts {
     ws_changelog *changelog;        /* NULL: no changelog topics */
     ws_status *status;
     const char *topic;
+    const char *brokers;            /* named when none answers */
     uint64_t batch_max;
     uint64_t batch_linger_ms;
     int ignore_stored;              /* a brand-new embedded broker */

@@ -197,7 +197,8 @@ def run_serves_https():
     """The options apply to run too (embedded broker, empty data)."""
     cert, key = certificate()
     ddir = wslib.data_dir()
-    p, port = start_tls("run", [ddir, "--tls-cert", cert, "--tls-key", key, "--api-token-file", token_file()], cert)
+    p, port = start_tls("run", [ddir, "--embedded-broker", "--tls-cert", cert, "--tls-key", key,
+                                "--api-token-file", token_file()], cert)
     st, _, body = https_request(port, cert, "GET", "/balance/w1", headers=bearer())
     check_eq(404, st, "run over HTTPS, empty state (body %r)" % body[:200])
     check_eq(401, https_request(port, cert, "GET", "/balance/w1")[0], "run over HTTPS without token")

@@ -884,8 +884,8 @@ class FaultBroker(EmbeddedBroker):
 class Runner:
     """`walletstream run` on a free loopback port.
 
-    brokers=None starts the embedded broker (its address is then read from
-    DATA_DIR/kafka.bootstrap). start() waits for /readyz 200 unless
+    brokers=None passes --embedded-broker: the in-process test broker (its
+    address is then read from DATA_DIR/kafka.bootstrap). start() waits for /readyz 200 unless
     wait_ready=False. kill9() simulates a crash; stop_ok() checks exit 0
     after SIGTERM."""
 
@@ -901,6 +901,8 @@ class Runner:
 
     def args(self):
         a = [require_binary(), "run", "--data-dir", self.ddir, "--listen", "127.0.0.1:%d" % self.port]
+        if self.brokers is None:
+            a.append("--embedded-broker")
         for flag, v in (("--brokers", self.brokers), ("--topic", self.topic), ("--group", self.group),
                         ("--partitions", self.partitions), ("--batch-max", self.batch_max),
                         ("--batch-linger", self.batch_linger)):

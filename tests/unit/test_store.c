@@ -107,6 +107,32 @@ static void test_foreign_directory_is_refused_untouched(void)
     CHECK_EQ_INT(count_entries(dir), 1);
 }
 
+/* `make run` writes its broker's address and keeps Kafka's log in the
+ * data directory before walletstream first opens it. */
+static void test_directory_with_only_the_brokers_files_is_new(void)
+{
+    char dir[300], path[400], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL;
+
+    fresh_dir(dir, sizeof dir, "broker-files");
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/kafka.bootstrap", dir);
+    write_text(path, "127.0.0.1:9092\n");
+    snprintf(path, sizeof path, "%s/kafka", dir);
+    mkdir(path, 0755);
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    ws_store_close(s);
+    fresh_dir(dir, sizeof dir, "broker-files-and-more");
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/kafka", dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/kafka.log", dir);
+    write_text(path, "x\n");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err),
+                 WS_ERR_FORMAT);
+    CHECK(s == NULL);
+}
+
 static void test_other_format_version_is_refused_untouched(void)
 {
     char dir[300], path[400], err[WS_STORE_ERR_MAX];
@@ -561,6 +587,7 @@ int main(void)
     snprintf(root, sizeof root, "%s", tmpl);
     RUN(test_new_directory_gets_a_format_marker);
     RUN(test_foreign_directory_is_refused_untouched);
+    RUN(test_directory_with_only_the_brokers_files_is_new);
     RUN(test_other_format_version_is_refused_untouched);
     RUN(test_garbled_marker_is_refused);
     RUN(test_second_writer_is_refused);
