@@ -21,7 +21,7 @@ COPY Makefile ./
 COPY src/ src/
 # The binary target itself: `make all` would run scripts/install-deps
 # build, whose packages the step above installed already.
-RUN make binary \
+RUN make build/walletstream \
  && strip build/walletstream \
  && build/walletstream --version
 

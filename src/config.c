@@ -47,6 +47,12 @@ static const struct option options[] = {
      KAFKA | WS_CMD_BROKER, "input topic; dead letters go to NAME.dlq"},
     {"group", "ID", K_STRING, AT(group), "walletstream", WS_CMD_RUN,
      "consumer group the offsets are mirrored to, for lag tools"},
+    {"recreated-topic", "refuse|read-from-start", K_CHOICE,
+     AT(recreated_topic), "refuse", WS_CMD_RUN,
+     "a partition whose stored offset lies beyond its log's end (the topic "
+     "was deleted and created again): refuse to read the topic (not ready, "
+     "the reason in /readyz) or read the new log from its start on top of "
+     "the current state, once, as run starts"},
     {"changelog", "auto|on|off", K_CHOICE, AT(changelog), "auto", WS_CMD_RUN,
      "publish changed figures to compacted topics NAME.balances, "
      "NAME.avg_debits and NAME.top_credits (auto: when they exist or can "

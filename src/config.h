@@ -31,6 +31,7 @@ typedef struct ws_config {
     const char *log_level;
     const char *log_format;     /* text or json */
     const char *changelog;      /* auto, on or off */
+    const char *recreated_topic;    /* refuse or read-from-start */
     const char *format;         /* export: csv or jsonl */
     const char *out;            /* export: output directory */
     const char *api_token_file; /* "": no authentication */

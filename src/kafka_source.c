@@ -16,6 +16,17 @@ struct ws_source {
     char *brokers;          /* bootstrap servers, named when none answers */
     int assigned;           /* partitions in the current assignment */
     int64_t high[WS_SOURCE_MAX_PARTITIONS];   /* last known, or -1 */
+    /* assign()'s plan for each partition: where it reads from, records
+     * lost before it, whether the stored offset must change */
+    int64_t next[WS_SOURCE_MAX_PARTITIONS];
+    int64_t lost[WS_SOURCE_MAX_PARTITIONS];
+    unsigned char moved[WS_SOURCE_MAX_PARTITIONS];
+    int ever_assigned;      /* the first assignment is done */
+    int need_assign;        /* the last assignment failed: again at sync */
+    int from_start;         /* --recreated-topic read-from-start */
+    int refused;            /* a log was found replaced: see refusal */
+    int topic_gone;         /* the topic was seen deleted (ws_source_close) */
+    char refusal[WS_SOURCE_ERR_MAX];
     char error[256];        /* last error from the error callback */
     int has_error;
 };
@@ -53,6 +64,14 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
     (void)rk;
     if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         ws_metrics_broker_up(0);
+    if (code == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+        code == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        /* The topic may be deleted, and back before the next metadata
+         * read: the partitions are positioned again at the next sync,
+         * which checks the stored offsets against the logs. */
+        s->topic_gone = 1;  /* see ws_source_close */
+        s->need_assign = 1;
+    }
     snprintf(s->error, sizeof s->error, "%s: %s",
              rd_kafka_err2name((rd_kafka_resp_err_t)code), reason);
     s->has_error = 1;
@@ -86,16 +105,26 @@ int ws_source_open(const ws_kafka_opts *opts, ws_source **out, char *err)
     }
     for (int p = 0; p < WS_SOURCE_MAX_PARTITIONS; p++)
         s->high[p] = -1;
+    s->from_start = opts->recreated_from_start;
+    for (int i = 0; i < opts->nprops; i++)
+        if (strncmp(opts->props[i], "auto.offset.reset=", 18) == 0) {
+            snprintf(err, WS_SOURCE_ERR_MAX, "-X auto.offset.reset: "
+                     "walletstream sets it (error) so that every record "
+                     "deleted before it is read is counted; see "
+                     "--recreated-topic");
+            e = WS_ERR_USAGE;
+            goto fail;
+        }
     if ((e = set(conf, "bootstrap.servers", opts->brokers, err)) ||
         (e = set(conf, "group.id", opts->group, err)) ||
         /* Offsets come from the store; the group only mirrors them. */
         (e = set(conf, "enable.auto.commit", "false", err)) ||
         (e = set(conf, "enable.auto.offset.store", "false", err)) ||
-        /* A position the log no longer holds (retention, or the embedded
-         * broker's 5 MiB per partition) comes back as an error: the
-         * stream assigns the partitions again, and assign() logs and
-         * counts the records lost before reading on, never skipping them
-         * silently. */
+        /* A position the log no longer holds (retention, the embedded
+         * broker's 5 MiB per partition, a recreated topic) comes back as
+         * an error, never as a silent jump: the stream assigns the
+         * partitions again, and assign() logs and counts the records
+         * lost before reading on, or refuses a replaced log. */
         (e = set(conf, "auto.offset.reset", "error", err)) ||
         (e = set(conf, "enable.partition.eof", "false", err)) ||
         (e = set(conf, "client.id", "walletstream", err)) ||
@@ -125,7 +154,15 @@ void ws_source_close(ws_source *s)
 {
     if (!s)
         return;
-    if (s->rk) {
+    /* librdkafka 2.0 keeps a reference to a partition whose topic was
+     * deleted (its issues #4486, #4674): destroying the handle then waits
+     * forever for a broker thread, and run would not stop on SIGTERM.
+     * Everything is committed by now; the process is ending: such a
+     * handle is left to the exit. */
+    if (s->rk && s->topic_gone)
+        ws_log(WS_LOG_DEBUG, "kafka", "consumer left open at exit: its "
+               "topic was deleted while it ran");
+    else if (s->rk) {
         rd_kafka_consumer_close(s->rk);
         rd_kafka_destroy(s->rk);
     }
@@ -142,60 +179,161 @@ size_t ws_source_offset_key(const char *topic, int partition, char *buf,
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
-/* Assigns partitions 0..n-1 at their stored offsets. */
+/* The log's first offset ever: where a partition without a stored offset
+ * starts. Never a logical offset (BEGINNING), which librdkafka would
+ * resolve to the log's start without a word about the records before it. */
+#define FIRST_OFFSET 0
+
+/* Gives up the partitions (the topic is gone, or its log was replaced). */
+static void unassign(ws_source *s)
+{
+    if (s->assigned == 0)
+        return;
+    rd_kafka_assign(s->rk, NULL);
+    s->assigned = 0;
+}
+
+/* The stored offset of partition p lies beyond its log's end: the topic
+ * was deleted and created again (or its log truncated). Reading on would
+ * apply the new log's records to the old log's state, so the topic is
+ * refused, for the life of the process, until an operator decides. */
+static void refuse(ws_source *s, int p, int64_t stored, int64_t hi, char *why)
+{
+    snprintf(s->refusal, sizeof s->refusal,
+             "%s [%d]: stored offset %lld lies beyond the log's end %lld: "
+             "the topic was deleted and created again, or its log "
+             "truncated; its records are not applied to the old state. "
+             "Operator: restart run with --recreated-topic read-from-start "
+             "to read the new log from its start on top of the current "
+             "state, or start it with an empty --data-dir", s->topic, p,
+             (long long)stored, (long long)hi);
+    ws_log(WS_LOG_ERROR, "kafka", "%s", s->refusal);
+    snprintf(why, WS_SOURCE_ERR_MAX, "%s", s->refusal);
+    s->refused = 1;
+    unassign(s);
+}
+
+/* Where partition p starts reading: its stored offset (FIRST_OFFSET when
+ * none), checked against the log's bounds. Records deleted before they
+ * were read are logged and noted in s->lost[p]; s->moved[p] says that
+ * the stored offset must become s->next[p]. Returns 0, or WS_ERR_IO with
+ * the topic refused (refuse()). */
+static int position(ws_source *s, ws_view *v, int p, int ignore_stored,
+                    int first, char *why)
+{
+    char key[600];
+    size_t kn = ws_source_offset_key(s->topic, p, key, sizeof key);
+    int64_t stored = FIRST_OFFSET, lo = -1, hi = -1;
+
+    if (ignore_stored || ws_view_offset(v, key, kn, &stored) != WS_OK)
+        stored = FIRST_OFFSET;
+    s->next[p] = stored;
+    s->lost[p] = 0;
+    /* A brand-new embedded broker's log replaces the old one by choice:
+     * its positions are stored at once, so that a later rewind does not
+     * find the old offsets beyond its end. */
+    s->moved[p] = (unsigned char)(ignore_stored != 0);
+    /* Unknown bounds: the stored offset is assigned as it is; a position
+     * outside the log then comes back as an error (auto.offset.reset=
+     * error) and the partitions are positioned again. */
+    if (rd_kafka_query_watermark_offsets(s->rk, s->topic, p, &lo, &hi,
+                                         5000) != 0)
+        return WS_OK;
+    if (stored > hi) {
+        if (!(first && s->from_start)) {
+            refuse(s, p, stored, hi, why);
+            return WS_ERR_IO;
+        }
+        ws_log(WS_LOG_WARN, "kafka",
+               "%s [%d]: stored offset %lld lies beyond the log's end "
+               "%lld: reading the new log from its start on top of the "
+               "current state (--recreated-topic read-from-start)",
+               s->topic, p, (long long)stored, (long long)hi);
+        stored = FIRST_OFFSET;
+        s->next[p] = stored;
+        s->moved[p] = 1;
+    }
+    if (stored < lo) {
+        ws_log(WS_LOG_ERROR, "kafka",
+               "%s [%d]: records %lld to %lld (%lld) were deleted from the "
+               "log before walletstream read them (retention, or the "
+               "embedded broker's bounded memory); reading on from offset "
+               "%lld (walletstream_records_lost_total)", s->topic, p,
+               (long long)stored, (long long)lo - 1,
+               (long long)(lo - stored), (long long)lo);
+        s->lost[p] = lo - stored;
+        s->next[p] = lo;
+        s->moved[p] = 1;
+    }
+    return WS_OK;
+}
+
+/* Stores the new positions of the partitions that moved, with the records
+ * lost, in one transaction: a crash leaves both or neither, so that no
+ * loss is counted twice or missed. */
+static int store_moves(ws_source *s, ws_store *store, int n, char *why)
+{
+    ws_batch *b = NULL;
+    char key[600];
+    int p, e = WS_OK;
+
+    for (p = 0; p < n && !s->moved[p]; p++)
+        ;
+    if (p == n)
+        return WS_OK;
+    if ((e = ws_store_begin(store, &b)) != WS_OK)
+        goto fail;
+    for (p = 0; p < n && e == WS_OK; p++) {
+        size_t kn = ws_source_offset_key(s->topic, p, key, sizeof key);
+
+        if (!s->moved[p])
+            continue;
+        e = ws_batch_offset_set(b, key, kn, s->next[p]);
+        if (e == WS_OK && s->lost[p] > 0)
+            e = ws_batch_lost_add(b, key, kn, s->lost[p]);
+    }
+    if (e == WS_OK) {
+        e = ws_batch_commit(b);
+        b = NULL;
+    }
+fail:
+    if (b)
+        ws_batch_abort(b);
+    if (e != WS_OK)
+        snprintf(why, WS_SOURCE_ERR_MAX, "state store cannot record the "
+                 "positions of %s after records lost: %s", s->topic,
+                 ws_strerror(e));
+    return e;
+}
+
+/* Assigns partitions 0..n-1 at their stored offsets, checked against the
+ * logs (position()). */
 static int assign(ws_source *s, ws_store *store, int n, int ignore_stored,
                   char *why)
 {
-    rd_kafka_topic_partition_list_t *list =
-        rd_kafka_topic_partition_list_new(n);
+    rd_kafka_topic_partition_list_t *list = NULL;
     ws_view *v = NULL;
     rd_kafka_resp_err_t rc;
-    int p, e;
+    int p, e, first = !s->ever_assigned;
 
-    if (!list) {
-        snprintf(why, WS_SOURCE_ERR_MAX, "out of memory");
-        return WS_ERR_NOMEM;
-    }
+    s->need_assign = 1;     /* until this assignment is done */
     e = ws_store_view(store, &v);
     if (e != WS_OK) {
         snprintf(why, WS_SOURCE_ERR_MAX, "state store: %s", ws_strerror(e));
-        rd_kafka_topic_partition_list_destroy(list);
         return e;
     }
-    for (p = 0; p < n; p++) {
-        char key[600];
-        int64_t next = RD_KAFKA_OFFSET_BEGINNING, stored, lo = -1, hi = -1;
-        size_t kn = ws_source_offset_key(s->topic, p, key, sizeof key);
-
-        if (!ignore_stored && ws_view_offset(v, key, kn, &stored) == WS_OK) {
-            next = stored;
-            if (rd_kafka_query_watermark_offsets(s->rk, s->topic, p, &lo, &hi,
-                                                 5000) == 0) {
-                if (stored > hi) {
-                    ws_log(WS_LOG_WARN, "kafka",
-                           "%s [%d]: stored offset %lld lies beyond the "
-                           "log's end %lld (a new or truncated log): "
-                           "reading it from the beginning", s->topic, p,
-                           (long long)stored, (long long)hi);
-                    next = RD_KAFKA_OFFSET_BEGINNING;
-                } else if (stored < lo) {
-                    /* Counted and logged, never skipped silently. */
-                    ws_log(WS_LOG_ERROR, "kafka",
-                           "%s [%d]: records %lld to %lld were deleted "
-                           "from the log before walletstream read them "
-                           "(retention, or the embedded broker's bounded "
-                           "memory); reading on from offset %lld "
-                           "(walletstream_records_lost_total)",
-                           s->topic, p, (long long)stored,
-                           (long long)lo - 1, (long long)lo);
-                    ws_metrics_lost(p, lo - stored);
-                    next = lo;
-                }
-            }
-        }
-        rd_kafka_topic_partition_list_add(list, s->topic, p)->offset = next;
-    }
+    for (p = 0; p < n && e == WS_OK; p++)
+        e = position(s, v, p, ignore_stored, first, why);
     ws_view_end(v);
+    if (e != WS_OK || (e = store_moves(s, store, n, why)) != WS_OK)
+        return e;
+    if (!(list = rd_kafka_topic_partition_list_new(n))) {
+        snprintf(why, WS_SOURCE_ERR_MAX, "out of memory");
+        return WS_ERR_NOMEM;
+    }
+    for (p = 0; p < n; p++)
+        rd_kafka_topic_partition_list_add(list, s->topic, p)->offset =
+            s->next[p];
     rc = rd_kafka_assign(s->rk, list);
     rd_kafka_topic_partition_list_destroy(list);
     if (rc) {
@@ -207,6 +345,8 @@ static int assign(ws_source *s, ws_store *store, int n, int ignore_stored,
         ws_log(WS_LOG_INFO, "kafka", "assigned %d partition%s of %s", n,
                n == 1 ? "" : "s", s->topic);
     s->assigned = n;
+    s->ever_assigned = 1;
+    s->need_assign = 0;
     return WS_OK;
 }
 
@@ -214,11 +354,15 @@ int ws_source_sync(ws_source *s, ws_store *store, int ignore_stored,
                    int timeout_ms, char *why)
 {
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *t = rd_kafka_topic_new(s->rk, s->topic, NULL);
+    rd_kafka_topic_t *t;
     rd_kafka_resp_err_t rc;
     int n = 0, e = WS_OK;
 
-    if (!t) {
+    if (s->refused) {
+        snprintf(why, WS_SOURCE_ERR_MAX, "%s", s->refusal);
+        return WS_ERR_IO;
+    }
+    if (!(t = rd_kafka_topic_new(s->rk, s->topic, NULL))) {
         snprintf(why, WS_SOURCE_ERR_MAX, "cannot use topic %s", s->topic);
         return WS_ERR_IO;
     }
@@ -233,6 +377,16 @@ int ws_source_sync(ws_source *s, ws_store *store, int ignore_stored,
         snprintf(why, WS_SOURCE_ERR_MAX, "topic %s is missing: %s", s->topic,
                  md->topic_cnt ? rd_kafka_err2str(md->topics[0].err)
                                : "no metadata");
+        /* A deleted topic: when one of that name is back, its logs are
+         * checked against the stored offsets before anything is read. */
+        if (md->topic_cnt == 1 &&
+            md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+            s->assigned > 0) {
+            ws_log(WS_LOG_WARN, "kafka", "topic %s is gone: its partitions "
+                   "are unassigned until it is back", s->topic);
+            unassign(s);
+            s->topic_gone = 1;
+        }
         e = WS_ERR_IO;
     } else {
         n = md->topics[0].partition_cnt;
@@ -245,8 +399,8 @@ int ws_source_sync(ws_source *s, ws_store *store, int ignore_stored,
         }
     }
     rd_kafka_metadata_destroy(md);
-    if (e == WS_OK && n != s->assigned)
-        e = assign(s, store, n, ignore_stored && s->assigned == 0, why);
+    if (e == WS_OK && (n != s->assigned || s->need_assign))
+        e = assign(s, store, n, ignore_stored && !s->ever_assigned, why);
     if (e == WS_OK) {
         /* Partitions without fetch responses yet have no cached
          * watermark: ask the broker, so that lag is known everywhere. */
@@ -266,6 +420,10 @@ int ws_source_sync(ws_source *s, ws_store *store, int ignore_stored,
 
 int ws_source_rewind(ws_source *s, ws_store *store, char *why)
 {
+    if (s->refused) {
+        snprintf(why, WS_SOURCE_ERR_MAX, "%s", s->refusal);
+        return WS_ERR_IO;
+    }
     if (s->assigned == 0)
         return WS_OK;
     return assign(s, store, s->assigned, 0, why);

@@ -30,6 +30,10 @@ typedef struct ws_kafka_opts {
     const char *group;
     char *const *props;     /* "key=value" librdkafka properties (-X) */
     int nprops;
+    /* Consumer: a stored offset beyond its log's end (a recreated topic)
+     * is read from the log's start when the process starts, instead of
+     * refused (--recreated-topic read-from-start). */
+    int recreated_from_start;
 } ws_kafka_opts;
 
 /* Applies opts->props to conf. Returns 0, or WS_ERR_USAGE with a sentence
@@ -47,17 +51,28 @@ int ws_source_open(const ws_kafka_opts *opts, ws_source **out, char *err);
 void ws_source_close(ws_source *s);
 
 /* Reads the topic's metadata. When the topic has partitions not yet
- * assigned (the first call, or partitions added later), assigns every
- * partition at its offset stored in `store` (the beginning when none, or
- * when the stored offset lies beyond the partition's end: a new log).
- * `ignore_stored` starts every partition from the beginning (a brand-new
- * embedded broker). Returns 0, or WS_ERR_IO with the reason in why
- * (broker unreachable, topic missing). */
+ * assigned (the first call, partitions added later, the topic back after
+ * it was deleted), assigns every partition at its offset stored in
+ * `store` (offset 0 when none), checked against the log:
+ * - below the log's start: the records in between were deleted before
+ *   they were read; they are logged, the partition's stored offset moves
+ *   to the log's start and its lost count (ws_view_lost) grows by as
+ *   many, in one store transaction, and reading goes on from there;
+ * - beyond the log's end: the log was replaced (a topic deleted and
+ *   created again). The topic is refused for the life of the process:
+ *   nothing more is assigned and this call and ws_source_rewind return
+ *   WS_ERR_IO with the reason and the operator's choices in why. With
+ *   opts->recreated_from_start, the first assignment reads such a log
+ *   from its start instead.
+ * `ignore_stored` starts every partition at offset 0 on the first
+ * assignment (a brand-new embedded broker). Returns 0, or an error with
+ * the reason in why (broker unreachable, topic missing, refused, store). */
 int ws_source_sync(ws_source *s, ws_store *store, int ignore_stored,
                    int timeout_ms, char *why);
 
 /* Positions every assigned partition at its stored offset again (after an
- * aborted batch). Returns 0 or WS_ERR_IO with the reason in why. */
+ * aborted batch, or a position outside the log), checked against the log
+ * as ws_source_sync does. Returns 0 or an error with the reason in why. */
 int ws_source_rewind(ws_source *s, ws_store *store, char *why);
 
 /* Number of assigned partitions (0 before the first successful sync). */

@@ -180,6 +180,8 @@ static void kafka_opts(const ws_config *c, const char *brokers,
     k->group = c->group;
     k->props = c->props;
     k->nprops = c->nprops;
+    k->recreated_from_start = c->recreated_topic &&
+                              strcmp(c->recreated_topic, "read-from-start") == 0;
 }
 
 static int cmd_run(const ws_config *c, int npos, char **pos)

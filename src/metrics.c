@@ -105,9 +105,9 @@ void ws_metrics_lag(int partition, int64_t lag)
     partition_figure(reg.lag, partition, lag, 0);
 }
 
-void ws_metrics_lost(int partition, int64_t records)
+void ws_metrics_lost(int partition, int64_t total)
 {
-    partition_figure(reg.lost, partition, records, 1);
+    partition_figure(reg.lost, partition, total, 0);
 }
 
 void ws_metrics_partitions(int count)
@@ -216,7 +216,7 @@ void ws_metrics_render(ws_buf *b)
     ws_buf_puts(b, "# HELP walletstream_records_lost_total Records deleted "
                    "from a partition's log before walletstream read them "
                    "(retention, or the embedded broker's bounded memory), "
-                   "since the process started.\n"
+                   "as committed with the state.\n"
                    "# TYPE walletstream_records_lost_total counter\n");
     for (i = 0; i < reg.partitions; i++)
         ws_buf_printf(b, "walletstream_records_lost_total{partition=\"%d\"} "
@@ -306,6 +306,10 @@ void ws_metrics_json(ws_buf *b)
         if (reg.lag[i] >= 0)
             ws_buf_printf(b, "%s{\"partition\":%d,\"lag\":%lld}",
                           k++ ? "," : "", i, (long long)reg.lag[i]);
+    ws_buf_puts(b, "],\"records_lost\":[");
+    for (i = 0; i < reg.partitions; i++)
+        ws_buf_printf(b, "%s{\"partition\":%d,\"lost\":%lld}",
+                      i ? "," : "", i, (long long)reg.lost[i]);
     ws_buf_puts(b, "],");
     json_histogram(b, "batch_commit_seconds", &reg.commit);
     ws_buf_putc(b, ',');

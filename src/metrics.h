@@ -31,9 +31,9 @@ void ws_metrics_event_ages(const double *ages, size_t n);
 void ws_metrics_lag(int partition, int64_t lag);
 void ws_metrics_partitions(int count);
 
-/* Counts records of a partition deleted from the log before they were
- * read (ws_source_skip_lost). Any thread. */
-void ws_metrics_lost(int partition, int64_t records);
+/* Records of a partition deleted from the log before they were read, as
+ * stored with the state (ws_view_lost). Any thread. */
+void ws_metrics_lost(int partition, int64_t total);
 
 /* The broker in use: its bootstrap address (borrowed: must outlive the
  * registry's readers, i.e. the process's HTTP server) and whether it is
@@ -75,7 +75,8 @@ struct ws_metrics_sample {
 void ws_metrics_sample(int64_t time_ms, const ws_counts *c);
 
 /* Appends the registry as members of a JSON object (no braces): broker
- * (null, or bootstrap and kind), broker_up, consumer_lag, batch_commit_seconds, event_age_seconds and history.
+ * (null, or bootstrap and kind), broker_up, consumer_lag, records_lost,
+ * batch_commit_seconds, event_age_seconds and history.
  * Any thread. */
 void ws_metrics_json(ws_buf *b);
 

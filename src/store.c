@@ -14,7 +14,9 @@
  *   top         product_id NUL currency -> top-credit record (below)
  *   products    product_id -> empty (seen in an applied transaction)
  *   seen        transaction_id -> 16-byte content fingerprint
- *   counters    "outcome:<name>" / "reason:<code>" -> int64 LE
+ *   counters    "outcome:<name>" / "reason:<code>" -> int64 LE;
+ *               "lost:<source>" -> records of that source deleted from the
+ *               log before they were read (kafka_source.c), int64 LE
  *
  * Records are little-endian byte layouts with a version byte first, read
  * and written only by the functions below, never cast from the page.
@@ -970,6 +972,37 @@ int ws_batch_offset_set(ws_batch *b, const char *source, size_t n,
     return put(b, DB_OFFSETS, source, n, buf, 8);
 }
 
+/* The counters key of a source's lost records: "lost:<source>". */
+static size_t lost_key(const char *source, size_t n, char *key, size_t cap)
+{
+    if (n + 5 > cap)
+        return 0;
+    memcpy(key, "lost:", 5);
+    memcpy(key + 5, source, n);
+    return n + 5;
+}
+
+int ws_batch_lost_add(ws_batch *b, const char *source, size_t n,
+                      int64_t records)
+{
+    char key[600];
+    unsigned char buf[8];
+    MDB_val v;
+    int64_t total = 0;
+    size_t kn = lost_key(source, n, key, sizeof key);
+    int rc;
+
+    if (kn == 0)
+        return batch_err(b, WS_ERR_USAGE);
+    rc = get(b->txn, b->store->dbi[DB_COUNTERS], key, kn, &v);
+    if (rc == 0 && v.mv_size == 8)
+        total = (int64_t)get_u64(v.mv_data);
+    else if (rc != 0 && rc != MDB_NOTFOUND)
+        return batch_rc(b, rc);
+    put_u64(buf, (uint64_t)(total + records));
+    return put(b, DB_COUNTERS, key, kn, buf, 8);
+}
+
 /* ------------------------------------------------------------- views */
 
 int ws_store_view(ws_store *s, ws_view **out)
@@ -1099,6 +1132,27 @@ int ws_view_counts(ws_view *v, ws_counts *out)
         e = read_counter(v, "reason", ws_reason_name((enum ws_reason)i),
                          &out->reason[i]);
     return e;
+}
+
+int ws_view_lost(ws_view *v, const char *source, size_t n, int64_t *total)
+{
+    char key[600];
+    MDB_val data;
+    size_t kn = lost_key(source, n, key, sizeof key);
+    int rc;
+
+    *total = 0;
+    if (kn == 0)
+        return WS_ERR_USAGE;
+    rc = get(v->txn, v->store->dbi[DB_COUNTERS], key, kn, &data);
+    if (rc == MDB_NOTFOUND)
+        return WS_OK;
+    if (rc != 0)
+        return map_err(rc);
+    if (data.mv_size != 8)
+        return WS_ERR_CORRUPT;
+    *total = (int64_t)get_u64(data.mv_data);
+    return WS_OK;
 }
 
 int ws_view_offset(ws_view *v, const char *source, size_t n, int64_t *next)

@@ -173,6 +173,13 @@ void ws_batch_count(ws_batch *b, enum ws_outcome o, enum ws_reason r);
 int ws_batch_offset_set(ws_batch *b, const char *source, size_t n,
                         int64_t next);
 
+/* Adds `records` to the records of `source` (topic/partition) deleted
+ * from the log before they were read; committed with the batch, so that
+ * the count and the offset read past them change together. Returns 0 or
+ * an error (the batch's first). */
+int ws_batch_lost_add(ws_batch *b, const char *source, size_t n,
+                      int64_t records);
+
 /* -------------------------------------------------- reads: any thread */
 
 /* Opens a view of the latest committed batch. Returns 0, WS_ERR_NOMEM or
@@ -194,6 +201,10 @@ int ws_view_tops(ws_view *v, const char *product, size_t n,
 
 /* The stored outcome and reason totals. */
 int ws_view_counts(ws_view *v, ws_counts *out);
+
+/* The stored count of records of `source` lost before they were read
+ * (ws_batch_lost_add); 0 when none. Returns 0 or an error. */
+int ws_view_lost(ws_view *v, const char *source, size_t n, int64_t *total);
 
 /* The stored next offset of `source`: 0 (found), WS_ERR_NOT_FOUND. */
 int ws_view_offset(ws_view *v, const char *source, size_t n, int64_t *next);

@@ -175,10 +175,13 @@ static void update_lag(struct loop *l)
         char key[600];
         size_t kn = ws_source_offset_key(l->o->topic, p, key, sizeof key);
         int64_t hi = ws_source_high_watermark(l->o->source, p), next = 0;
+        int64_t lost;
 
         if (ws_view_offset(v, key, kn, &next) != WS_OK)
             next = 0;
         ws_metrics_lag(p, hi < 0 ? -1 : hi > next ? hi - next : 0);
+        if (ws_view_lost(v, key, kn, &lost) == WS_OK)
+            ws_metrics_lost(p, lost);
     }
     ws_view_end(v);
 }
@@ -337,10 +340,11 @@ static void take(struct loop *l, rd_kafka_message_t *m)
 
 /* The consumer's position in a partition lies outside the log: records
  * were deleted before they were read (retention, the embedded broker's
- * bounded memory), or the log is new. The open batch is committed, so
- * that the stored offsets are the positions, and the partitions are
- * assigned again: ws_source_rewind logs and counts what was lost and
- * reads on from the log's first record. */
+ * bounded memory), or the log was replaced (a recreated topic). The open
+ * batch is committed, so that the stored offsets are the positions, and
+ * the partitions are assigned again: ws_source_rewind logs and counts
+ * what was lost and reads on from the log's first record, or refuses a
+ * replaced log (not ready, with the reason). */
 static void position_lost(struct loop *l, const rd_kafka_message_t *m)
 {
     char why[WS_SOURCE_ERR_MAX];
@@ -354,6 +358,7 @@ static void position_lost(struct loop *l, const rd_kafka_message_t *m)
         snprintf(l->source_err, sizeof l->source_err, "%s", why);
         publish_status(l);
     }
+    update_lag(l);
 }
 
 /* Whether the open batch has been open long enough: --batch-linger, or
@@ -427,7 +432,11 @@ int ws_stream_run(const ws_stream_opts *o)
         for (i = 0; i < n; i++) {
             rd_kafka_message_t *m = msgs[i];
 
-            if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+            /* librdkafka 2.0 reports the broker's OFFSET_OUT_OF_RANGE as
+             * _AUTO_OFFSET_RESET (auto.offset.reset=error); the broker's
+             * own code is taken the same way, should it come through. */
+            if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+                m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
                 if (!l.dropped)
                     position_lost(&l, m);
             } else if (m->err) {

@@ -113,7 +113,8 @@ def configuration_doc_is_generated_from_the_code():
             line = line.strip()
             if line.startswith("--"):
                 flag = line.split()[0]
-                wslib.check(("`%s " % flag).encode() in doc, "%s of %s in the doc" % (flag, c))
+                wslib.check(("`%s " % flag).encode() in doc or ("`%s`" % flag).encode() in doc,
+                            "%s of %s in the doc" % (flag, c))
 
 
 @wslib.test

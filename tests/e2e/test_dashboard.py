@@ -115,7 +115,11 @@ def page_loads_without_console_errors():
     check_eq("walletstream", d.title, "page title")
     wait_for(d, "readiness shown", lambda d: text_of(d, "ready-text") == "ready")
     wait_for(d, "the applied counter of the seed", lambda d: text_of(d, "count-applied") == "9")
-    check_eq("broker connected", text_of(d, "broker-text"), "broker state")
+    check_eq("embedded test broker %s connected" % r.bootstrap, text_of(d, "broker-text"), "broker state")
+    # the test broker loses records: the page says so in its banner
+    banner = text_of(d, "banner")
+    check("5 MiB per partition" in banner and "--embedded-broker" in banner,
+          "the embedded broker's banner: %r" % banner)
     for el in ("chart-events", "chart-commit", "chart-age", "reasons", "lag", "tables"):
         check(d.find_elements("id", el), "the page has #%s" % el)
     lag = text_of(d, "lag")

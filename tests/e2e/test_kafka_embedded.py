@@ -74,7 +74,7 @@ def generated(seed, count, **kw):
 def kafka_seed_via_kcat_every_figure():
     with Runner(wslib.data_dir()) as r:
         out = r.stdout()
-        check("embedded Kafka broker at %s" % r.bootstrap in out,
+        check("embedded test broker at %s" % r.bootstrap in out and "5 MiB per partition" in out,
               "stdout does not announce the embedded broker at %s: %r" % (r.bootstrap, out[-500:]))
         check(wslib.kcat_metadata_ok(r.bootstrap, TOPIC + ".dlq"), "the embedded broker has no %s.dlq" % TOPIC)
         wslib.kcat_produce(r.bootstrap, TOPIC, keyed(seed_lines()))

@@ -737,10 +737,19 @@ class RealKafka:
         log("Kafka broker at %s (%.1f s)" % (out, time.monotonic() - t0))
         return self
 
-    def create_topic(self, name, partitions):
-        p = self._script(["create-topic", "--dir", self.dir, name, str(partitions)], 120)
+    def create_topic(self, name, partitions, *configs):
+        """configs: topic settings "key=value" (e.g. "retention.bytes=1048576")."""
+        p = self._script(["create-topic", "--dir", self.dir, name, str(partitions)] + list(configs), 120)
         if p.returncode != 0:
             raise Fail("create-topic %s: %s" % (name, p.stderr.decode("utf-8", "replace")[-1500:]))
+
+    def delete_topic(self, name):
+        """Deletes a topic; returns once its metadata says it is gone."""
+        p = self._script(["run-class", "--dir", self.dir, "org.apache.kafka.tools.TopicCommand",
+                          "--bootstrap-server", self.bootstrap, "--delete", "--topic", name], 120)
+        if p.returncode != 0:
+            raise Fail("deleting topic %s: %s" % (name, p.stderr.decode("utf-8", "replace")[-1500:]))
+        wait_until(lambda: not kcat_metadata_ok(self.bootstrap, name), 60, "topic %s to be gone" % name)
 
     def create_topics(self, topic, partitions, dlq_partitions=None):
         """The input topic and its dead-letter topic."""

@@ -30,9 +30,46 @@ static void test_defaults_follow_the_spec(void)
     CHECK_EQ_STR(c.listen, "127.0.0.1:8000");
     CHECK_EQ_STR(c.topic, "transactions_topic");
     CHECK_EQ_STR(c.group, "walletstream");
-    CHECK_EQ_STR(c.brokers, "");
+    CHECK_EQ_STR(c.brokers, "localhost:9092");  /* SPEC §6: Kafka's own */
+    CHECK_EQ_INT(c.embedded_broker, 0);  /* the test broker: by choice only */
+    CHECK_EQ_INT(ws_config_given(&c, "brokers"), 0);
     CHECK_EQ_INT(c.nprops, 0);
     CHECK_EQ_INT(npos, 0);
+}
+
+static void test_embedded_broker_is_a_switch(void)
+{
+    char err[WS_CONFIG_ERR_MAX];
+    char *flag[] = {"--embedded-broker"};
+    char *off[] = {"--embedded-broker=0"};
+    char *bad[] = {"--embedded-broker=yes"};
+    char *brokers[] = {"--brokers", "k:9092", "--embedded-broker"};
+    ws_config c;
+    int npos;
+
+    CHECK_EQ_INT(parse(&c, WS_CMD_RUN, 1, flag, &npos), WS_OK);
+    CHECK_EQ_INT(c.embedded_broker, 1);
+    CHECK_EQ_INT(npos, 0);      /* takes no value: nothing left over */
+    CHECK_EQ_INT(parse(&c, WS_CMD_RUN, 1, off, &npos), WS_OK);
+    CHECK_EQ_INT(c.embedded_broker, 0);
+    CHECK_EQ_INT(ws_config_parse(&c, WS_CMD_RUN, 1, bad, &npos, err),
+                 WS_ERR_USAGE);
+    CHECK(strstr(err, "not 1 or 0") != NULL);
+    setenv("WALLETSTREAM_EMBEDDED_BROKER", "1", 1);
+    CHECK_EQ_INT(parse(&c, WS_CMD_RUN, 0, NULL, &npos), WS_OK);
+    CHECK_EQ_INT(c.embedded_broker, 1);
+    unsetenv("WALLETSTREAM_EMBEDDED_BROKER");
+    /* produce has no such option */
+    CHECK_EQ_INT(ws_config_parse(&c, WS_CMD_PRODUCE, 1, flag, &npos, err),
+                 WS_ERR_USAGE);
+    /* given: by flag or variable, not by default (run refuses both) */
+    CHECK_EQ_INT(parse(&c, WS_CMD_RUN, 3, brokers, &npos), WS_OK);
+    CHECK_EQ_INT(ws_config_given(&c, "brokers"), 1);
+    CHECK_EQ_INT(ws_config_given(&c, "topic"), 0);
+    setenv("WALLETSTREAM_BROKERS", "e:1", 1);
+    CHECK_EQ_INT(parse(&c, WS_CMD_RUN, 0, NULL, &npos), WS_OK);
+    CHECK_EQ_INT(ws_config_given(&c, "brokers"), 1);
+    unsetenv("WALLETSTREAM_BROKERS");
 }
 
 static void test_flags_in_both_spellings(void)
@@ -176,15 +213,15 @@ static void test_empty_values_only_where_the_default_is_empty(void)
 {
     char err[WS_CONFIG_ERR_MAX];
     char *empty_dir[] = {"--data-dir="};
-    char *empty_brokers[] = {"--brokers", ""};
+    char *empty_token[] = {"--api-token-file", ""};
     ws_config c;
     int npos;
 
     CHECK_EQ_INT(ws_config_parse(&c, WS_CMD_RUN, 1, empty_dir, &npos, err),
                  WS_ERR_USAGE);
     CHECK(strstr(err, "--data-dir") != NULL);
-    CHECK_EQ_INT(parse(&c, WS_CMD_RUN, 2, empty_brokers, &npos), WS_OK);
-    CHECK_EQ_STR(c.brokers, "");
+    CHECK_EQ_INT(parse(&c, WS_CMD_RUN, 2, empty_token, &npos), WS_OK);
+    CHECK_EQ_STR(c.api_token_file, "");
 }
 
 static void test_help_is_asked(void)
@@ -199,6 +236,7 @@ static void test_help_is_asked(void)
 int main(void)
 {
     RUN(test_defaults_follow_the_spec);
+    RUN(test_embedded_broker_is_a_switch);
     RUN(test_flags_in_both_spellings);
     RUN(test_environment_sets_every_option_and_flags_win);
     RUN(test_x_properties_from_flags_and_environment);

@@ -379,6 +379,40 @@ static void test_counters_accumulate_across_batches_and_restarts(void)
     CHECK_EQ_INT(c.reason[WS_R_INVALID_JSON], 4);
 }
 
+/* Records lost before they were read: per source, added up across
+ * batches, committed with the offset that skips them, none when absent. */
+static void test_lost_counts_commit_with_the_offset(void)
+{
+    char dir[300], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL;
+    ws_batch *b;
+    ws_view *v;
+    int64_t lost = -1, off = -1;
+
+    fresh_dir(dir, sizeof dir, "lost");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_offset_set(b, "t/0", 3, 1948), WS_OK);
+    CHECK_EQ_INT(ws_batch_lost_add(b, "t/0", 3, 1648), WS_OK);
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_lost_add(b, "t/0", 3, 2), WS_OK);
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    /* an aborted batch adds nothing */
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_lost_add(b, "t/0", 3, 1000), WS_OK);
+    ws_batch_abort(b);
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    CHECK_EQ_INT(ws_view_lost(v, "t/0", 3, &lost), WS_OK);
+    CHECK_EQ_INT(lost, 1650);
+    CHECK_EQ_INT(ws_view_offset(v, "t/0", 3, &off), WS_OK);
+    CHECK_EQ_INT(off, 1948);
+    CHECK_EQ_INT(ws_view_lost(v, "t/1", 3, &lost), WS_OK);
+    CHECK_EQ_INT(lost, 0);
+    ws_view_end(v);
+    ws_store_close(s);
+}
+
 static void test_debit_days_are_a_set(void)
 {
     char dir[300], err[WS_STORE_ERR_MAX];
@@ -596,6 +630,7 @@ int main(void)
     RUN(test_wallet_record_round_trips);
     RUN(test_top_records_iterate_by_currency_and_product);
     RUN(test_counters_accumulate_across_batches_and_restarts);
+    RUN(test_lost_counts_commit_with_the_offset);
     RUN(test_debit_days_are_a_set);
     RUN(test_batch_working_set_claims_and_tops);
     RUN(test_map_limit_is_reported_as_full);
