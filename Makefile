@@ -13,6 +13,8 @@
 #   make fuzz FUZZ_TIME=60   build the libFuzzer harnesses of fuzz/ with
 #                        clang-14 (build/fuzz/) and run each for FUZZ_TIME s
 #   make fuzz-cov        source coverage of the fuzz corpora (llvm-cov)
+#   make fresh-check     make run and make test on a pristine Debian 12 root
+#                        (debootstrap + chroot, as root; FRESH=run|test|all)
 #   make V=1             show the commands
 #
 # Compiler and linker flags of the libraries come from pkg-config; jsmn is
@@ -61,7 +63,7 @@ UNITS     := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOLS     := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all binary deps test unit units run bench torture clean fuzz fuzz-build fuzz-cov
+.PHONY: all binary deps test unit units run bench torture clean fuzz fuzz-build fuzz-cov fresh-check
 SUBMAKE   := $(MAKE) --no-print-directory
 
 all:
@@ -174,6 +176,12 @@ $(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_DIR)/libws.a
 
 $(FUZZ_DIR)/obj:
 	$(Q)mkdir -p $@
+
+# The README's two commands on a pristine Debian 12 root (scripts/fresh-check,
+# docs/TESTING.md "Fresh machine check"); needs root.
+FRESH ?= all
+fresh-check:
+	$(Q)scripts/fresh-check $(FRESH)
 
 clean:
 	rm -rf build
