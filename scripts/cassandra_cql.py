@@ -97,7 +97,9 @@ def wait(port, seconds):
     last = None
     while time.monotonic() < deadline:
         try:
-            s = session(port, timeout=2)
+            # a node that listens but is slow to answer (a loaded machine:
+            # 10 s seen) gets most of the time left, not a fixed 2 s
+            s = session(port, timeout=max(2.0, min(30.0, deadline - time.monotonic())))
             close(s)
             return True
         except Exception as e:  # not up yet
@@ -144,7 +146,7 @@ def main(argv):
         sys.stderr.write(__doc__)
         return 2
     try:
-        s = session(port)
+        s = session(port, timeout=30.0)
     except Exception as e:
         sys.stderr.write("cassandra_cql: cannot connect to 127.0.0.1:%d: %s\n" % (port, e))
         return 1

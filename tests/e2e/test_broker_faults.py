@@ -137,9 +137,16 @@ def mock_produce_errors_retriable():
     b.errors("Produce", 15, "REQUEST_TIMED_OUT")
     b.errors("Produce", 15, "LEADER_NOT_AVAILABLE")
     r = _run(b.bootstrap, topic)
-    model, n, n_dlq = check_topic_state(r, topic)
+    r.wait_counted(len(recs))
+    # Exactly once unless a batch waited out its 10 s for its dead letters
+    # (a machine at load 20 can make the 30 retries take that long): the
+    # batch is then retried and repeats its dead letters by design
+    # (at-least-once, SPEC §8a); none may be missing either way.
+    retried = "delivery timed out" in r.output()
+    model, n, n_dlq = check_topic_state(r, topic, dlq_exactly_once=not retried)
     check(model.counts["rejected"] > 0, "no rejected record to dead-letter")
-    wslib.log("%d records, %d dead letters" % (n, n_dlq))
+    wslib.log("%d records, %d dead letters%s" % (n, n_dlq, " (a batch timed out and was retried: repeats allowed)"
+                                                  if retried else ""))
     r.stop_ok()
 
 
