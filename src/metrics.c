@@ -87,27 +87,27 @@ void ws_metrics_event_ages(const double *ages, size_t n)
     pthread_mutex_unlock(&reg.lock);
 }
 
-/* Sets (add = 0) or adds to a per-partition figure; partitions beyond
- * the registry's room share its last slot. */
-static void partition_figure(int64_t *fig, int partition, int64_t v, int add)
+/* Sets a per-partition figure; partitions beyond the registry's room
+ * share its last slot. */
+static void partition_figure(int64_t *fig, int partition, int64_t v)
 {
     if (partition < 0)
         return;
     if (partition >= WS_METRICS_MAX_PARTITIONS)
         partition = WS_METRICS_MAX_PARTITIONS - 1;
     pthread_mutex_lock(&reg.lock);
-    fig[partition] = add ? fig[partition] + v : v;
+    fig[partition] = v;
     pthread_mutex_unlock(&reg.lock);
 }
 
 void ws_metrics_lag(int partition, int64_t lag)
 {
-    partition_figure(reg.lag, partition, lag, 0);
+    partition_figure(reg.lag, partition, lag);
 }
 
 void ws_metrics_lost(int partition, int64_t total)
 {
-    partition_figure(reg.lost, partition, total, 0);
+    partition_figure(reg.lost, partition, total);
 }
 
 void ws_metrics_partitions(int count)

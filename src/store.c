@@ -684,22 +684,44 @@ int ws_store_begin(ws_store *s, ws_batch **out)
     return WS_OK;
 }
 
-static int add_counter(ws_batch *b, const char *prefix, const char *name,
-                       int64_t delta)
+/* Room for a counters key: "<prefix>:" and a name or a source
+ * (topic/partition). */
+#define COUNTER_KEY_MAX 600
+
+/* The counters key "<prefix>:<name>" in key[0..COUNTER_KEY_MAX); returns
+ * its length, or 0 when it does not fit. */
+static size_t counter_key(const char *prefix, const char *name, size_t n,
+                          char *key)
 {
-    char key[64];
+    size_t pn = strlen(prefix);
+
+    if (pn + 1 + n > COUNTER_KEY_MAX)
+        return 0;
+    memcpy(key, prefix, pn);
+    key[pn] = ':';
+    memcpy(key + pn + 1, name, n);
+    return pn + 1 + n;
+}
+
+static int add_counter(ws_batch *b, const char *prefix, const char *name,
+                       size_t n, int64_t delta)
+{
+    char key[COUNTER_KEY_MAX];
     unsigned char buf[8];
     MDB_val v;
     int64_t total = 0;
-    int n = snprintf(key, sizeof key, "%s:%s", prefix, name);
-    int rc = get(b->txn, b->store->dbi[DB_COUNTERS], key, (size_t)n, &v);
+    size_t kn = counter_key(prefix, name, n, key);
+    int rc;
 
+    if (kn == 0)
+        return batch_err(b, WS_ERR_USAGE);
+    rc = get(b->txn, b->store->dbi[DB_COUNTERS], key, kn, &v);
     if (rc == 0 && v.mv_size == 8)
         total = (int64_t)get_u64(v.mv_data);
     else if (rc != 0 && rc != MDB_NOTFOUND)
         return batch_rc(b, rc);
     put_u64(buf, (uint64_t)(total + delta));
-    return put(b, DB_COUNTERS, key, (size_t)n, buf, 8);
+    return put(b, DB_COUNTERS, key, kn, buf, 8);
 }
 
 /* Writes the working set's changed records into the LMDB transaction, in
@@ -750,13 +772,19 @@ int ws_batch_commit(ws_batch *b)
     int i, e = ws_batch_flush(b), rc;
 
     for (i = 0; e == WS_OK && i < WS_OUTCOME_COUNT; i++)
-        if (b->delta.outcome[i])
-            e = add_counter(b, "outcome", ws_outcome_name((enum ws_outcome)i),
+        if (b->delta.outcome[i]) {
+            const char *name = ws_outcome_name((enum ws_outcome)i);
+
+            e = add_counter(b, "outcome", name, strlen(name),
                             b->delta.outcome[i]);
+        }
     for (i = 1; e == WS_OK && i < WS_R_COUNT; i++)
-        if (b->delta.reason[i])
-            e = add_counter(b, "reason", ws_reason_name((enum ws_reason)i),
+        if (b->delta.reason[i]) {
+            const char *name = ws_reason_name((enum ws_reason)i);
+
+            e = add_counter(b, "reason", name, strlen(name),
                             b->delta.reason[i]);
+        }
     if (e != WS_OK) {
         ws_batch_abort(b);
         return e;
@@ -972,35 +1000,10 @@ int ws_batch_offset_set(ws_batch *b, const char *source, size_t n,
     return put(b, DB_OFFSETS, source, n, buf, 8);
 }
 
-/* The counters key of a source's lost records: "lost:<source>". */
-static size_t lost_key(const char *source, size_t n, char *key, size_t cap)
-{
-    if (n + 5 > cap)
-        return 0;
-    memcpy(key, "lost:", 5);
-    memcpy(key + 5, source, n);
-    return n + 5;
-}
-
 int ws_batch_lost_add(ws_batch *b, const char *source, size_t n,
                       int64_t records)
 {
-    char key[600];
-    unsigned char buf[8];
-    MDB_val v;
-    int64_t total = 0;
-    size_t kn = lost_key(source, n, key, sizeof key);
-    int rc;
-
-    if (kn == 0)
-        return batch_err(b, WS_ERR_USAGE);
-    rc = get(b->txn, b->store->dbi[DB_COUNTERS], key, kn, &v);
-    if (rc == 0 && v.mv_size == 8)
-        total = (int64_t)get_u64(v.mv_data);
-    else if (rc != 0 && rc != MDB_NOTFOUND)
-        return batch_rc(b, rc);
-    put_u64(buf, (uint64_t)(total + records));
-    return put(b, DB_COUNTERS, key, kn, buf, 8);
+    return add_counter(b, "lost", source, n, records);
 }
 
 /* ------------------------------------------------------------- views */
@@ -1111,10 +1114,10 @@ int ws_batch_tops(ws_batch *b, const char *product, size_t n,
 static int read_counter(ws_view *v, const char *prefix, const char *name,
                         int64_t *out)
 {
-    char key[64];
+    char key[COUNTER_KEY_MAX];
     MDB_val data;
-    int n = snprintf(key, sizeof key, "%s:%s", prefix, name);
-    int rc = get(v->txn, v->store->dbi[DB_COUNTERS], key, (size_t)n, &data);
+    size_t kn = counter_key(prefix, name, strlen(name), key);
+    int rc = get(v->txn, v->store->dbi[DB_COUNTERS], key, kn, &data);
 
     *out = rc == 0 && data.mv_size == 8 ? (int64_t)get_u64(data.mv_data) : 0;
     return rc == MDB_NOTFOUND ? WS_OK : map_err(rc);
@@ -1136,9 +1139,9 @@ int ws_view_counts(ws_view *v, ws_counts *out)
 
 int ws_view_lost(ws_view *v, const char *source, size_t n, int64_t *total)
 {
-    char key[600];
+    char key[COUNTER_KEY_MAX];
     MDB_val data;
-    size_t kn = lost_key(source, n, key, sizeof key);
+    size_t kn = counter_key("lost", source, n, key);
     int rc;
 
     *total = 0;
