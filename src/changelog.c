@@ -69,6 +69,11 @@ int ws_changelog_note(ws_changelog *c, const ws_result *res)
     return e;
 }
 
+int ws_changelog_tops_changed(const ws_changelog *c)
+{
+    return ws_keyset_count(c->products) > 0;
+}
+
 void ws_changelog_reset(ws_changelog *c)
 {
     ws_keyset_clear(c->wallets);

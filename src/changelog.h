@@ -50,6 +50,9 @@ int ws_changelog_publish(ws_changelog *c, ws_batch *b, ws_producer *p,
 /* Forgets the notes (the batch was dropped). */
 void ws_changelog_reset(ws_changelog *c);
 
+/* Whether a noted record changed a product's top credits. */
+int ws_changelog_tops_changed(const ws_changelog *c);
+
 /* Creates the three topics of `topic` with cleanup.policy=compact where
  * missing, and checks that they exist. Returns 0; WS_ERR_NOT_FOUND when
  * they are missing and cannot be created; WS_ERR_IO when the cluster does

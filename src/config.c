@@ -28,7 +28,7 @@ struct option {
 };
 
 #define ALL (WS_CMD_RUN | WS_CMD_SERVE | WS_CMD_REPLAY | WS_CMD_BROKER | \
-             WS_CMD_PRODUCE | WS_CMD_EXPORT)
+             WS_CMD_PRODUCE | WS_CMD_EXPORT | WS_CMD_RESHARD)
 #define KAFKA (WS_CMD_RUN | WS_CMD_PRODUCE)
 #define AT(field) offsetof(ws_config, field)
 
@@ -86,6 +86,12 @@ static const struct option options[] = {
      "PEM certificate (chain) with --tls-key: serve HTTPS instead of HTTP"},
     {"tls-key", "FILE", K_STRING, AT(tls_key), "", WS_CMD_RUN | WS_CMD_SERVE,
      "PEM private key of --tls-cert"},
+    {"workers", "N", K_NUMBER, AT(workers), "0",
+     WS_CMD_RUN | WS_CMD_REPLAY | WS_CMD_RESHARD,
+     "threads that apply records, one per shard of the wallets (1-64); 0: "
+     "the data directory's shard count, or the number of cores for a new "
+     "one (reshard: the number of cores). A directory with another count "
+     "is refused until `walletstream reshard --workers N` rewrites it"},
     {"batch-max", "N", K_COUNT, AT(batch_max), "100000",
      WS_CMD_RUN | WS_CMD_REPLAY, "records per committed batch at most"},
     {"batch-linger", "MS", K_COUNT, AT(batch_linger_ms), "5", WS_CMD_RUN,

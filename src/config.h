@@ -17,6 +17,7 @@ enum ws_cmd {
     WS_CMD_BROKER = 1 << 3,
     WS_CMD_PRODUCE = 1 << 4,
     WS_CMD_EXPORT = 1 << 5,
+    WS_CMD_RESHARD = 1 << 6,
 };
 
 /* Most -X properties one command line takes. */
@@ -41,6 +42,7 @@ typedef struct ws_config {
     uint64_t given;             /* options set by flag or variable */
     uint64_t partitions;
     uint64_t batch_max;
+    uint64_t workers;           /* 0: the directory's shards, or cores */
     uint64_t batch_linger_ms;
     uint64_t http_threads;
     uint64_t max_connections;

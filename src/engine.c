@@ -48,39 +48,6 @@ void ws_engine_fingerprint(const ws_txn *t, unsigned char fp[16])
     memcpy(fp, c.digest, 16);
 }
 
-int ws_engine_top_cmp(const ws_top_entry *a, const ws_top_entry *b)
-{
-    int c = ws_dec_cmp(b->amount, a->amount);   /* larger first */
-    size_t n;
-
-    if (c != 0)
-        return c;
-    c = ws_time_cmp(a->ts, b->ts);              /* earlier first */
-    if (c != 0)
-        return c;
-    n = a->tx_id_len < b->tx_id_len ? a->tx_id_len : b->tx_id_len;
-    c = memcmp(a->tx_id, b->tx_id, n);          /* smaller id first */
-    if (c != 0)
-        return c;
-    return (a->tx_id_len > b->tx_id_len) - (a->tx_id_len < b->tx_id_len);
-}
-
-int ws_engine_top_insert(ws_top *t, const ws_top_entry *e)
-{
-    unsigned pos = t->n;
-
-    while (pos > 0 && ws_engine_top_cmp(e, &t->e[pos - 1]) < 0)
-        pos--;
-    if (pos >= WS_TOP_N)
-        return 0;
-    if (t->n < WS_TOP_N)
-        t->n++;
-    memmove(&t->e[pos + 1], &t->e[pos],
-            (t->n - 1 - pos) * sizeof t->e[0]);
-    t->e[pos] = *e;
-    return 1;
-}
-
 static void reject(ws_result *res, enum ws_reason r)
 {
     res->outcome = WS_REJECTED;
@@ -90,15 +57,7 @@ static void reject(ws_result *res, enum ws_reason r)
 int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
 {
     unsigned char fp[16], seen_fp[16];
-    ws_wallet w;
-    ws_dec balance, total_debit;
-    int32_t day = ws_time_day(t->ts);
-    int e, added, claimed;
-
-    res->outcome = WS_APPLIED;
-    res->reason = WS_R_NONE;
-    res->detail[0] = '\0';
-    res->top_changed = 0;
+    int e, claimed;
 
     /* Dedup: only applied transactions are remembered. The id is claimed
      * first (one B-tree descent for the usual, new id) and released if
@@ -107,14 +66,36 @@ int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
     e = ws_batch_seen_claim(b, t->tx_id, t->tx_id_len, fp, &claimed, seen_fp);
     if (e != WS_OK)
         return e;
-    if (!claimed) {
-        if (memcmp(fp, seen_fp, 16) == 0) {
-            res->outcome = WS_DUPLICATE;
-        } else {
-            reject(res, WS_R_CONFLICTING_DUPLICATE);
-            snprintf(res->detail, sizeof res->detail,
-                     "transaction_id was already applied with other content");
-        }
+    e = ws_engine_apply_claimed(
+        b, t, !claimed ? (memcmp(fp, seen_fp, 16) == 0 ? WS_CLAIM_SAME
+                                                        : WS_CLAIM_OTHER)
+                       : WS_CLAIM_NEW, res);
+    if (e == WS_OK && claimed && res->outcome != WS_APPLIED)
+        e = ws_batch_seen_release(b, t->tx_id, t->tx_id_len);
+    return e;
+}
+
+int ws_engine_apply_claimed(ws_batch *b, const ws_txn *t, enum ws_claim c,
+                            ws_result *res)
+{
+    ws_wallet w;
+    ws_dec balance, total_debit;
+    int32_t day = ws_time_day(t->ts);
+    int e, added;
+
+    res->outcome = WS_APPLIED;
+    res->reason = WS_R_NONE;
+    res->detail[0] = '\0';
+    res->top_changed = 0;
+
+    if (c == WS_CLAIM_SAME) {
+        res->outcome = WS_DUPLICATE;
+        return WS_OK;
+    }
+    if (c == WS_CLAIM_OTHER) {
+        reject(res, WS_R_CONFLICTING_DUPLICATE);
+        snprintf(res->detail, sizeof res->detail,
+                 "transaction_id was already applied with other content");
         return WS_OK;
     }
 
@@ -132,7 +113,7 @@ int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
         snprintf(res->detail, sizeof res->detail,
                  "wallet's currency is %.3s, transaction's is %.3s",
                  w.currency, t->currency);
-        return ws_batch_seen_release(b, t->tx_id, t->tx_id_len);
+        return WS_OK;
     }
 
     /* Exact aggregates: refuse what would overflow. */
@@ -144,7 +125,7 @@ int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
         reject(res, WS_R_AGGREGATE_OVERFLOW);
         snprintf(res->detail, sizeof res->detail,
                  "applying it would overflow the wallet's exact balance");
-        return ws_batch_seen_release(b, t->tx_id, t->tx_id_len);
+        return WS_OK;
     }
     if ((t->type == WS_DEBIT &&
          ws_dec_add(total_debit, t->amount, &total_debit)) ||
@@ -153,7 +134,7 @@ int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
         reject(res, WS_R_AGGREGATE_OVERFLOW);
         snprintf(res->detail, sizeof res->detail,
                  "applying it would overflow the wallet's exact total debit");
-        return ws_batch_seen_release(b, t->tx_id, t->tx_id_len);
+        return WS_OK;
     }
     w.balance = balance;
     w.total_debit = total_debit;
@@ -194,7 +175,7 @@ int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
         entry.wallet_id_len = (uint16_t)t->wallet_id_len;
         memcpy(entry.tx_id, t->tx_id, t->tx_id_len);
         memcpy(entry.wallet_id, t->wallet_id, t->wallet_id_len);
-        if (ws_engine_top_insert(&top, &entry)) {
+        if (ws_top_insert(&top, &entry)) {
             e = ws_batch_top_put(b, t->product_id, t->product_id_len, &top);
             if (e != WS_OK)
                 return e;

@@ -37,16 +37,22 @@ int ws_engine_record(ws_batch *b, ws_decoder *d, const char *buf, size_t len,
 /* Applies an already decoded transaction; same contract as above. */
 int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res);
 
+/* What is known of a transaction_id before its record is applied. */
+enum ws_claim {
+    WS_CLAIM_NEW = 0,   /* never applied */
+    WS_CLAIM_SAME,      /* applied with the same content: a duplicate */
+    WS_CLAIM_OTHER      /* applied with other content: conflicting */
+};
+
+/* Applies a decoded transaction whose id's claim was decided elsewhere
+ * (the id's shard, router.h): the seen table is neither read nor
+ * written; the caller remembers the id when the outcome is applied.
+ * Does not count the outcome. Same errors as ws_engine_record. */
+int ws_engine_apply_claimed(ws_batch *b, const ws_txn *t, enum ws_claim c,
+                            ws_result *res);
+
 /* 16-byte fingerprint of a transaction's content: wallet, product, type,
  * amount value (not its scale), currency and instant. */
 void ws_engine_fingerprint(const ws_txn *t, unsigned char fp[16]);
-
-/* <0 when entry a ranks above b among top credits (larger amount, then
- * earlier timestamp, then smaller transaction_id in byte order). */
-int ws_engine_top_cmp(const ws_top_entry *a, const ws_top_entry *b);
-
-/* Inserts e into t when it belongs to the top 5; returns 1 when t
- * changed. */
-int ws_engine_top_insert(ws_top *t, const ws_top_entry *e);
 
 #endif

@@ -21,6 +21,12 @@ struct ws_source {
     int64_t next[WS_SOURCE_MAX_PARTITIONS];
     int64_t lost[WS_SOURCE_MAX_PARTITIONS];
     unsigned char moved[WS_SOURCE_MAX_PARTITIONS];
+    /* 1: the stored offsets become next[p] even when lower (a replaced
+     * log); 0: no shard's offset is lowered (records lost before it) */
+    unsigned char replace[WS_SOURCE_MAX_PARTITIONS];
+    unsigned assignments;   /* assignments done */
+    void (*on_assign)(void *arg);
+    void *on_assign_arg;
     int ever_assigned;      /* the first assignment is done */
     int need_assign;        /* the last assignment failed: again at sync */
     int from_start;         /* --recreated-topic read-from-start */
@@ -233,6 +239,7 @@ static int position(ws_source *s, ws_view *v, int p, int ignore_stored,
      * its positions are stored at once, so that a later rewind does not
      * find the old offsets beyond its end. */
     s->moved[p] = (unsigned char)(ignore_stored != 0);
+    s->replace[p] = s->moved[p];
     /* Unknown bounds: the stored offset is assigned as it is; a position
      * outside the log then comes back as an error (auto.offset.reset=
      * error) and the partitions are positioned again. */
@@ -252,6 +259,7 @@ static int position(ws_source *s, ws_view *v, int p, int ignore_stored,
         stored = FIRST_OFFSET;
         s->next[p] = stored;
         s->moved[p] = 1;
+        s->replace[p] = 1;
     }
     if (stored < lo) {
         ws_log(WS_LOG_ERROR, "kafka",
@@ -268,37 +276,50 @@ static int position(ws_source *s, ws_view *v, int p, int ignore_stored,
     return WS_OK;
 }
 
-/* Stores the new positions of the partitions that moved, with the records
- * lost, in one transaction: a crash leaves both or neither, so that no
- * loss is counted twice or missed. */
+/* Stores the new positions of the partitions that moved in every shard,
+ * and the records lost with shard 0's, committed last: a crash before it
+ * leaves shard 0 at its old offset, so the loss is found and counted
+ * again, once; after it, never again. A shard's offset is never lowered
+ * (it holds what lies below), but for a replaced log. */
 static int store_moves(ws_source *s, ws_store *store, int n, char *why)
 {
     ws_batch *b = NULL;
+    ws_view *v = NULL;
     char key[600];
-    int p, e = WS_OK;
+    int p, k, e = WS_OK;
 
     for (p = 0; p < n && !s->moved[p]; p++)
         ;
     if (p == n)
         return WS_OK;
-    if ((e = ws_store_begin(store, &b)) != WS_OK)
+    if ((e = ws_store_view(store, &v)) != WS_OK)
         goto fail;
-    for (p = 0; p < n && e == WS_OK; p++) {
-        size_t kn = ws_source_offset_key(s->topic, p, key, sizeof key);
+    for (k = ws_store_shards(store) - 1; k >= 0 && e == WS_OK; k--) {
+        if ((e = ws_store_begin_shard(store, k, &b)) != WS_OK)
+            break;
+        for (p = 0; p < n && e == WS_OK; p++) {
+            size_t kn = ws_source_offset_key(s->topic, p, key, sizeof key);
+            int64_t held = -1, next = s->next[p];
 
-        if (!s->moved[p])
-            continue;
-        e = ws_batch_offset_set(b, key, kn, s->next[p]);
-        if (e == WS_OK && s->lost[p] > 0)
-            e = ws_batch_lost_add(b, key, kn, s->lost[p]);
-    }
-    if (e == WS_OK) {
-        e = ws_batch_commit(b);
-        b = NULL;
+            if (!s->moved[p])
+                continue;
+            if (!s->replace[p] &&
+                ws_view_shard_offset(v, k, key, kn, &held) == WS_OK &&
+                held > next)
+                next = held;
+            e = ws_batch_offset_set(b, key, kn, next);
+            if (e == WS_OK && k == 0 && s->lost[p] > 0)
+                e = ws_batch_lost_add(b, key, kn, s->lost[p]);
+        }
+        if (e == WS_OK) {
+            e = ws_batch_commit(b);
+            b = NULL;
+        }
     }
 fail:
     if (b)
         ws_batch_abort(b);
+    ws_view_end(v);
     if (e != WS_OK)
         snprintf(why, WS_SOURCE_ERR_MAX, "state store cannot record the "
                  "positions of %s after records lost: %s", s->topic,
@@ -317,6 +338,8 @@ static int assign(ws_source *s, ws_store *store, int n, int ignore_stored,
     int p, e, first = !s->ever_assigned;
 
     s->need_assign = 1;     /* until this assignment is done */
+    if (s->on_assign)
+        s->on_assign(s->on_assign_arg);
     e = ws_store_view(store, &v);
     if (e != WS_OK) {
         snprintf(why, WS_SOURCE_ERR_MAX, "state store: %s", ws_strerror(e));
@@ -347,7 +370,19 @@ static int assign(ws_source *s, ws_store *store, int n, int ignore_stored,
     s->assigned = n;
     s->ever_assigned = 1;
     s->need_assign = 0;
+    s->assignments++;
     return WS_OK;
+}
+
+void ws_source_on_assign(ws_source *s, void (*fn)(void *arg), void *arg)
+{
+    s->on_assign = fn;
+    s->on_assign_arg = arg;
+}
+
+unsigned ws_source_assignments(const ws_source *s)
+{
+    return s->assignments;
 }
 
 int ws_source_sync(ws_source *s, ws_store *store, int ignore_stored,

@@ -75,6 +75,15 @@ int ws_source_sync(ws_source *s, ws_store *store, int ignore_stored,
  * as ws_source_sync does. Returns 0 or an error with the reason in why. */
 int ws_source_rewind(ws_source *s, ws_store *store, char *why);
 
+/* fn(arg) is called before partitions are assigned at the stored
+ * offsets (ws_source_sync, ws_source_rewind), so that whatever was read
+ * is committed first; NULL: nothing. */
+void ws_source_on_assign(ws_source *s, void (*fn)(void *arg), void *arg);
+
+/* How many assignments were made so far (changes when the partitions were
+ * positioned at the stored offsets again). */
+unsigned ws_source_assignments(const ws_source *s);
+
 /* Number of assigned partitions (0 before the first successful sync). */
 int ws_source_partitions(const ws_source *s);
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "broker_embedded.h"
@@ -43,6 +44,27 @@ struct command {
     int (*main)(const ws_config *c, int npos, char **pos);
 };
 
+/* The number of cores this process may use (at least 1, at most the
+ * shards a directory may have). */
+static int cores(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    return n < 1 ? 1 : n > WS_SHARDS_MAX ? WS_SHARDS_MAX : (int)n;
+}
+
+/* Opens the data directory as its writer with --workers shards (0: its
+ * own count, or the number of cores for a new directory). */
+static int open_writer(const ws_config *c, ws_store **s, char *err)
+{
+    int shards = c->workers ? (int)(c->workers > WS_SHARDS_MAX
+                                        ? WS_SHARDS_MAX + 1 : c->workers)
+                            : -cores();
+
+    return ws_store_open_shards(c->data_dir, WS_STORE_WRITE,
+                                c->max_state_size, shards, s, err);
+}
+
 /* ------------------------------------------------------------- replay */
 
 static int cmd_replay(const ws_config *c, int npos, char **pos)
@@ -56,7 +78,7 @@ static int cmd_replay(const ws_config *c, int npos, char **pos)
         ws_log_fail("replay", "no input files (use - for standard input)");
         return EXIT_USAGE;
     }
-    e = ws_store_open(c->data_dir, WS_STORE_WRITE, c->max_state_size, &s, err);
+    e = open_writer(c, &s, err);
     if (e != WS_OK) {
         ws_log_fail("replay", "%s", err);
         return 1;
@@ -192,7 +214,7 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     ws_broker *broker = NULL;
     ws_source *source = NULL;
     ws_producer *producer = NULL;
-    ws_changelog *changelog = NULL;
+    int changelog = 0;
     ws_status *status = NULL;
     ws_http *http = NULL;
     ws_kafka_opts k, kc;    /* producer, consumer */
@@ -216,7 +238,7 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    e = ws_store_open(c->data_dir, WS_STORE_WRITE, c->max_state_size, &store,
+    e = open_writer(c, &store,
                       err);
     if (e != WS_OK) {
         ws_log_fail("run", "%s", err);
@@ -316,8 +338,7 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
                 topics_ok = 0;
             }
         }
-        if (topics_ok && ws_changelog_new(c->topic, &changelog) != WS_OK)
-            goto done;
+        changelog = topics_ok;
     }
     ws_producer_warm(producer, dlq_topic, 2000);
     if (changelog) {
@@ -336,6 +357,7 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     so.store = store;
     so.source = source;
     so.producer = producer;
+    so.producer_opts = &k;
     so.dlq_topic = dlq_topic;
     so.changelog = changelog;
     so.status = status;
@@ -351,7 +373,6 @@ done:
     ws_http_stop(http);
     ws_source_close(source);
     ws_producer_close(producer);
-    ws_changelog_free(changelog);
     if (broker)
         ws_broker_unpublish(broker, c->data_dir);
     ws_broker_stop(broker);
@@ -461,6 +482,37 @@ static int cmd_export(const ws_config *c, int npos, char **pos)
     return 0;
 }
 
+/* ------------------------------------------------------------ reshard */
+
+static int cmd_reshard(const ws_config *c, int npos, char **pos)
+{
+    char err[WS_STORE_ERR_MAX];
+    int shards = c->workers ? (int)(c->workers > WS_SHARDS_MAX
+                                        ? WS_SHARDS_MAX + 1 : c->workers)
+                            : cores();
+    int from = 0, e;
+
+    if (npos > 0) {
+        fprintf(stderr, "walletstream reshard: unexpected argument \"%s\"\n",
+                pos[0]);
+        return EXIT_USAGE;
+    }
+    e = ws_store_reshard(c->data_dir, shards, &from, err);
+    if (e != WS_OK) {
+        fprintf(stderr, "walletstream reshard: %s\n", err);
+        return e == WS_ERR_USAGE ? EXIT_USAGE : 1;
+    }
+    if (from == shards)
+        printf("%s already has %d shards: nothing to do\n", c->data_dir,
+               shards);
+    else if (from == 0)
+        printf("finished the interrupted reshard of %s\n", c->data_dir);
+    else
+        printf("resharded %s from %d to %d shards (data format %d)\n",
+               c->data_dir, from, shards, WS_STORE_FORMAT);
+    return 0;
+}
+
 /* --------------------------------------------------------------- main */
 
 static const struct command commands[] = {
@@ -497,6 +549,12 @@ static const struct command commands[] = {
      "COPY FROM or as JSON lines, consistent as of one committed batch, "
      "with manifest.json (counters and input offsets of that batch); reads "
      "the data directory read-only, beside a running writer", cmd_export},
+    {"reshard", WS_CMD_RESHARD, "reshard [OPTIONS]",
+     "rewrite a stopped data directory's state into --workers shards (the "
+     "number of cores by default): upgrades a format-1 directory, or "
+     "changes the worker count. Every figure, remembered id, counter and "
+     "offset is copied into state.new/ and made durable before the old "
+     "state is replaced; interrupted, it is run again to finish", cmd_reshard},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -553,8 +611,8 @@ int main(int argc, char **argv)
             /* Command names by their bit in enum ws_cmd. */
             static const char *const names[] = {"run", "serve", "replay",
                                                 "broker", "produce",
-                                                "export"};
-            ws_config_markdown(stdout, names, 6);
+                                                "export", "reshard"};
+            ws_config_markdown(stdout, names, 7);
             return 0;
         }
         if (argc < 3 || strcmp(argv[2], "help") == 0) {

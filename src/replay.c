@@ -15,6 +15,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,24 +26,29 @@
 #include "json_out.h"
 #include "lines.h"
 #include "log.h"
+#include "router.h"
 #include "utf8.h"
 
+/* A shard's batch commits at least this often while lines arrive. */
+#define REPLAY_LINGER_MS 1000
+
 struct replay {
-    ws_store *store;
-    ws_decoder *decoder;
-    ws_batch *batch;        /* open batch or NULL */
-    uint64_t in_batch;      /* records in the open batch */
-    int64_t pending[WS_OUTCOME_COUNT];  /* outcomes in the open batch */
-    ws_buf dead;            /* dead letters of the open batch */
+    ws_router *router;
     const char *dead_path;
     int dead_fd;
+    pthread_mutex_t dead_lock;  /* the file, shared by the shards */
+    char *const *files;         /* labels, by partition (file index) */
     ws_replay_totals *totals;
+    pthread_mutex_t totals_lock;
+    struct shard_out {
+        ws_buf dead;            /* dead letters of the shard's open batch */
+        int64_t pending[WS_OUTCOME_COUNT];
+    } out[WS_SHARDS_MAX];
 };
 
-static void dead_letter(struct replay *r, const char *file, int64_t line,
+static void dead_letter(ws_buf *b, const char *file, int64_t line,
                         const ws_result *res, const char *value, size_t n)
 {
-    ws_buf *b = &r->dead;
     char source[4200];
     int sn = snprintf(source, sizeof source, "%s:%lld", file,
                       (long long)line);
@@ -78,165 +85,228 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* Writes the batch's dead letters durably, then commits the batch. On
- * failure the caller drops what remains of the batch. */
-static int flush(struct replay *r)
-{
-    int e, i;
+/* ------------------------------------------ hooks: on a shard's worker */
 
-    if (!r->batch)
-        return WS_OK;
-    if (r->dead.oom)
-        return WS_ERR_NOMEM;
-    if (r->dead.len > 0) {
-        if (r->dead_fd < 0)
-            r->dead_fd = open(r->dead_path,
-                              O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-        if (r->dead_fd < 0 || write_all(r->dead_fd, r->dead.p, r->dead.len) ||
-            fdatasync(r->dead_fd) != 0) {
-            ws_log(WS_LOG_ERROR, "replay", "cannot write %s: %s",
-                   r->dead_path, strerror(errno));
-            return WS_ERR_IO;
-        }
-        ws_buf_reset(&r->dead);
-    }
-    e = ws_batch_commit(r->batch);
-    r->batch = NULL;
-    if (e != WS_OK)
-        return e;
-    for (i = 0; i < WS_OUTCOME_COUNT; i++) {
-        r->totals->outcome[i] += r->pending[i];
-        r->totals->records += r->pending[i];
-        r->pending[i] = 0;
-    }
-    r->in_batch = 0;
-    return WS_OK;
+static int hook_dead_letter(void *ctx, int shard, const ws_input *in,
+                            const ws_result *res, char *why)
+{
+    struct replay *r = ctx;
+
+    (void)why;
+    dead_letter(&r->out[shard].dead, ws_lines_label(r->files[in->partition]),
+                in->offset, res, in->value, in->len);
+    return 0;
 }
 
-/* Drops the open batch and what it gathered. */
-static void drop(struct replay *r)
+static int hook_note(void *ctx, int shard, const ws_result *res)
+{
+    struct replay *r = ctx;
+
+    r->out[shard].pending[res->outcome]++;
+    return 0;
+}
+
+/* The batch's dead letters are written and fsynced before it commits
+ * (DESIGN §1: a crash may repeat a dead letter, never lose one). */
+static int hook_before_commit(void *ctx, int shard, ws_batch *b, char *why)
+{
+    struct replay *r = ctx;
+    ws_buf *d = &r->out[shard].dead;
+    int e = 0;
+
+    (void)b;
+    if (d->oom) {
+        snprintf(why, WS_ROUTER_WHY_MAX, "out of memory");
+        return -1;
+    }
+    if (d->len == 0)
+        return 0;
+    pthread_mutex_lock(&r->dead_lock);
+    if (r->dead_fd < 0)
+        r->dead_fd = open(r->dead_path,
+                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (r->dead_fd < 0 || write_all(r->dead_fd, d->p, d->len) ||
+        fdatasync(r->dead_fd) != 0) {
+        snprintf(why, WS_ROUTER_WHY_MAX, "cannot write %s: %s", r->dead_path,
+                 strerror(errno));
+        e = -1;
+    }
+    pthread_mutex_unlock(&r->dead_lock);
+    ws_buf_reset(d);
+    return e;
+}
+
+static void hook_after_commit(void *ctx, int shard, int ok, uint64_t records,
+                              double seconds, double *ages, size_t nages)
+{
+    struct replay *r = ctx;
+    int i;
+
+    (void)records;
+    (void)seconds;
+    (void)ages;
+    (void)nages;
+    pthread_mutex_lock(&r->totals_lock);
+    for (i = 0; i < WS_OUTCOME_COUNT; i++) {
+        if (ok) {
+            r->totals->outcome[i] += r->out[shard].pending[i];
+            r->totals->records += r->out[shard].pending[i];
+        }
+        r->out[shard].pending[i] = 0;
+    }
+    pthread_mutex_unlock(&r->totals_lock);
+    if (!ok)
+        ws_buf_reset(&r->out[shard].dead);
+}
+
+/* ------------------------------------------------ the routing thread */
+
+/* Routes the lines of one file (partition `index`) from its start; the
+ * router skips those a shard already holds. */
+static int replay_stream(struct replay *r, FILE *f, int index)
+{
+    const char *name = ws_lines_label(r->files[index]);
+    char *line = NULL;
+    size_t cap = 0, n, routed = 0;
+    ssize_t got;
+    int64_t lineno = 0;
+    int e = WS_OK;
+    struct stat st;
+    /* Lines of a pipe or terminal are handed over at once (the next read
+     * may wait); a file's in blocks. */
+    size_t block = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) ? 4096
+                                                                       : 1;
+
+    while ((got = ws_lines_read(f, &line, &cap, &n)) >= 0) {
+        ws_input in;
+
+        lineno++;
+        if (ws_lines_blank(line, n)) {
+            if (r->totals)
+                r->totals->blank++;
+            continue;
+        }
+        in.partition = index;
+        in.offset = lineno;
+        in.value = line;        /* copied by the router */
+        in.len = n;
+        in.ts_ms = -1;
+        in.handle = NULL;
+        ws_router_put(r->router, &in);
+        if (++routed % block == 0) {
+            ws_router_push(r->router);
+            if (ws_router_failed(r->router, NULL, 0))
+                break;
+        }
+    }
+    if (got < 0 && ferror(f)) {
+        e = WS_ERR_IO;
+        ws_log(WS_LOG_ERROR, "replay", "cannot read %s: %s", name,
+               strerror(errno));
+    }
+    free(line);
+    if (e == WS_OK)
+        ws_router_quiesce(r->router);   /* every file ends committed */
+    return e;
+}
+
+/* Routes every file; a failure stops it (and is returned). */
+static int replay_all(struct replay *r, int nfiles, char *why, size_t cap)
+{
+    int i, e = WS_OK;
+
+    for (i = 0; i < nfiles && e == WS_OK; i++) {
+        FILE *f = ws_lines_open(r->files[i]);
+
+        if (!f) {
+            ws_log(WS_LOG_ERROR, "replay", "cannot open %s: %s", r->files[i],
+                   strerror(errno));
+            return WS_ERR_IO;
+        }
+        e = replay_stream(r, f, i);
+        ws_lines_close(f);
+        if (e == WS_OK && (e = ws_router_failed(r->router, why, cap)) != 0)
+            break;
+    }
+    return e;
+}
+
+static int all_seekable(char *const *files, int nfiles)
 {
     int i;
 
-    if (r->batch)
-        ws_batch_abort(r->batch);
-    r->batch = NULL;
-    ws_buf_reset(&r->dead);
-    for (i = 0; i < WS_OUTCOME_COUNT; i++)
-        r->pending[i] = 0;
-    r->in_batch = 0;
-}
-
-static int replay_stream(struct replay *r, FILE *f, const char *name,
-                         uint64_t batch_max)
-{
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t got;
-    int64_t lineno = 0, batch_line = 0;
-    off_t pos = 0, batch_pos = 0;
-    int seekable = fseeko(f, 0, SEEK_CUR) == 0;
-    ws_result res;
-    int e = WS_OK;
-
-    for (;;) {
-        size_t n;
-
-        got = ws_lines_read(f, &line, &cap, &n);
-        if (got < 0) {
-            if (ferror(f)) {
-                e = WS_ERR_IO;
-                ws_log(WS_LOG_ERROR, "replay", "cannot read %s: %s", name,
-                       strerror(errno));
-            } else {
-                e = flush(r);
-            }
-        } else {
-            lineno++;
-            pos += got;
-            if (ws_lines_blank(line, n)) {
-                r->totals->blank++;
-                continue;
-            }
-            if (!r->batch) {
-                batch_pos = pos - got;
-                batch_line = lineno - 1;
-                e = ws_store_begin(r->store, &r->batch);
-            }
-            if (e == WS_OK)
-                e = ws_engine_record(r->batch, r->decoder, line, n, &res);
-            if (e == WS_OK) {
-                r->pending[res.outcome]++;
-                if (res.outcome == WS_REJECTED)
-                    dead_letter(r, name, lineno, &res, line, n);
-                if (++r->in_batch >= batch_max)
-                    e = flush(r);
-            }
-        }
-        if (e == WS_ERR_TXN_FULL && seekable && r->in_batch > 1) {
-            /* Too many pages for one transaction: replay the same lines
-             * in batches half as large. */
-            batch_max = r->in_batch / 2;
-            drop(r);
-            ws_log(WS_LOG_WARN, "replay",
-                   "%s:%lld: batch too large for one store transaction; "
-                   "retrying with --batch-max %llu", name,
-                   (long long)batch_line + 1, (unsigned long long)batch_max);
-            if (fseeko(f, batch_pos, SEEK_SET) != 0) {
-                e = WS_ERR_IO;
-                break;
-            }
-            pos = batch_pos;
-            lineno = batch_line;
-            e = WS_OK;
-            continue;
-        }
-        if (e != WS_OK || got < 0)
-            break;
-    }
-    if (e != WS_OK && e != WS_ERR_IO)
-        ws_log(WS_LOG_ERROR, "replay", "%s:%lld: cannot apply: %s%s", name,
-               (long long)lineno, ws_strerror(e),
-               e == WS_ERR_MAP_FULL ? " (raise --max-state-size)" :
-               e == WS_ERR_TXN_FULL ? " (lower --batch-max)" : "");
-    drop(r);
-    free(line);
-    return e;
+    for (i = 0; i < nfiles; i++)
+        if (strcmp(files[i], "-") == 0)
+            return 0;
+    return 1;
 }
 
 int ws_replay_files(ws_store *s, const char *dead_letters_path,
                     char *const *files, int nfiles, uint64_t batch_max,
                     ws_replay_totals *totals)
 {
-    struct replay r;
-    int i, e = WS_OK;
+    static const ws_router_hooks hooks0 = {
+        NULL, hook_dead_letter, hook_note, hook_before_commit,
+        hook_after_commit, NULL, NULL};
+    ws_router_hooks hooks = hooks0;
+    ws_router_opts o;
+    struct replay *r;
+    char why[WS_ROUTER_WHY_MAX];
+    int k, e;
 
-    memset(&r, 0, sizeof r);
     memset(totals, 0, sizeof *totals);
-    r.store = s;
-    r.dead_path = dead_letters_path;
-    r.dead_fd = -1;
-    r.totals = totals;
-    ws_buf_init(&r.dead);
-    if (ws_decoder_new(&r.decoder) != WS_OK) {
+    if (nfiles > WS_ROUTER_MAX_PARTITIONS) {
+        ws_log(WS_LOG_ERROR, "replay", "at most %d files at once",
+               WS_ROUTER_MAX_PARTITIONS);
+        return WS_ERR_USAGE;
+    }
+    if (!(r = calloc(1, sizeof *r))) {
         ws_log(WS_LOG_ERROR, "replay", "out of memory");
         return WS_ERR_NOMEM;
     }
-    for (i = 0; i < nfiles && e == WS_OK; i++) {
-        FILE *f = ws_lines_open(files[i]);
-
-        if (!f) {
-            ws_log(WS_LOG_ERROR, "replay", "cannot open %s: %s", files[i],
-                   strerror(errno));
-            e = WS_ERR_IO;
+    r->dead_path = dead_letters_path;
+    r->dead_fd = -1;
+    r->files = files;
+    r->totals = totals;
+    pthread_mutex_init(&r->dead_lock, NULL);
+    pthread_mutex_init(&r->totals_lock, NULL);
+    for (k = 0; k < WS_SHARDS_MAX; k++)
+        ws_buf_init(&r->out[k].dead);
+    hooks.ctx = r;
+    memset(&o, 0, sizeof o);
+    o.store = s;
+    o.hooks = &hooks;
+    o.batch_max = batch_max;
+    o.batch_linger_ms = REPLAY_LINGER_MS;
+    if ((e = ws_router_start(&o, &r->router)) != WS_OK)
+        ws_log(WS_LOG_ERROR, "replay", "cannot start the workers: %s",
+               ws_strerror(e));
+    while (e == WS_OK) {
+        why[0] = '\0';
+        e = replay_all(r, nfiles, why, sizeof why);
+        if (e != WS_ERR_TXN_FULL || o.batch_max <= 1 ||
+            !all_seekable(files, nfiles))
             break;
-        }
-        e = replay_stream(&r, f, ws_lines_label(files[i]), batch_max);
-        ws_lines_close(f);
+        /* Too many pages for one transaction: the shards keep what they
+         * committed (the router skips it), the rest is replayed in
+         * smaller batches. */
+        o.batch_max /= 2;
+        ws_log(WS_LOG_WARN, "replay", "batch too large for one store "
+               "transaction; retrying with --batch-max %llu",
+               (unsigned long long)o.batch_max);
+        if ((e = ws_router_reset(r->router)) == WS_OK)
+            ws_router_set_batch_max(r->router, o.batch_max);
     }
-    if (r.dead_fd >= 0)
-        close(r.dead_fd);
-    ws_buf_free(&r.dead);
-    ws_decoder_free(r.decoder);
+    if (e != WS_OK)
+        ws_log(WS_LOG_ERROR, "replay", "cannot apply: %s%s%s%s",
+               ws_strerror(e), why[0] ? " (" : "", why, why[0] ? ")" : "");
+    ws_router_stop(r->router);
+    if (r->dead_fd >= 0)
+        close(r->dead_fd);
+    for (k = 0; k < WS_SHARDS_MAX; k++)
+        ws_buf_free(&r->out[k].dead);
+    pthread_mutex_destroy(&r->dead_lock);
+    pthread_mutex_destroy(&r->totals_lock);
+    free(r);
     return e;
 }

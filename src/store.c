@@ -4,7 +4,7 @@
  * Layout of a data directory:
  *   walletstream.format   "walletstream data directory\nformat N\n"
  *   LOCK                  flock()ed by the single writer (replay, run)
- *   state/                the LMDB environment (data.mdb, lock.mdb)
+ *   state/<k>/            shard k's LMDB environment (data.mdb, lock.mdb)
  *
  * Named databases (DESIGN §3):
  *   meta        "format" -> "N"
@@ -28,6 +28,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,9 @@
 #include <unistd.h>
 
 #include <lmdb.h>
+#include <xxhash.h>
 
+#include "timeutil.h"
 #include "wset.h"
 
 #define FORMAT_FILE "walletstream.format"
@@ -53,12 +56,12 @@
 
 enum {
     DB_META, DB_OFFSETS, DB_WALLETS, DB_DEBIT_DAYS, DB_TOP, DB_PRODUCTS,
-    DB_SEEN, DB_COUNTERS, DB_COUNT
+    DB_SEEN, DB_COUNTERS, DB_OUTBOX, DB_INBOX, DB_COUNT
 };
 
 static const char *const db_names[DB_COUNT] = {
     "meta", "offsets", "wallets", "debit_days", "top", "products", "seen",
-    "counters",
+    "counters", "outbox", "inbox",
 };
 
 /* A batch reads each record it needs from LMDB once, changes it in its
@@ -67,6 +70,7 @@ static const char *const db_names[DB_COUNT] = {
  * commit). Until then its LMDB transaction holds only committed data. */
 struct ws_batch {
     ws_store *store;
+    struct shard *sh;   /* the shard this batch writes */
     MDB_txn *txn;
     ws_wset *ws;        /* records read or changed by this batch */
     ws_wentry *last;    /* the entry loaded last (a get, then its put) */
@@ -75,21 +79,32 @@ struct ws_batch {
     int err;            /* first LMDB error met in this batch */
 };
 
-struct ws_store {
+/* One shard: an LMDB environment in state/<index>/ and its tables. */
+struct shard {
     MDB_env *env;
     MDB_dbi dbi[DB_COUNT];
-    enum ws_store_mode mode;
-    int lock_fd;
+    int index;
     /* Readers hold it shared for the life of a view; taken exclusively
      * only to adopt a map grown by the writer process (MDB_MAP_RESIZED). */
     pthread_rwlock_t resize;
+    int resize_init;
     struct ws_batch batch;
     int batch_open;
 };
 
+struct ws_store {
+    enum ws_store_mode mode;
+    int lock_fd;
+    int nshards;
+    struct shard sh[WS_SHARDS_MAX];
+    /* Next outbox sequence from shard [from] to shard [target]. */
+    uint64_t next_seq[WS_SHARDS_MAX][WS_SHARDS_MAX];
+};
+
+/* A view holds one read transaction per shard, begun in shard order. */
 struct ws_view {
     ws_store *store;
-    MDB_txn *txn;
+    MDB_txn *txn[WS_SHARDS_MAX];
 };
 
 /* ------------------------------------------------------ byte layouts */
@@ -305,7 +320,7 @@ static int put(ws_batch *b, int db, const void *k, size_t kn, const void *v,
 {
     MDB_val key = val(k, kn), data = val(v, vn);
 
-    return batch_rc(b, mdb_put(b->txn, b->store->dbi[db], &key, &data, 0));
+    return batch_rc(b, mdb_put(b->txn, b->sh->dbi[db], &key, &data, 0));
 }
 
 /* ------------------------------------------------ the data directory */
@@ -366,15 +381,55 @@ static int write_file_synced(const char *path, const char *text)
     return close(fd) == 0 && ok ? 0 : -1;
 }
 
+static int reshard_pending(const char *dir);
+
+/* Reads the format marker of an existing data directory: *format and
+ * *shards (1 for format 1, which had no shards line). Returns 0, or
+ * WS_ERR_FORMAT with a sentence when it is not a marker of ours. */
+static int read_format(const char *dir, int *format, int *shards, char *err)
+{
+    char path[4096], buf[256];
+    const char *p;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof path, "%s/%s", dir, FORMAT_FILE);
+    f = fopen(path, "r");
+    if (!f)
+        return WS_ERR_NOT_FOUND;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    *shards = 1;
+    if (strncmp(buf, FORMAT_MAGIC, strlen(FORMAT_MAGIC)) != 0 ||
+        sscanf(buf + strlen(FORMAT_MAGIC), "format %d", format) != 1) {
+        snprintf(err, WS_STORE_ERR_MAX,
+                 "%s is not a walletstream format marker; refusing to "
+                 "touch %s", path, dir);
+        return WS_ERR_FORMAT;
+    }
+    if ((p = strstr(buf, "\nshards ")) != NULL &&
+        (sscanf(p, "\nshards %d", shards) != 1 || *shards < 1 ||
+         *shards > WS_SHARDS_MAX)) {
+        snprintf(err, WS_STORE_ERR_MAX,
+                 "%s names %d shards; this walletstream handles 1 to %d",
+                 path, *shards, WS_SHARDS_MAX);
+        return WS_ERR_FORMAT;
+    }
+    return WS_OK;
+}
+
 /* Checks (and, for a writer on a new or empty directory, creates) the
- * format marker. Nothing is written unless the directory is new. */
-static int check_format(const char *dir, enum ws_store_mode mode, char *err)
+ * format marker; *shards is the directory's shard count. `want` (0: any)
+ * is the count the caller asks for: a new directory gets it (1 when 0),
+ * an existing one with another count is refused with what to do.
+ * Nothing is written unless the directory is new. */
+static int check_format(const char *dir, enum ws_store_mode mode, int want,
+                        int *shards, char *err)
 {
     char path[4096], buf[256];
     struct stat st;
-    FILE *f;
-    size_t n;
-    int format = -1, empty;
+    int format = -1, empty, e;
 
     if (stat(dir, &st) != 0) {
         if (mode == WS_STORE_READ) {
@@ -393,9 +448,9 @@ static int check_format(const char *dir, enum ws_store_mode mode, char *err)
         return WS_ERR_FORMAT;
     }
 
-    snprintf(path, sizeof path, "%s/%s", dir, FORMAT_FILE);
-    f = fopen(path, "r");
-    if (!f) {
+    e = read_format(dir, &format, shards, err);
+    if (e == WS_ERR_NOT_FOUND) {
+        snprintf(path, sizeof path, "%s/%s", dir, FORMAT_FILE);
         empty = dir_is_empty(dir);
         if (empty < 0) {
             snprintf(err, WS_STORE_ERR_MAX, "cannot read %s: %s", dir,
@@ -414,8 +469,9 @@ static int check_format(const char *dir, enum ws_store_mode mode, char *err)
                      "%s is empty: no state to serve yet", dir);
             return WS_ERR_IO;
         }
-        snprintf(buf, sizeof buf, "%sformat %d\n", FORMAT_MAGIC,
-                 WS_STORE_FORMAT);
+        *shards = want > 0 ? want : want < 0 ? -want : 1;
+        snprintf(buf, sizeof buf, "%sformat %d\nshards %d\n", FORMAT_MAGIC,
+                 WS_STORE_FORMAT, *shards);
         if (write_file_synced(path, buf) != 0) {
             snprintf(err, WS_STORE_ERR_MAX, "cannot write %s: %s", path,
                      strerror(errno));
@@ -423,14 +479,17 @@ static int check_format(const char *dir, enum ws_store_mode mode, char *err)
         }
         return WS_OK;
     }
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    if (strncmp(buf, FORMAT_MAGIC, strlen(FORMAT_MAGIC)) != 0 ||
-        sscanf(buf + strlen(FORMAT_MAGIC), "format %d", &format) != 1) {
+    if (e != WS_OK)
+        return e;
+    if (format == 1) {
         snprintf(err, WS_STORE_ERR_MAX,
-                 "%s is not a walletstream format marker; refusing to "
-                 "touch %s", path, dir);
+                 "%s was written by data format 1 (one state, no shards); "
+                 "this walletstream (%s) reads format %d. Upgrade it in "
+                 "place, keeping every figure, id and offset: stop the "
+                 "process using it, then run `walletstream reshard "
+                 "--data-dir %s` (the old state is kept until the new one "
+                 "is complete). Nothing was touched", dir, WS_VERSION,
+                 WS_STORE_FORMAT, dir);
         return WS_ERR_FORMAT;
     }
     if (format != WS_STORE_FORMAT) {
@@ -438,6 +497,22 @@ static int check_format(const char *dir, enum ws_store_mode mode, char *err)
                  "%s was written by data format %d; this walletstream "
                  "(%s) reads format %d only; the directory was left "
                  "untouched", dir, format, WS_VERSION, WS_STORE_FORMAT);
+        return WS_ERR_FORMAT;
+    }
+    if (reshard_pending(dir)) {
+        snprintf(err, WS_STORE_ERR_MAX,
+                 "%s holds an interrupted reshard; finish it with "
+                 "`walletstream reshard --data-dir %s`; nothing was "
+                 "touched", dir, dir);
+        return WS_ERR_FORMAT;
+    }
+    if (want > 0 && want != *shards) {
+        snprintf(err, WS_STORE_ERR_MAX,
+                 "%s holds %d shards and %d workers were asked for: run "
+                 "with --workers %d (or without --workers), or stop it and "
+                 "re-shard it with `walletstream reshard --data-dir %s "
+                 "--workers %d`; nothing was touched", dir, *shards, want,
+                 *shards, dir, want);
         return WS_ERR_FORMAT;
     }
     return WS_OK;
@@ -487,80 +562,175 @@ static void note_pid(int fd)
 static const char *damage_hint(int rc);
 
 /* Opens the named databases and checks (or, on a new environment,
- * writes) the format recorded inside the state. */
-static int open_dbs(ws_store *s, const char *dir, char *err)
+ * writes) the format and the shard's place recorded inside it; `format`
+ * is the data format expected, `place` ("index/count") is checked when
+ * not NULL. */
+static int open_dbs(struct shard *sh, int writer, const char *path,
+                    int format, const char *place, char *err)
 {
     MDB_txn *txn;
     MDB_val v;
-    unsigned flags = s->mode == WS_STORE_WRITE ? MDB_CREATE : 0;
+    unsigned flags = writer ? MDB_CREATE : 0;
     char want[16];
-    int rc, i;
+    int rc, i, k;
 
-    rc = mdb_txn_begin(s->env, NULL, s->mode == WS_STORE_READ ? MDB_RDONLY : 0,
-                       &txn);
+    rc = mdb_txn_begin(sh->env, NULL, writer ? 0 : MDB_RDONLY, &txn);
     if (rc != 0)
         goto fail;
     for (i = 0; i < DB_COUNT; i++) {
-        rc = mdb_dbi_open(txn, db_names[i], flags, &s->dbi[i]);
+        if (format == 1 && (i == DB_OUTBOX || i == DB_INBOX)) {
+            sh->dbi[i] = 0;     /* format 1 had neither */
+            continue;
+        }
+        rc = mdb_dbi_open(txn, db_names[i], flags, &sh->dbi[i]);
         if (rc != 0) {
             mdb_txn_abort(txn);
             if (rc == MDB_NOTFOUND) {
                 snprintf(err, WS_STORE_ERR_MAX,
-                         "the state in %s/%s lacks its \"%s\" table: not "
-                         "written by this walletstream", dir, STATE_DIR,
-                         db_names[i]);
+                         "the state in %s lacks its \"%s\" table: not "
+                         "written by this walletstream", path, db_names[i]);
                 return WS_ERR_FORMAT;
             }
             goto fail;
         }
     }
-    snprintf(want, sizeof want, "%d", WS_STORE_FORMAT);
-    rc = get(txn, s->dbi[DB_META], "format", 6, &v);
-    if (rc == MDB_NOTFOUND && s->mode == WS_STORE_WRITE) {
-        MDB_val key = val("format", 6), data = val(want, strlen(want));
-        rc = mdb_put(txn, s->dbi[DB_META], &key, &data, 0);
-    } else if (rc == 0 && (v.mv_size != strlen(want) ||
-                           memcmp(v.mv_data, want, v.mv_size) != 0)) {
-        mdb_txn_abort(txn);
-        snprintf(err, WS_STORE_ERR_MAX,
-                 "the state in %s/%s records another data format; this "
-                 "walletstream reads format %d", dir, STATE_DIR,
-                 WS_STORE_FORMAT);
-        return WS_ERR_FORMAT;
-    } else if (rc == MDB_NOTFOUND) {
-        mdb_txn_abort(txn);
-        snprintf(err, WS_STORE_ERR_MAX,
-                 "the state in %s/%s records no data format", dir,
-                 STATE_DIR);
-        return WS_ERR_FORMAT;
-    }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        goto fail;
+    snprintf(want, sizeof want, "%d", format);
+    for (k = 0; k < 2; k++) {
+        const char *name = k == 0 ? "format" : "shard";
+        const char *expect = k == 0 ? want : place;
+
+        if (!expect)
+            continue;
+        rc = get(txn, sh->dbi[DB_META], name, strlen(name), &v);
+        if (rc == MDB_NOTFOUND && writer) {
+            MDB_val key = val(name, strlen(name));
+            MDB_val data = val(expect, strlen(expect));
+
+            rc = mdb_put(txn, sh->dbi[DB_META], &key, &data, 0);
+        } else if (rc == 0 && (v.mv_size != strlen(expect) ||
+                               memcmp(v.mv_data, expect, v.mv_size) != 0)) {
+            mdb_txn_abort(txn);
+            snprintf(err, WS_STORE_ERR_MAX,
+                     k == 0 ? "the state in %s records another data format; "
+                              "this walletstream reads format %s"
+                            : "the state in %s belongs to another shard "
+                              "than %s (moved by hand?); nothing was "
+                              "written", path, expect);
+            return WS_ERR_FORMAT;
+        } else if (rc == MDB_NOTFOUND) {
+            mdb_txn_abort(txn);
+            snprintf(err, WS_STORE_ERR_MAX, "the state in %s records no %s",
+                     path, k == 0 ? "data format" : "shard");
+            return WS_ERR_FORMAT;
+        }
+        if (rc != 0) {
+            mdb_txn_abort(txn);
+            goto fail;
+        }
     }
     rc = mdb_txn_commit(txn);
     if (rc != 0)
         goto fail;
     return WS_OK;
 fail:
-    snprintf(err, WS_STORE_ERR_MAX, "cannot open the state in %s/%s: %s%s",
-             dir, STATE_DIR, mdb_strerror(rc), damage_hint(rc));
+    snprintf(err, WS_STORE_ERR_MAX, "cannot open the state in %s: %s%s",
+             path, mdb_strerror(rc), damage_hint(rc));
     return WS_ERR_STORE;
 }
 
-static int check_file_size(ws_store *s, const char *path, char *err);
+static int check_file_size(struct shard *sh, const char *path, char *err);
+
+static void shard_close(struct shard *sh, int writer)
+{
+    if (sh->batch_open)
+        ws_batch_abort(&sh->batch);
+    if (sh->env && writer)
+        (void)mdb_env_sync(sh->env, 1);     /* the last commit's meta page */
+    ws_wset_free(sh->batch.ws);
+    sh->batch.ws = NULL;
+    if (sh->env)
+        mdb_env_close(sh->env);
+    sh->env = NULL;
+    if (sh->resize_init)
+        pthread_rwlock_destroy(&sh->resize);
+    sh->resize_init = 0;
+}
+
+/* Opens the LMDB environment in `path` as shard `index` of `count` of a
+ * data directory of `format` (place not checked when count is 0). */
+static int shard_open(ws_store *s, struct shard *sh, const char *path,
+                      int index, int count, int format, uint64_t map_max,
+                      char *err)
+{
+    int writer = s->mode == WS_STORE_WRITE, rc, e;
+    char place[32];
+
+    sh->index = index;
+    if (pthread_rwlock_init(&sh->resize, NULL) != 0) {
+        snprintf(err, WS_STORE_ERR_MAX, "cannot create a lock");
+        return WS_ERR_NOMEM;
+    }
+    sh->resize_init = 1;
+    if (writer && mkdir(path, 0755) != 0 && errno != EEXIST) {
+        snprintf(err, WS_STORE_ERR_MAX, "cannot create %s: %s", path,
+                 strerror(errno));
+        return WS_ERR_IO;
+    }
+    rc = mdb_env_create(&sh->env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(sh->env, DB_COUNT);
+    if (rc == 0)
+        rc = mdb_env_set_maxreaders(sh->env, MAX_READERS);
+    if (rc == 0 && writer)
+        rc = mdb_env_set_mapsize(sh->env, map_max ? map_max : DEFAULT_MAP_MAX);
+    if (rc == 0)
+        rc = mdb_env_open(sh->env, path,
+                          MDB_NOTLS | (writer ? MDB_NOMETASYNC : MDB_RDONLY),
+                          0644);
+    if (rc != 0) {
+        snprintf(err, WS_STORE_ERR_MAX, "cannot open the state in %s: %s%s",
+                 path, mdb_strerror(rc), damage_hint(rc));
+        return WS_ERR_STORE;
+    }
+    snprintf(place, sizeof place, "%d/%d", index, count);
+    e = check_file_size(sh, path, err);
+    if (e == WS_OK)
+        e = open_dbs(sh, writer, path, format, count ? place : NULL, err);
+    if (e != WS_OK)
+        return e;
+    if (writer && ws_wset_new(&sh->batch.ws) != WS_OK) {
+        snprintf(err, WS_STORE_ERR_MAX, "out of memory");
+        return WS_ERR_NOMEM;
+    }
+    sh->batch.store = s;
+    sh->batch.sh = sh;
+    return WS_OK;
+}
+
 
 int ws_store_open(const char *dir, enum ws_store_mode mode, uint64_t map_max,
                   ws_store **out, char *err)
 {
+    return ws_store_open_shards(dir, mode, map_max, 0, out, err);
+}
+
+int ws_store_open_shards(const char *dir, enum ws_store_mode mode,
+                         uint64_t map_max, int shards, ws_store **out,
+                         char *err)
+{
     char path[4096];
     ws_store *s;
-    int rc, e;
+    int e, i;
 
     *out = NULL;
     err[0] = '\0';
     if (strlen(dir) > 3000) {
         snprintf(err, WS_STORE_ERR_MAX, "data directory path is too long");
+        return WS_ERR_USAGE;
+    }
+    if (shards < -WS_SHARDS_MAX || shards > WS_SHARDS_MAX) {
+        snprintf(err, WS_STORE_ERR_MAX, "workers must be 1 to %d",
+                 WS_SHARDS_MAX);
         return WS_ERR_USAGE;
     }
     s = calloc(1, sizeof *s);
@@ -570,13 +740,8 @@ int ws_store_open(const char *dir, enum ws_store_mode mode, uint64_t map_max,
     }
     s->mode = mode;
     s->lock_fd = -1;
-    if (pthread_rwlock_init(&s->resize, NULL) != 0) {
-        free(s);
-        snprintf(err, WS_STORE_ERR_MAX, "cannot create a lock");
-        return WS_ERR_NOMEM;
-    }
 
-    e = check_format(dir, mode, err);
+    e = check_format(dir, mode, shards, &s->nshards, err);
     if (e != WS_OK)
         goto fail;
     if (mode == WS_STORE_WRITE) {
@@ -591,37 +756,17 @@ int ws_store_open(const char *dir, enum ws_store_mode mode, uint64_t map_max,
         e = WS_ERR_IO;
         goto fail;
     }
-    e = WS_ERR_STORE;
-    rc = mdb_env_create(&s->env);
-    if (rc == 0)
-        rc = mdb_env_set_maxdbs(s->env, DB_COUNT);
-    if (rc == 0)
-        rc = mdb_env_set_maxreaders(s->env, MAX_READERS);
-    if (rc == 0 && mode == WS_STORE_WRITE)
-        rc = mdb_env_set_mapsize(s->env, map_max ? map_max : DEFAULT_MAP_MAX);
-    if (rc == 0)
-        rc = mdb_env_open(s->env, path,
-                          MDB_NOTLS | (mode == WS_STORE_READ ? MDB_RDONLY
-                                                             : MDB_NOMETASYNC),
-                          0644);
-    if (rc != 0) {
-        snprintf(err, WS_STORE_ERR_MAX, "cannot open the state in %s: %s%s",
-                 path, mdb_strerror(rc), damage_hint(rc));
-        goto fail;
+    for (i = 0; i < s->nshards; i++) {
+        snprintf(path, sizeof path, "%s/%s/%d", dir, STATE_DIR, i);
+        e = shard_open(s, &s->sh[i], path, i, s->nshards, WS_STORE_FORMAT,
+                       map_max, err);
+        if (e != WS_OK)
+            goto fail;
     }
-    e = check_file_size(s, path, err);
-    if (e == WS_OK)
-        e = open_dbs(s, dir, err);
-    if (e != WS_OK)
+    if (mode == WS_STORE_WRITE && (e = ws_store_recover(s, err)) != WS_OK)
         goto fail;
-    if (mode == WS_STORE_WRITE && ws_wset_new(&s->batch.ws) != WS_OK) {
-        snprintf(err, WS_STORE_ERR_MAX, "out of memory");
-        e = WS_ERR_NOMEM;
-        goto fail;
-    }
     if (s->lock_fd >= 0)
         note_pid(s->lock_fd);
-    s->batch.store = s;
     *out = s;
     return WS_OK;
 fail:
@@ -631,57 +776,97 @@ fail:
 
 void ws_store_close(ws_store *s)
 {
+    int i;
+
     if (!s)
         return;
-    if (s->batch_open)
-        ws_batch_abort(&s->batch);
-    if (s->env && s->mode == WS_STORE_WRITE)
-        (void)ws_store_sync(s);     /* the last commit's meta page */
-    ws_wset_free(s->batch.ws);
-    if (s->env)
-        mdb_env_close(s->env);
+    for (i = 0; i < WS_SHARDS_MAX; i++)
+        shard_close(&s->sh[i], s->mode == WS_STORE_WRITE);
     if (s->lock_fd >= 0)
         close(s->lock_fd);  /* releases the flock */
-    pthread_rwlock_destroy(&s->resize);
     free(s);
+}
+
+int ws_store_shards(const ws_store *s)
+{
+    return s->nshards;
+}
+
+int ws_store_shard_of(const ws_store *s, const char *id, size_t n)
+{
+    return ws_shard_index(id, n, s->nshards);
+}
+
+int ws_shard_index(const char *id, size_t n, int shards)
+{
+    return shards <= 1 ? 0 : (int)(XXH3_64bits(id, n) % (uint64_t)shards);
 }
 
 int ws_store_sync(ws_store *s)
 {
-    return s->mode == WS_STORE_WRITE && mdb_env_sync(s->env, 1) != 0
-               ? WS_ERR_IO : WS_OK;
+    int i, e = WS_OK;
+
+    if (s->mode != WS_STORE_WRITE)
+        return WS_OK;
+    for (i = 0; i < s->nshards; i++)
+        if (mdb_env_sync(s->sh[i].env, 1) != 0)
+            e = WS_ERR_IO;
+    return e;
 }
 
-void ws_store_usage(ws_store *s, uint64_t *used, uint64_t *limit)
+static void shard_usage(struct shard *sh, uint64_t *used, uint64_t *limit)
 {
     MDB_envinfo info;
     MDB_stat st;
 
+    if (mdb_env_info(sh->env, &info) == 0 && mdb_env_stat(sh->env, &st) == 0) {
+        *used += (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+        *limit += (uint64_t)info.me_mapsize;
+    }
+}
+
+void ws_store_usage(ws_store *s, uint64_t *used, uint64_t *limit)
+{
+    int i;
+
     *used = 0;
     *limit = 0;
-    if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &st) == 0) {
-        *used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
-        *limit = (uint64_t)info.me_mapsize;
-    }
+    for (i = 0; i < s->nshards; i++)
+        shard_usage(&s->sh[i], used, limit);
 }
 
 /* --------------------------------------------------------- the batch */
 
 int ws_store_begin(ws_store *s, ws_batch **out)
 {
-    ws_batch *b = &s->batch;
+    return ws_store_begin_shard(s, 0, out);
+}
+
+int ws_store_begin_shard(ws_store *s, int shard, ws_batch **out)
+{
+    struct shard *sh;
+    ws_batch *b;
     int rc;
 
-    if (s->mode != WS_STORE_WRITE || s->batch_open)
+    if (s->mode != WS_STORE_WRITE || shard < 0 || shard >= s->nshards)
         return WS_ERR_STORE;
-    rc = mdb_txn_begin(s->env, NULL, 0, &b->txn);
+    sh = &s->sh[shard];
+    b = &sh->batch;
+    if (sh->batch_open)
+        return WS_ERR_STORE;
+    rc = mdb_txn_begin(sh->env, NULL, 0, &b->txn);
     if (rc != 0)
         return map_err(rc);
     memset(&b->delta, 0, sizeof b->delta);
     b->err = WS_OK;
-    s->batch_open = 1;
+    sh->batch_open = 1;
     *out = b;
     return WS_OK;
+}
+
+int ws_batch_shard(const ws_batch *b)
+{
+    return b->sh->index;
 }
 
 /* Room for a counters key: "<prefix>:" and a name or a source
@@ -715,7 +900,7 @@ static int add_counter(ws_batch *b, const char *prefix, const char *name,
 
     if (kn == 0)
         return batch_err(b, WS_ERR_USAGE);
-    rc = get(b->txn, b->store->dbi[DB_COUNTERS], key, kn, &v);
+    rc = get(b->txn, b->sh->dbi[DB_COUNTERS], key, kn, &v);
     if (rc == 0 && v.mv_size == 8)
         total = (int64_t)get_u64(v.mv_data);
     else if (rc != 0 && rc != MDB_NOTFOUND)
@@ -753,7 +938,7 @@ int ws_batch_flush(ws_batch *b)
                 mdb_cursor_close(cur);
             cur = NULL;
             table = d[i]->table;
-            if ((rc = mdb_cursor_open(b->txn, b->store->dbi[table], &cur)))
+            if ((rc = mdb_cursor_open(b->txn, b->sh->dbi[table], &cur)))
                 break;
         }
         rc = mdb_cursor_put(cur, &key, &data, 0);
@@ -791,7 +976,7 @@ int ws_batch_commit(ws_batch *b)
     }
     rc = mdb_txn_commit(b->txn);
     b->txn = NULL;
-    b->store->batch_open = 0;
+    b->sh->batch_open = 0;
     b->last = NULL;
     b->dirty = 0;
     ws_wset_clear(b->ws);
@@ -803,7 +988,7 @@ void ws_batch_abort(ws_batch *b)
     if (b->txn)
         mdb_txn_abort(b->txn);
     b->txn = NULL;
-    b->store->batch_open = 0;
+    b->sh->batch_open = 0;
     b->last = NULL;
     b->dirty = 0;
     ws_wset_clear(b->ws);
@@ -824,7 +1009,7 @@ static ws_wentry *load(ws_batch *b, int db, const void *k, size_t kn,
         return e;
     if ((e = ws_wset_find(b->ws, (unsigned)db, k, kn)) != NULL)
         return b->last = e;
-    rc = get(b->txn, b->store->dbi[db], k, kn, &v);
+    rc = get(b->txn, b->sh->dbi[db], k, kn, &v);
     if (rc == 0)
         e = ws_wset_add(b->ws, (unsigned)db, k, kn, WS_WE_CLEAN, v.mv_data,
                         v.mv_size, vcap);
@@ -892,7 +1077,7 @@ int ws_batch_seen_release(ws_batch *b, const char *id, size_t n)
         return WS_OK;
     if (e->state == WS_WE_CLEAN) {
         /* Already written back (a flush came between claim and release). */
-        int rc = mdb_del(b->txn, b->store->dbi[DB_SEEN], &key, NULL);
+        int rc = mdb_del(b->txn, b->sh->dbi[DB_SEEN], &key, NULL);
 
         if (rc != 0 && rc != MDB_NOTFOUND)
             return batch_rc(b, rc);
@@ -1006,29 +1191,90 @@ int ws_batch_lost_add(ws_batch *b, const char *source, size_t n,
     return add_counter(b, "lost", source, n, records);
 }
 
+/* --------------------------------------------------------- top lists */
+
+int ws_top_cmp(const ws_top_entry *a, const ws_top_entry *b)
+{
+    int c = ws_dec_cmp(b->amount, a->amount);   /* larger first */
+    size_t n;
+
+    if (c != 0)
+        return c;
+    c = ws_time_cmp(a->ts, b->ts);              /* earlier first */
+    if (c != 0)
+        return c;
+    n = a->tx_id_len < b->tx_id_len ? a->tx_id_len : b->tx_id_len;
+    c = memcmp(a->tx_id, b->tx_id, n);          /* smaller id first */
+    if (c != 0)
+        return c;
+    return (a->tx_id_len > b->tx_id_len) - (a->tx_id_len < b->tx_id_len);
+}
+
+int ws_top_insert(ws_top *t, const ws_top_entry *e)
+{
+    unsigned pos = t->n, i;
+
+    while (pos > 0 && ws_top_cmp(e, &t->e[pos - 1]) < 0)
+        pos--;
+    if (pos >= WS_TOP_N)
+        return 0;
+    for (i = pos; i < t->n; i++)    /* already there (a merge of shards) */
+        if (ws_top_cmp(e, &t->e[i]) == 0)
+            return 0;
+    if (t->n < WS_TOP_N)
+        t->n++;
+    memmove(&t->e[pos + 1], &t->e[pos],
+            (t->n - 1 - pos) * sizeof t->e[0]);
+    t->e[pos] = *e;
+    return 1;
+}
+
 /* ------------------------------------------------------------- views */
+
+static void view_release(ws_view *v, int upto)
+{
+    int i;
+
+    for (i = upto - 1; i >= 0; i--) {
+        mdb_txn_abort(v->txn[i]);
+        pthread_rwlock_unlock(&v->store->sh[i].resize);
+    }
+}
+
+/* A read transaction on one shard, holding its resize lock shared. */
+static int shard_read(struct shard *sh, MDB_txn **txn)
+{
+    int rc;
+
+    for (;;) {
+        pthread_rwlock_rdlock(&sh->resize);
+        rc = mdb_txn_begin(sh->env, NULL, MDB_RDONLY, txn);
+        if (rc != MDB_MAP_RESIZED)
+            break;
+        /* The writer grew the map: adopt its size, with no view open. */
+        pthread_rwlock_unlock(&sh->resize);
+        pthread_rwlock_wrlock(&sh->resize);
+        mdb_env_set_mapsize(sh->env, 0);
+        pthread_rwlock_unlock(&sh->resize);
+    }
+    if (rc != 0)
+        pthread_rwlock_unlock(&sh->resize);
+    return rc;
+}
 
 int ws_store_view(ws_store *s, ws_view **out)
 {
     ws_view *v = malloc(sizeof *v);
-    int rc;
+    int rc = 0, i;
 
     if (!v)
         return WS_ERR_NOMEM;
     v->store = s;
-    for (;;) {
-        pthread_rwlock_rdlock(&s->resize);
-        rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &v->txn);
-        if (rc != MDB_MAP_RESIZED)
+    for (i = 0; i < s->nshards; i++)
+        if ((rc = shard_read(&s->sh[i], &v->txn[i])) != 0)
             break;
-        /* The writer grew the map: adopt its size, with no view open. */
-        pthread_rwlock_unlock(&s->resize);
-        pthread_rwlock_wrlock(&s->resize);
-        mdb_env_set_mapsize(s->env, 0);
-        pthread_rwlock_unlock(&s->resize);
-    }
     if (rc != 0) {
-        pthread_rwlock_unlock(&s->resize);
+        view_release(v, i);
         free(v);
         return map_err(rc);
     }
@@ -1040,15 +1286,20 @@ void ws_view_end(ws_view *v)
 {
     if (!v)
         return;
-    mdb_txn_abort(v->txn);
-    pthread_rwlock_unlock(&v->store->resize);
+    view_release(v, v->store->nshards);
     free(v);
+}
+
+int ws_view_shards(const ws_view *v)
+{
+    return v->store->nshards;
 }
 
 int ws_view_wallet(ws_view *v, const char *id, size_t n, ws_wallet *w)
 {
+    int k = ws_store_shard_of(v->store, id, n);
     MDB_val data;
-    int rc = get(v->txn, v->store->dbi[DB_WALLETS], id, n, &data);
+    int rc = get(v->txn[k], v->store->sh[k].dbi[DB_WALLETS], id, n, &data);
 
     if (rc != 0)
         return map_err(rc);
@@ -1058,8 +1309,47 @@ int ws_view_wallet(ws_view *v, const char *id, size_t n, ws_wallet *w)
 int ws_view_product(ws_view *v, const char *id, size_t n)
 {
     MDB_val data;
+    int i, rc = MDB_NOTFOUND;
 
-    return map_err(get(v->txn, v->store->dbi[DB_PRODUCTS], id, n, &data));
+    for (i = 0; i < v->store->nshards && rc == MDB_NOTFOUND; i++)
+        rc = get(v->txn[i], v->store->sh[i].dbi[DB_PRODUCTS], id, n, &data);
+    return map_err(rc);
+}
+
+/* The top lists of one product, by currency, gathered from shards. */
+struct tops_acc {
+    unsigned n;
+    ws_top t[16];       /* currencies of one product; more are merged
+                           in the last slot's place (never seen: a
+                           wallet has one currency, products few) */
+    int full;
+};
+
+static int tops_collect(const ws_top *t, void *arg)
+{
+    struct tops_acc *a = arg;
+    unsigned i, j;
+
+    for (i = 0; i < a->n; i++)
+        if (memcmp(a->t[i].currency, t->currency, 3) == 0)
+            break;
+    if (i == a->n) {
+        if (a->n == sizeof a->t / sizeof a->t[0]) {
+            a->full = 1;
+            return 1;
+        }
+        a->n++;
+        /* Kept in ascending currency order. */
+        while (i > 0 && memcmp(a->t[i - 1].currency, t->currency, 3) > 0) {
+            a->t[i] = a->t[i - 1];
+            i--;
+        }
+        memcpy(a->t[i].currency, t->currency, 3);
+        a->t[i].n = 0;
+    }
+    for (j = 0; j < t->n; j++)
+        ws_top_insert(&a->t[i], &t->e[j]);
+    return 0;
 }
 
 /* Calls fn for each currency's top credits of the product, in one
@@ -1094,33 +1384,96 @@ static int tops_in(MDB_txn *txn, MDB_dbi dbi, const char *product, size_t n,
     return e;
 }
 
+/* The merged lists of txn[i] of every shard, then fn for each. */
+static int tops_merged(ws_store *s, MDB_txn *const *txn, const char *product,
+                       size_t n, int (*fn)(const ws_top *t, void *arg),
+                       void *arg)
+{
+    struct tops_acc *a = calloc(1, sizeof *a);
+    unsigned i;
+    int k, e = WS_OK;
+
+    if (!a)
+        return WS_ERR_NOMEM;
+    for (k = 0; k < s->nshards && e == WS_OK; k++)
+        e = tops_in(txn[k], s->sh[k].dbi[DB_TOP], product, n, tops_collect,
+                    a);
+    if (e == WS_OK && a->full)
+        e = WS_ERR_CORRUPT;
+    for (i = 0; i < a->n && e == WS_OK; i++)
+        if (fn(&a->t[i], arg) != 0)
+            break;
+    free(a);
+    return e;
+}
+
 int ws_view_tops(ws_view *v, const char *product, size_t n,
                  int (*fn)(const ws_top *t, void *arg), void *arg)
 {
-    return tops_in(v->txn, v->store->dbi[DB_TOP], product, n, fn, arg);
+    return tops_merged(v->store, v->txn, product, n, fn, arg);
 }
 
 int ws_batch_tops(ws_batch *b, const char *product, size_t n,
                   int (*fn)(const ws_top *t, void *arg), void *arg)
 {
-    int e = ws_batch_flush(b);
+    ws_store *s = b->store;
+    MDB_txn *txn[WS_SHARDS_MAX];
+    int e = ws_batch_flush(b), k, rc = 0;
 
     if (e != WS_OK)
         return e;
-    return tops_in(b->txn, b->store->dbi[DB_TOP], product, n, fn, arg);
+    if (s->nshards == 1)
+        return tops_in(b->txn, b->sh->dbi[DB_TOP], product, n, fn, arg);
+    /* The batch's own lists with the other shards' committed ones. */
+    for (k = 0; k < s->nshards && rc == 0; k++)
+        if (k == b->sh->index)
+            txn[k] = b->txn;
+        else if ((rc = shard_read(&s->sh[k], &txn[k])) != 0)
+            break;
+    if (rc == 0)
+        e = tops_merged(s, txn, product, n, fn, arg);
+    else
+        e = map_err(rc);
+    while (--k >= 0)
+        if (k != b->sh->index) {
+            mdb_txn_abort(txn[k]);
+            pthread_rwlock_unlock(&s->sh[k].resize);
+        }
+    return e;
 }
 
-/* One stored counter; 0 when absent. */
-static int read_counter(ws_view *v, const char *prefix, const char *name,
-                        int64_t *out)
+/* One stored counter of one shard; 0 when absent or not 8 bytes. */
+static int read_counter(ws_view *v, int k, const char *prefix,
+                        const char *name, size_t nn, int64_t *out)
 {
     char key[COUNTER_KEY_MAX];
     MDB_val data;
-    size_t kn = counter_key(prefix, name, strlen(name), key);
-    int rc = get(v->txn, v->store->dbi[DB_COUNTERS], key, kn, &data);
+    size_t kn = counter_key(prefix, name, nn, key);
+    int rc;
 
-    *out = rc == 0 && data.mv_size == 8 ? (int64_t)get_u64(data.mv_data) : 0;
+    *out = 0;
+    if (kn == 0)
+        return WS_ERR_USAGE;
+    rc = get(v->txn[k], v->store->sh[k].dbi[DB_COUNTERS], key, kn, &data);
+    if (rc == 0 && data.mv_size != 8)
+        return WS_ERR_CORRUPT;
+    if (rc == 0)
+        *out = (int64_t)get_u64(data.mv_data);
     return rc == MDB_NOTFOUND ? WS_OK : map_err(rc);
+}
+
+/* A counter summed over the shards. */
+static int sum_counter(ws_view *v, const char *prefix, const char *name,
+                       size_t nn, int64_t *out)
+{
+    int64_t one;
+    int k, e = WS_OK;
+
+    *out = 0;
+    for (k = 0; k < v->store->nshards && e == WS_OK; k++)
+        if ((e = read_counter(v, k, prefix, name, nn, &one)) == WS_OK)
+            *out += one;
+    return e;
 }
 
 int ws_view_counts(ws_view *v, ws_counts *out)
@@ -1128,46 +1481,53 @@ int ws_view_counts(ws_view *v, ws_counts *out)
     int i, e = WS_OK;
 
     memset(out, 0, sizeof *out);
-    for (i = 0; i < WS_OUTCOME_COUNT && e == WS_OK; i++)
-        e = read_counter(v, "outcome", ws_outcome_name((enum ws_outcome)i),
-                         &out->outcome[i]);
-    for (i = 1; i < WS_R_COUNT && e == WS_OK; i++)
-        e = read_counter(v, "reason", ws_reason_name((enum ws_reason)i),
-                         &out->reason[i]);
+    for (i = 0; i < WS_OUTCOME_COUNT && e == WS_OK; i++) {
+        const char *name = ws_outcome_name((enum ws_outcome)i);
+
+        e = sum_counter(v, "outcome", name, strlen(name), &out->outcome[i]);
+    }
+    for (i = 1; i < WS_R_COUNT && e == WS_OK; i++) {
+        const char *name = ws_reason_name((enum ws_reason)i);
+
+        e = sum_counter(v, "reason", name, strlen(name), &out->reason[i]);
+    }
     return e;
 }
 
 int ws_view_lost(ws_view *v, const char *source, size_t n, int64_t *total)
 {
-    char key[COUNTER_KEY_MAX];
-    MDB_val data;
-    size_t kn = counter_key("lost", source, n, key);
-    int rc;
-
-    *total = 0;
-    if (kn == 0)
-        return WS_ERR_USAGE;
-    rc = get(v->txn, v->store->dbi[DB_COUNTERS], key, kn, &data);
-    if (rc == MDB_NOTFOUND)
-        return WS_OK;
-    if (rc != 0)
-        return map_err(rc);
-    if (data.mv_size != 8)
-        return WS_ERR_CORRUPT;
-    *total = (int64_t)get_u64(data.mv_data);
-    return WS_OK;
+    return sum_counter(v, "lost", source, n, total);
 }
 
-int ws_view_offset(ws_view *v, const char *source, size_t n, int64_t *next)
+int ws_view_shard_offset(ws_view *v, int shard, const char *source, size_t n,
+                         int64_t *next)
 {
     MDB_val data;
-    int rc = get(v->txn, v->store->dbi[DB_OFFSETS], source, n, &data);
+    int rc = get(v->txn[shard], v->store->sh[shard].dbi[DB_OFFSETS], source,
+                 n, &data);
 
     if (rc != 0)
         return map_err(rc);
     if (data.mv_size != 8)
         return WS_ERR_CORRUPT;
     *next = (int64_t)get_u64(data.mv_data);
+    return WS_OK;
+}
+
+int ws_view_offset(ws_view *v, const char *source, size_t n, int64_t *next)
+{
+    int64_t one;
+    int k, e;
+
+    /* Every shard holds what was routed to it below its own offset: the
+     * source is read again from the smallest. A shard with no offset
+     * holds nothing of it yet. */
+    for (k = 0; k < v->store->nshards; k++) {
+        if ((e = ws_view_shard_offset(v, k, source, n, &one)) != WS_OK)
+            return e;
+        if (k == 0 || one < *next)
+            *next = one;
+    }
     return WS_OK;
 }
 
@@ -1179,15 +1539,16 @@ int ws_view_sizes(ws_view *v, ws_state_sizes *out)
     static const int dbs[WS_STATE_TABLES] = {
         DB_WALLETS, DB_PRODUCTS, DB_TOP, DB_DEBIT_DAYS, DB_SEEN};
     MDB_stat st;
-    int i, rc;
+    int i, k, rc;
 
     memset(out, 0, sizeof *out);
-    for (i = 0; i < WS_STATE_TABLES; i++) {
-        rc = mdb_stat(v->txn, v->store->dbi[dbs[i]], &st);
-        if (rc != 0)
-            return map_err(rc);
-        out->entries[i] = (uint64_t)st.ms_entries;
-    }
+    for (k = 0; k < v->store->nshards; k++)
+        for (i = 0; i < WS_STATE_TABLES; i++) {
+            rc = mdb_stat(v->txn[k], v->store->sh[k].dbi[dbs[i]], &st);
+            if (rc != 0)
+                return map_err(rc);
+            out->entries[i] += (uint64_t)st.ms_entries;
+        }
     return WS_OK;
 }
 
@@ -1196,28 +1557,55 @@ const char *const ws_state_table_names[WS_STATE_TABLES] = {
     "transaction_ids"};
 /* ------------------------------------------------------ whole tables */
 
-/* Calls fn(key, value, arg) for every entry of one table of the view, in
- * key order; stops at fn's first non-zero value and returns it. */
+/* Calls fn(key, value, arg) for every entry of one table over all the
+ * shards of the view, in key order (a merge of one cursor per shard);
+ * a key held by several shards is passed once per shard, in shard
+ * order. Stops at fn's first non-zero value and returns it. */
 static int each_entry(ws_view *v, int db,
                       int (*fn)(const MDB_val *key, const MDB_val *data,
                                 void *arg),
                       void *arg)
 {
-    MDB_cursor *cur;
-    MDB_val key, data;
-    int rc, e = WS_OK;
+    MDB_cursor *cur[WS_SHARDS_MAX];
+    MDB_val key[WS_SHARDS_MAX], data[WS_SHARDS_MAX];
+    int live[WS_SHARDS_MAX];
+    int n = v->store->nshards, k, rc = 0, e = WS_OK;
 
-    rc = mdb_cursor_open(v->txn, v->store->dbi[db], &cur);
-    if (rc != 0)
-        return map_err(rc);
-    rc = mdb_cursor_get(cur, &key, &data, MDB_FIRST);
-    while (rc == 0 && e == WS_OK) {
-        e = fn(&key, &data, arg);
-        if (e == WS_OK)
-            rc = mdb_cursor_get(cur, &key, &data, MDB_NEXT);
+    for (k = 0; k < n; k++) {
+        cur[k] = NULL;
+        live[k] = 0;
     }
-    mdb_cursor_close(cur);
-    if (e == WS_OK && rc != MDB_NOTFOUND)
+    for (k = 0; k < n && rc == 0; k++) {
+        rc = mdb_cursor_open(v->txn[k], v->store->sh[k].dbi[db], &cur[k]);
+        if (rc == 0) {
+            rc = mdb_cursor_get(cur[k], &key[k], &data[k], MDB_FIRST);
+            live[k] = rc == 0;
+            if (rc == MDB_NOTFOUND)
+                rc = 0;
+        }
+    }
+    while (rc == 0 && e == WS_OK) {
+        int best = -1;
+
+        for (k = 0; k < n; k++)
+            if (live[k] && (best < 0 || mdb_cmp(v->txn[k],
+                                                v->store->sh[k].dbi[db],
+                                                &key[k], &key[best]) < 0))
+                best = k;
+        if (best < 0)
+            break;
+        e = fn(&key[best], &data[best], arg);
+        if (e == WS_OK) {
+            rc = mdb_cursor_get(cur[best], &key[best], &data[best], MDB_NEXT);
+            live[best] = rc == 0;
+            if (rc == MDB_NOTFOUND)
+                rc = 0;
+        }
+    }
+    for (k = 0; k < n; k++)
+        if (cur[k])
+            mdb_cursor_close(cur[k]);
+    if (e == WS_OK && rc != 0)
         e = map_err(rc);
     return e;
 }
@@ -1254,6 +1642,8 @@ int ws_view_each_wallet(ws_view *v,
 struct each_product {
     int (*fn)(const char *id, size_t n, void *arg);
     void *arg;
+    char last[WS_MAX_ID];
+    size_t last_n;
 };
 
 static int each_product_entry(const MDB_val *key, const MDB_val *data,
@@ -1264,6 +1654,11 @@ static int each_product_entry(const MDB_val *key, const MDB_val *data,
     (void)data;
     if (key->mv_size == 0 || key->mv_size > WS_MAX_ID)
         return WS_ERR_CORRUPT;
+    if (key->mv_size == ep->last_n &&
+        memcmp(key->mv_data, ep->last, ep->last_n) == 0)
+        return WS_OK;       /* seen in another shard too */
+    memcpy(ep->last, key->mv_data, key->mv_size);
+    ep->last_n = key->mv_size;
     return ep->fn(key->mv_data, key->mv_size, ep->arg);
 }
 
@@ -1275,23 +1670,8 @@ int ws_view_each_product(ws_view *v,
 
     ep.fn = fn;
     ep.arg = arg;
+    ep.last_n = 0;
     return each_entry(v, DB_PRODUCTS, each_product_entry, &ep);
-}
-
-struct each_offset {
-    int (*fn)(const char *source, size_t n, int64_t next, void *arg);
-    void *arg;
-};
-
-static int each_offset_entry(const MDB_val *key, const MDB_val *data,
-                             void *arg)
-{
-    struct each_offset *eo = arg;
-
-    if (data->mv_size != 8)
-        return WS_ERR_CORRUPT;
-    return eo->fn(key->mv_data, key->mv_size,
-                  (int64_t)get_u64(data->mv_data), eo->arg);
 }
 
 int ws_view_each_offset(ws_view *v,
@@ -1299,17 +1679,679 @@ int ws_view_each_offset(ws_view *v,
                                   void *arg),
                         void *arg)
 {
-    struct each_offset eo;
+    MDB_cursor *cur;
+    MDB_val key, data;
+    int rc, e = WS_OK;
+    int64_t next;
 
-    eo.fn = fn;
-    eo.arg = arg;
-    return each_entry(v, DB_OFFSETS, each_offset_entry, &eo);
+    /* The sources are those of shard 0 (every shard stores every source
+     * at its first commit); each at its smallest offset over the shards. */
+    rc = mdb_cursor_open(v->txn[0], v->store->sh[0].dbi[DB_OFFSETS], &cur);
+    if (rc != 0)
+        return map_err(rc);
+    rc = mdb_cursor_get(cur, &key, &data, MDB_FIRST);
+    while (rc == 0 && e == WS_OK) {
+        e = ws_view_offset(v, key.mv_data, key.mv_size, &next);
+        if (e == WS_ERR_NOT_FOUND)
+            e = WS_OK;      /* not in every shard yet: not committed */
+        else if (e == WS_OK)
+            e = fn(key.mv_data, key.mv_size, next, arg);
+        if (e == WS_OK)
+            rc = mdb_cursor_get(cur, &key, &data, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (e == WS_OK && rc != MDB_NOTFOUND)
+        e = map_err(rc);
+    return e;
+}
+
+/* ------------------------------------- claims of other shards' records */
+
+/* Outbox key: target shard (u16 BE) then sequence (u64 BE), so that one
+ * target's entries are contiguous and in sequence order. */
+static void outbox_key(int target, uint64_t seq, unsigned char k[10])
+{
+    int i;
+
+    k[0] = (unsigned char)(target >> 8);
+    k[1] = (unsigned char)target;
+    for (i = 0; i < 8; i++)
+        k[2 + i] = (unsigned char)(seq >> (56 - 8 * i));
+}
+
+static uint64_t outbox_seq(const unsigned char *k)
+{
+    uint64_t s = 0;
+    int i;
+
+    for (i = 0; i < 8; i++)
+        s = s << 8 | k[2 + i];
+    return s;
+}
+
+static void inbox_key(int from, unsigned char k[2])
+{
+    k[0] = (unsigned char)(from >> 8);
+    k[1] = (unsigned char)from;
+}
+
+/* The last sequence shard `from` delivered to the shard of txn/sh. */
+static int read_inbox(MDB_txn *txn, struct shard *sh, int from, uint64_t *seq)
+{
+    unsigned char k[2];
+    MDB_val v;
+    int rc;
+
+    inbox_key(from, k);
+    rc = get(txn, sh->dbi[DB_INBOX], k, 2, &v);
+    *seq = 0;
+    if (rc == MDB_NOTFOUND)
+        return WS_OK;
+    if (rc != 0)
+        return map_err(rc);
+    if (v.mv_size != 8)
+        return WS_ERR_CORRUPT;
+    *seq = get_u64(v.mv_data);
+    return WS_OK;
+}
+
+int ws_batch_seen_get(ws_batch *b, const char *id, size_t n,
+                      unsigned char fp[16], int *found)
+{
+    int err = WS_OK;
+    ws_wentry *e = load(b, DB_SEEN, id, n, 16, &err);
+
+    *found = 0;
+    if (!e)
+        return err;
+    if (e->state == WS_WE_ABSENT)
+        return WS_OK;
+    if (e->vlen != 16)
+        return WS_ERR_CORRUPT;
+    memcpy(fp, e->val, 16);
+    *found = 1;
+    return WS_OK;
+}
+
+int ws_batch_seen_put(ws_batch *b, const char *id, size_t n,
+                      const unsigned char fp[16])
+{
+    int err = WS_OK;
+    ws_wentry *e = load(b, DB_SEEN, id, n, 16, &err);
+
+    if (!e)
+        return err;
+    return store_value(b, e, fp, 16);
+}
+
+int ws_batch_outbox_add(ws_batch *b, int target, uint64_t seq,
+                        const char *id, size_t n, const unsigned char fp[16])
+{
+    unsigned char k[10], v[16 + WS_MAX_ID];
+
+    if (n > WS_MAX_ID)
+        return batch_err(b, WS_ERR_USAGE);
+    outbox_key(target, seq, k);
+    memcpy(v, fp, 16);
+    memcpy(v + 16, id, n);
+    return put(b, DB_OUTBOX, k, 10, v, 16 + n);
+}
+
+int ws_batch_inbox_set(ws_batch *b, int from, uint64_t seq)
+{
+    unsigned char k[2], v[8];
+
+    inbox_key(from, k);
+    put_u64(v, seq);
+    return put(b, DB_INBOX, k, 2, v, 8);
+}
+
+/* Deletes the entries of `sh`'s outbox for `target` up to seq `upto`. */
+static int outbox_drop(MDB_txn *txn, struct shard *sh, int target,
+                       uint64_t upto)
+{
+    unsigned char k[10];
+    MDB_cursor *cur;
+    MDB_val key, data;
+    int rc;
+
+    outbox_key(target, 0, k);
+    if ((rc = mdb_cursor_open(txn, sh->dbi[DB_OUTBOX], &cur)) != 0)
+        return rc;
+    key = val(k, 10);
+    rc = mdb_cursor_get(cur, &key, &data, MDB_SET_RANGE);
+    while (rc == 0 && key.mv_size == 10 &&
+           memcmp(key.mv_data, k, 2) == 0 && outbox_seq(key.mv_data) <= upto) {
+        if ((rc = mdb_cursor_del(cur, 0)) == 0)
+            rc = mdb_cursor_get(cur, &key, &data, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND || rc == 0 ? 0 : rc;
+}
+
+int ws_batch_outbox_prune(ws_batch *b)
+{
+    ws_store *s = b->store;
+    int t, rc = 0, e = WS_OK;
+
+    for (t = 0; t < s->nshards && e == WS_OK && rc == 0; t++) {
+        MDB_txn *txn;
+        uint64_t upto;
+
+        if (t == b->sh->index)
+            continue;
+        if ((rc = shard_read(&s->sh[t], &txn)) != 0)
+            break;
+        e = read_inbox(txn, &s->sh[t], b->sh->index, &upto);
+        mdb_txn_abort(txn);
+        pthread_rwlock_unlock(&s->sh[t].resize);
+        if (e == WS_OK && upto > 0)
+            rc = outbox_drop(b->txn, b->sh, t, upto);
+    }
+    return rc ? batch_rc(b, rc) : batch_err(b, e);
+}
+
+uint64_t ws_store_outbox_next(const ws_store *s, int from, int target)
+{
+    return s->next_seq[from][target];
+}
+
+/* At open: every claim a shard applied for another shard's ids and
+ * committed (its outbox) is delivered to that shard now, so that a crash
+ * between the two commits loses no remembered id; the outboxes are then
+ * emptied. */
+int ws_store_recover(ws_store *s, char *err)
+{
+    int w, t, rc = 0, e = WS_OK;
+
+    for (t = 0; t < s->nshards && rc == 0 && e == WS_OK; t++) {
+        struct shard *ts = &s->sh[t];
+        MDB_txn *tt = NULL;
+
+        if ((rc = mdb_txn_begin(ts->env, NULL, 0, &tt)) != 0)
+            break;
+        for (w = 0; w < s->nshards && rc == 0 && e == WS_OK; w++) {
+            struct shard *ws = &s->sh[w];
+            MDB_txn *wt;
+            MDB_cursor *cur;
+            MDB_val key, data;
+            unsigned char k[10], v[8];
+            uint64_t have, last;
+
+            if (w == t)
+                continue;
+            if ((e = read_inbox(tt, ts, w, &have)) != WS_OK)
+                break;
+            last = have;
+            if ((rc = mdb_txn_begin(ws->env, NULL, MDB_RDONLY, &wt)) != 0)
+                break;
+            outbox_key(t, have + 1, k);
+            key = val(k, 10);
+            if ((rc = mdb_cursor_open(wt, ws->dbi[DB_OUTBOX], &cur)) == 0) {
+                rc = mdb_cursor_get(cur, &key, &data, MDB_SET_RANGE);
+                while (rc == 0 && key.mv_size == 10 &&
+                       memcmp(key.mv_data, k, 2) == 0) {
+                    MDB_val id, fp;
+
+                    if (data.mv_size < 17) {
+                        e = WS_ERR_CORRUPT;
+                        break;
+                    }
+                    id = val((const char *)data.mv_data + 16,
+                             data.mv_size - 16);
+                    fp = val(data.mv_data, 16);
+                    if ((rc = mdb_put(tt, ts->dbi[DB_SEEN], &id, &fp, 0)))
+                        break;
+                    last = outbox_seq(key.mv_data);
+                    rc = mdb_cursor_get(cur, &key, &data, MDB_NEXT);
+                }
+                if (rc == MDB_NOTFOUND)
+                    rc = 0;
+                mdb_cursor_close(cur);
+            }
+            mdb_txn_abort(wt);
+            if (rc == 0 && e == WS_OK && last != have) {
+                inbox_key(w, k);
+                put_u64(v, last);
+                key = val(k, 2);
+                data = val(v, 8);
+                rc = mdb_put(tt, ts->dbi[DB_INBOX], &key, &data, 0);
+            }
+            s->next_seq[w][t] = last + 1;
+        }
+        if (rc == 0 && e == WS_OK)
+            rc = mdb_txn_commit(tt);
+        else
+            mdb_txn_abort(tt);
+    }
+    /* Delivered everywhere: the outboxes are emptied. */
+    for (w = 0; w < s->nshards && rc == 0 && e == WS_OK; w++) {
+        MDB_txn *wt;
+
+        if ((rc = mdb_txn_begin(s->sh[w].env, NULL, 0, &wt)) != 0)
+            break;
+        for (t = 0; t < s->nshards && rc == 0; t++)
+            if (t != w)
+                rc = outbox_drop(wt, &s->sh[w], t, UINT64_MAX);
+        rc = rc == 0 ? mdb_txn_commit(wt) : (mdb_txn_abort(wt), rc);
+    }
+    if (rc != 0 || e != WS_OK) {
+        snprintf(err, WS_STORE_ERR_MAX,
+                 "cannot deliver the shards' remembered ids to each other: "
+                 "%s", rc ? mdb_strerror(rc) : ws_strerror(e));
+        return rc ? map_err(rc) : e;
+    }
+    return WS_OK;
+}
+
+/* ---------------------------------------------------------- reshard */
+
+#define STATE_NEW "state.new"
+#define STATE_OLD "state.old"
+#define FORMAT_NEW FORMAT_FILE ".new"
+/* Writes per transaction while re-sharding: well under the pages one
+ * LMDB write transaction holds. */
+#define RESHARD_TXN_PUTS 50000
+
+static int path_exists(const char *dir, const char *name)
+{
+    char path[4096];
+    struct stat st;
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return stat(path, &st) == 0;
+}
+
+static int reshard_pending(const char *dir)
+{
+    return path_exists(dir, STATE_NEW) || path_exists(dir, STATE_OLD) ||
+           path_exists(dir, FORMAT_NEW);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+                    struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* Removes dir/name and everything under it; 0 when it is gone. */
+static int rm_tree(const char *dir, const char *name)
+{
+    char path[4096];
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (!path_exists(dir, name))
+        return 0;
+    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), ok;
+
+    if (fd < 0)
+        return -1;
+    ok = fsync(fd) == 0;
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+/* One destination shard's open write transaction while re-sharding. */
+struct dest {
+    struct shard *sh;
+    MDB_txn *txn;
+    unsigned puts;
+};
+
+static int dest_put(struct dest *d, int db, const MDB_val *k,
+                    const MDB_val *v)
+{
+    MDB_val key = *k, data = *v;
+    int rc;
+
+    if (d->puts >= RESHARD_TXN_PUTS) {
+        if ((rc = mdb_txn_commit(d->txn)) != 0) {
+            d->txn = NULL;
+            return rc;
+        }
+        if ((rc = mdb_txn_begin(d->sh->env, NULL, 0, &d->txn)) != 0) {
+            d->txn = NULL;
+            return rc;
+        }
+        d->puts = 0;
+    }
+    d->puts++;
+    return mdb_put(d->txn, d->sh->dbi[db], &key, &data, 0);
+}
+
+/* Adds an int64 counter into the destination's value of the same key. */
+static int dest_add(struct dest *d, const MDB_val *k, const MDB_val *v)
+{
+    MDB_val old, key = *k, data;
+    unsigned char buf[8];
+    uint64_t sum;
+    int rc;
+
+    if (v->mv_size != 8)
+        return MDB_CORRUPTED;
+    sum = get_u64(v->mv_data);
+    rc = mdb_get(d->txn, d->sh->dbi[DB_COUNTERS], &key, &old);
+    if (rc == 0 && old.mv_size == 8)
+        sum += get_u64(old.mv_data);
+    else if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    put_u64(buf, sum);
+    data = val(buf, 8);
+    return dest_put(d, DB_COUNTERS, k, &data);
+}
+
+/* Merges a top list into the destination's list of the same key. */
+static int dest_top(struct dest *d, const MDB_val *k, const MDB_val *v)
+{
+    MDB_val old, key = *k, data;
+    unsigned char rec[TOP_MAX];
+    ws_top a, b;
+    unsigned i;
+    int rc, e;
+
+    if (k->mv_size < 4)
+        return MDB_CORRUPTED;
+    e = top_decode(v, (const char *)k->mv_data + k->mv_size - 3, &a);
+    if (e != WS_OK)
+        return MDB_CORRUPTED;
+    rc = mdb_get(d->txn, d->sh->dbi[DB_TOP], &key, &old);
+    if (rc == 0) {
+        if (top_decode(&old, (const char *)k->mv_data + k->mv_size - 3,
+                       &b) != WS_OK)
+            return MDB_CORRUPTED;
+        for (i = 0; i < b.n; i++)
+            ws_top_insert(&a, &b.e[i]);
+    } else if (rc != MDB_NOTFOUND) {
+        return rc;
+    }
+    data = val(rec, top_encode(&a, rec));
+    return dest_put(d, DB_TOP, k, &data);
+}
+
+/* The id a table's key is sharded by: wallet, product or transaction. */
+static size_t shard_key_len(int db, const MDB_val *k)
+{
+    const char *p = k->mv_data;
+
+    if (db == DB_DEBIT_DAYS)
+        return k->mv_size >= 5 ? k->mv_size - 5 : k->mv_size;
+    if (db == DB_TOP) {
+        const char *nul = memchr(p, '\0', k->mv_size);
+
+        return nul ? (size_t)(nul - p) : k->mv_size;
+    }
+    return k->mv_size;
+}
+
+/* Copies every entry of source shard `from` into the destination shards
+ * by the rule of its table. */
+static int reshard_copy(struct shard *from, MDB_txn *rt, struct dest *d,
+                        int nd)
+{
+    static const int dbs[] = {DB_WALLETS, DB_DEBIT_DAYS, DB_TOP, DB_PRODUCTS,
+                              DB_SEEN, DB_COUNTERS, DB_OUTBOX};
+    size_t i;
+    int rc = 0;
+
+    for (i = 0; i < sizeof dbs / sizeof dbs[0] && rc == 0; i++) {
+        int db = dbs[i];
+        MDB_cursor *cur;
+        MDB_val k, v;
+
+        if (from->dbi[db] == 0 && db == DB_OUTBOX)
+            continue;       /* format 1 */
+        if ((rc = mdb_cursor_open(rt, from->dbi[db], &cur)) != 0)
+            break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        while (rc == 0) {
+            if (db == DB_COUNTERS) {
+                rc = dest_add(&d[0], &k, &v);
+            } else if (db == DB_OUTBOX) {
+                /* A claim committed by its record's shard but perhaps not
+                 * yet delivered: it goes to the id's new shard. */
+                MDB_val id, fp;
+
+                if (v.mv_size < 17) {
+                    rc = MDB_CORRUPTED;
+                    break;
+                }
+                id = val((const char *)v.mv_data + 16, v.mv_size - 16);
+                fp = val(v.mv_data, 16);
+                rc = dest_put(&d[ws_shard_index(id.mv_data, id.mv_size, nd)],
+                              DB_SEEN, &id, &fp);
+            } else {
+                struct dest *to = &d[ws_shard_index(
+                    k.mv_data, shard_key_len(db, &k), nd)];
+
+                rc = db == DB_TOP ? dest_top(to, &k, &v)
+                                  : dest_put(to, db, &k, &v);
+            }
+            if (rc == 0)
+                rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(cur);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    return rc;
+}
+
+/* The offsets every source shard agrees on, copied to every destination;
+ * shards that stopped at different offsets (a crash) are refused. */
+static int reshard_offsets(ws_store *src, MDB_txn **rt, struct dest *d,
+                           int nd, char *err)
+{
+    MDB_cursor *cur;
+    MDB_val k, v, other;
+    int rc, i, j;
+
+    for (i = 0; i < src->nshards; i++) {
+        if ((rc = mdb_cursor_open(rt[i], src->sh[i].dbi[DB_OFFSETS], &cur)))
+            return map_err(rc);
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        while (rc == 0) {
+            for (j = 0; j < src->nshards; j++)
+                if (mdb_get(rt[j], src->sh[j].dbi[DB_OFFSETS], &k, &other) ||
+                    other.mv_size != v.mv_size ||
+                    memcmp(other.mv_data, v.mv_data, v.mv_size) != 0) {
+                    mdb_cursor_close(cur);
+                    snprintf(err, WS_STORE_ERR_MAX,
+                             "the shards stopped at different offsets of "
+                             "%.*s (the last run did not stop cleanly): "
+                             "start `walletstream run` on it with its "
+                             "current workers, stop it with Ctrl-C or "
+                             "SIGTERM, then reshard; nothing was changed",
+                             (int)(k.mv_size < 300 ? k.mv_size : 300),
+                             (const char *)k.mv_data);
+                    return WS_ERR_FORMAT;
+                }
+            for (j = 0; j < nd && rc == 0; j++)
+                rc = dest_put(&d[j], DB_OFFSETS, &k, &v);
+            if (rc == 0)
+                rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(cur);
+        if (rc != MDB_NOTFOUND)
+            return map_err(rc);
+    }
+    return WS_OK;
+}
+
+/* Finishes a reshard whose new state is complete (state.old exists). */
+static int reshard_finish(const char *dir, char *err)
+{
+    char a[4096], b[4096];
+
+    if (!path_exists(dir, STATE_DIR) && path_exists(dir, STATE_NEW)) {
+        snprintf(a, sizeof a, "%s/%s", dir, STATE_NEW);
+        snprintf(b, sizeof b, "%s/%s", dir, STATE_DIR);
+        if (rename(a, b) != 0)
+            goto fail;
+    }
+    if (path_exists(dir, FORMAT_NEW)) {
+        snprintf(a, sizeof a, "%s/%s", dir, FORMAT_NEW);
+        snprintf(b, sizeof b, "%s/%s", dir, FORMAT_FILE);
+        if (rename(a, b) != 0)
+            goto fail;
+    }
+    if (sync_dir(dir) != 0 || rm_tree(dir, STATE_OLD) != 0)
+        goto fail;
+    return WS_OK;
+fail:
+    snprintf(err, WS_STORE_ERR_MAX, "cannot finish the reshard in %s: %s",
+             dir, strerror(errno));
+    return WS_ERR_IO;
+}
+
+int ws_store_reshard(const char *dir, int shards, int *from, char *err)
+{
+    ws_store *src = NULL, *dst = NULL;
+    MDB_txn *rt[WS_SHARDS_MAX];
+    struct dest d[WS_SHARDS_MAX];
+    char path[4096], buf[256];
+    int lock_fd = -1, format = 0, e, rc = 0, i, nread = 0;
+
+    err[0] = '\0';
+    *from = 0;
+    memset(d, 0, sizeof d);
+    if (shards < 1 || shards > WS_SHARDS_MAX) {
+        snprintf(err, WS_STORE_ERR_MAX, "shards must be 1 to %d",
+                 WS_SHARDS_MAX);
+        return WS_ERR_USAGE;
+    }
+    if ((e = take_lock(dir, &lock_fd, err)) != WS_OK)
+        return e;
+    if (path_exists(dir, STATE_OLD)) {
+        e = reshard_finish(dir, err);
+        goto out;
+    }
+    if (rm_tree(dir, STATE_NEW) != 0 || rm_tree(dir, FORMAT_NEW) != 0) {
+        snprintf(err, WS_STORE_ERR_MAX, "cannot remove an unfinished "
+                 "reshard's files in %s: %s", dir, strerror(errno));
+        e = WS_ERR_IO;
+        goto out;
+    }
+    e = read_format(dir, &format, from, err);
+    if (e == WS_ERR_NOT_FOUND) {
+        snprintf(err, WS_STORE_ERR_MAX, "no data directory at %s", dir);
+        goto out;
+    }
+    if (e != WS_OK)
+        goto out;
+    if (format != 1 && format != WS_STORE_FORMAT) {
+        snprintf(err, WS_STORE_ERR_MAX, "%s holds data format %d, which "
+                 "this walletstream cannot read", dir, format);
+        e = WS_ERR_FORMAT;
+        goto out;
+    }
+    if (format == WS_STORE_FORMAT && *from == shards) {
+        e = WS_OK;      /* nothing to do */
+        goto out;
+    }
+    /* The source, read only: format 1 is one environment in state/. */
+    e = WS_ERR_NOMEM;
+    if (!(src = calloc(1, sizeof *src)) || !(dst = calloc(1, sizeof *dst)))
+        goto out;
+    src->mode = WS_STORE_READ;
+    src->lock_fd = -1;
+    src->nshards = *from;
+    for (i = 0; i < src->nshards && e != WS_ERR_FORMAT; i++) {
+        if (format == 1)
+            snprintf(path, sizeof path, "%s/%s", dir, STATE_DIR);
+        else
+            snprintf(path, sizeof path, "%s/%s/%d", dir, STATE_DIR, i);
+        if ((e = shard_open(src, &src->sh[i], path, i,
+                            format == 1 ? 0 : src->nshards, format, 0, err)))
+            goto out;
+        if ((rc = mdb_txn_begin(src->sh[i].env, NULL, MDB_RDONLY, &rt[i])))
+            goto lmdb;
+        nread++;
+    }
+    dst->mode = WS_STORE_WRITE;
+    dst->lock_fd = -1;
+    dst->nshards = shards;
+    snprintf(path, sizeof path, "%s/%s", dir, STATE_NEW);
+    if (mkdir(path, 0755) != 0) {
+        snprintf(err, WS_STORE_ERR_MAX, "cannot create %s: %s", path,
+                 strerror(errno));
+        e = WS_ERR_IO;
+        goto out;
+    }
+    for (i = 0; i < shards; i++) {
+        snprintf(path, sizeof path, "%s/%s/%d", dir, STATE_NEW, i);
+        if ((e = shard_open(dst, &dst->sh[i], path, i, shards,
+                            WS_STORE_FORMAT, 0, err)))
+            goto out;
+        d[i].sh = &dst->sh[i];
+        if ((rc = mdb_txn_begin(d[i].sh->env, NULL, 0, &d[i].txn)))
+            goto lmdb;
+    }
+    if ((e = reshard_offsets(src, rt, d, shards, err)) != WS_OK)
+        goto out;
+    for (i = 0; i < src->nshards && rc == 0; i++)
+        rc = reshard_copy(&src->sh[i], rt[i], d, shards);
+    for (i = 0; i < shards && rc == 0; i++) {
+        rc = mdb_txn_commit(d[i].txn);
+        d[i].txn = NULL;
+        if (rc == 0)
+            rc = mdb_env_sync(d[i].sh->env, 1);
+    }
+    if (rc)
+        goto lmdb;
+    /* Complete and durable: the new state replaces the old. */
+    snprintf(path, sizeof path, "%s/%s", dir, FORMAT_NEW);
+    snprintf(buf, sizeof buf, "%sformat %d\nshards %d\n", FORMAT_MAGIC,
+             WS_STORE_FORMAT, shards);
+    if (write_file_synced(path, buf) != 0 || sync_dir(dir) != 0) {
+        snprintf(err, WS_STORE_ERR_MAX, "cannot write %s: %s", path,
+                 strerror(errno));
+        e = WS_ERR_IO;
+        goto out;
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, STATE_DIR);
+    snprintf(buf, sizeof buf, "%s/%s", dir, STATE_OLD);
+    for (i = 0; i < nread; i++)
+        mdb_txn_abort(rt[i]);
+    nread = 0;
+    ws_store_close(src);
+    src = NULL;
+    if (rename(path, buf) != 0) {
+        snprintf(err, WS_STORE_ERR_MAX, "cannot rename %s: %s", path,
+                 strerror(errno));
+        e = WS_ERR_IO;
+        goto out;
+    }
+    e = reshard_finish(dir, err);
+    goto out;
+lmdb:
+    snprintf(err, WS_STORE_ERR_MAX, "cannot reshard %s: %s", dir,
+             mdb_strerror(rc));
+    e = map_err(rc);
+out:
+    for (i = 0; i < WS_SHARDS_MAX; i++)
+        if (dst && d[i].txn && i < dst->nshards)
+            mdb_txn_abort(d[i].txn);
+    for (i = 0; i < nread; i++)
+        mdb_txn_abort(rt[i]);
+    ws_store_close(src);
+    ws_store_close(dst);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    return e;
 }
 
 /* Refuses a data.mdb shorter than the pages its newest meta page names
  * (a truncated copy or restore): LMDB maps the file and would die of
  * SIGBUS on the first read past its end (issue 8, "Bad state"). */
-static int check_file_size(ws_store *s, const char *path, char *err)
+static int check_file_size(struct shard *sh, const char *path, char *err)
 {
     char file[4200];
     MDB_envinfo info;
@@ -1318,7 +2360,7 @@ static int check_file_size(ws_store *s, const char *path, char *err)
     uint64_t need;
 
     snprintf(file, sizeof file, "%s/data.mdb", path);
-    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0 ||
+    if (mdb_env_info(sh->env, &info) != 0 || mdb_env_stat(sh->env, &st) != 0 ||
         stat(file, &sb) != 0)
         return WS_OK;    /* nothing to compare: LMDB reports its own errors */
     need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;

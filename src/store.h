@@ -1,10 +1,18 @@
 /*
- * store.h - the state store: one LMDB environment in <data-dir>/state/.
+ * store.h - the state store: one LMDB environment per shard in
+ * <data-dir>/state/<k>/ (DESIGN "Shards").
  *
- * Everything one batch changes (figures, remembered transaction ids,
- * counters, input offsets) is written in ONE LMDB write transaction: that
- * transaction is the unit of exactly-once (DESIGN §1, §3). Readers see a
- * committed batch, never half of one, and never block the writer.
+ * A shard holds the wallets whose id hashes to it (ws_shard_index), their
+ * debit days, the transaction ids that hash to it, its own top-credit
+ * lists (merged over the shards on read: the overall top 5 is within the
+ * union of the shards' top 5), its outcome counters (summed on read) and,
+ * per input source, the offset below which it holds every record routed
+ * to it (a source is read again from the smallest).
+ *
+ * Everything one batch of a shard changes is written in ONE LMDB write
+ * transaction of that shard: the unit of exactly-once (DESIGN §1, §3).
+ * Readers see every shard's committed batch, never half of one, and never
+ * block the writers.
  *
  * The data directory carries a format marker (walletstream.format). A
  * directory written by another format, or an existing non-empty directory
@@ -23,8 +31,11 @@
 #include "decimal.h"
 #include "ws.h"
 
-/* Format of the data directory this build reads and writes. */
-#define WS_STORE_FORMAT 1
+/* Format of the data directory this build reads and writes: 2 has
+ * shards; format 1 (one environment) is upgraded by ws_store_reshard. */
+#define WS_STORE_FORMAT 2
+/* Most shards a data directory may have. */
+#define WS_SHARDS_MAX 64
 
 /* Room for an error sentence about a data directory. */
 #define WS_STORE_ERR_MAX 512
@@ -60,6 +71,14 @@ typedef struct ws_top {
     ws_top_entry e[WS_TOP_N];
 } ws_top;
 
+/* <0 when entry a ranks above b among top credits (larger amount, then
+ * earlier timestamp, then smaller transaction_id in byte order). */
+int ws_top_cmp(const ws_top_entry *a, const ws_top_entry *b);
+
+/* Inserts e into t when it belongs to the top 5 and is not there yet;
+ * returns 1 when t changed. */
+int ws_top_insert(ws_top *t, const ws_top_entry *e);
+
 enum ws_store_mode {
     WS_STORE_READ = 0,      /* serve: read-only, beside a writer */
     WS_STORE_WRITE = 1      /* replay, run: the single writer */
@@ -77,6 +96,32 @@ typedef struct ws_view ws_view;
  * err[0..WS_STORE_ERR_MAX). */
 int ws_store_open(const char *dir, enum ws_store_mode mode, uint64_t map_max,
                   ws_store **out, char *err);
+
+/* The same with the shard count asked for: a new directory gets
+ * `shards` (1 when 0, -shards when negative); an existing one with
+ * another count is refused (WS_ERR_FORMAT, the sentence says how to
+ * reshard) unless shards is 0 or negative (its own count is kept).
+ * A writer first delivers the ids each shard committed for another one
+ * (its outbox) to that shard. */
+int ws_store_open_shards(const char *dir, enum ws_store_mode mode,
+                         uint64_t map_max, int shards, ws_store **out,
+                         char *err);
+
+/* The number of shards, and the shard of a wallet or transaction id. */
+int ws_store_shards(const ws_store *s);
+int ws_store_shard_of(const ws_store *s, const char *id, size_t n);
+int ws_shard_index(const char *id, size_t n, int shards);
+
+/* Rewrites the state of data directory `dir` into `shards` shards: from
+ * format 1 (an upgrade; *from is then 1) or from format 2 with another
+ * count (*from). Every wallet, debit day, id, top list (merged), counter
+ * (summed) and offset is copied into state.new/ first and made durable;
+ * then state/ is renamed to state.old/, state.new/ to state/, the format
+ * marker replaced, and state.old/ removed. Interrupted at any point, the
+ * old state is intact or the new one complete: run it again to finish.
+ * Refused (WS_ERR_FORMAT) when the shards stopped at different offsets,
+ * or (WS_ERR_LOCKED) while a writer holds the directory. */
+int ws_store_reshard(const char *dir, int shards, int *from, char *err);
 
 /* Creates directory `path` and its missing parents (mode 0755). Returns
  * 0, or -1 with errno set. */
@@ -100,9 +145,13 @@ void ws_store_usage(ws_store *s, uint64_t *used, uint64_t *limit);
 
 /* ------------------------------------------- write batch: stream thread */
 
-/* Opens the write batch. Only one is open at a time. Returns 0 or
- * WS_ERR_STORE. */
+/* Opens the write batch of shard 0 (ws_store_begin) or of `shard`. One
+ * batch per shard is open at a time, used by one thread (the shard's
+ * worker); batches of different shards commit independently. Returns 0
+ * or WS_ERR_STORE. */
 int ws_store_begin(ws_store *s, ws_batch **out);
+int ws_store_begin_shard(ws_store *s, int shard, ws_batch **out);
+int ws_batch_shard(const ws_batch *b);
 
 /* Commits (one fdatasync; see ws_store_sync) everything the batch wrote,
  * counters and offsets included. Returns 0, WS_ERR_MAP_FULL,
@@ -138,6 +187,32 @@ int ws_batch_seen_claim(ws_batch *b, const char *id, size_t n,
  * all). Returns 0 or an error. */
 int ws_batch_seen_release(ws_batch *b, const char *id, size_t n);
 
+/* The remembered fingerprint of an id of this shard (*found 0 when
+ * none), and remembering one applied by another shard's record. */
+int ws_batch_seen_get(ws_batch *b, const char *id, size_t n,
+                      unsigned char fp[16], int *found);
+int ws_batch_seen_put(ws_batch *b, const char *id, size_t n,
+                      const unsigned char fp[16]);
+
+/* The outbox: an id of shard `target` applied by a record of this
+ * batch's shard, committed with the record, numbered `seq` (from
+ * ws_store_outbox_next, one sequence per pair of shards). The target
+ * remembers it in its own batch with ws_batch_seen_put and records the
+ * sequence delivered with ws_batch_inbox_set; ws_batch_outbox_prune then
+ * drops what every target has committed. At open, what was committed but
+ * not delivered is delivered (no id is forgotten by a crash between the
+ * two commits). */
+int ws_batch_outbox_add(ws_batch *b, int target, uint64_t seq,
+                        const char *id, size_t n, const unsigned char fp[16]);
+int ws_batch_inbox_set(ws_batch *b, int from, uint64_t seq);
+int ws_batch_outbox_prune(ws_batch *b);
+uint64_t ws_store_outbox_next(const ws_store *s, int from, int target);
+
+/* Delivers every shard's committed outbox to its targets and empties
+ * it (done by a writer's open; again after dropping open batches). No
+ * batch may be open. Returns 0 or an error with a sentence in err. */
+int ws_store_recover(ws_store *s, char *err);
+
 /* A wallet's figures: 0 (found), WS_ERR_NOT_FOUND or an error. */
 int ws_batch_wallet_get(ws_batch *b, const char *id, size_t n, ws_wallet *w);
 int ws_batch_wallet_put(ws_batch *b, const char *id, size_t n,
@@ -160,7 +235,8 @@ int ws_batch_top_put(ws_batch *b, const char *product, size_t n,
 int ws_batch_product_mark(ws_batch *b, const char *product, size_t n,
                           int *added);
 
-/* Like ws_view_tops, inside the open batch (it sees its own writes). */
+/* Like ws_view_tops, inside the open batch (it sees its own writes, and
+ * the other shards' committed lists). */
 int ws_batch_tops(ws_batch *b, const char *product, size_t n,
                   int (*fn)(const ws_top *t, void *arg), void *arg);
 
@@ -187,6 +263,8 @@ int ws_batch_lost_add(ws_batch *b, const char *source, size_t n,
 int ws_store_view(ws_store *s, ws_view **out);
 void ws_view_end(ws_view *v);
 
+int ws_view_shards(const ws_view *v);
+
 int ws_view_wallet(ws_view *v, const char *id, size_t n, ws_wallet *w);
 
 /* 0 when the product was seen in an applied transaction, else
@@ -206,8 +284,12 @@ int ws_view_counts(ws_view *v, ws_counts *out);
  * (ws_batch_lost_add); 0 when none. Returns 0 or an error. */
 int ws_view_lost(ws_view *v, const char *source, size_t n, int64_t *total);
 
-/* The stored next offset of `source`: 0 (found), WS_ERR_NOT_FOUND. */
+/* The stored next offset of `source`: the smallest over the shards, 0
+ * (found), or WS_ERR_NOT_FOUND when a shard has none. */
 int ws_view_offset(ws_view *v, const char *source, size_t n, int64_t *next);
+/* The same for one shard. */
+int ws_view_shard_offset(ws_view *v, int shard, const char *source, size_t n,
+                         int64_t *next);
 
 /* Entries of the tables that grow with the input, named by
  * ws_state_table_names: wallets, products, top-credit lists (one per

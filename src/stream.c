@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "dlq.h"
+#include "router.h"
 #include "engine.h"
 #include "log.h"
 #include "metrics.h"
@@ -28,12 +29,9 @@
 #define IDLE_POLL_MS 100
 /* Records taken from the consumer per poll call. */
 #define POLL_MAX 512
-/* Under a backlog a batch stays open up to this many times the duration
- * of the last commit (and at least --batch-linger), so that commits take
- * at most about a quarter of the time however slow the disk; a batch is
- * never held open longer than MAX_OPEN_MS. */
-#define COMMIT_SHARE 3
-#define MAX_OPEN_MS 1000
+/* How often lag and lost records are read from the state (and the
+ * committed offsets mirrored to the consumer group). */
+#define LAG_MS 500
 
 struct ws_status {
     pthread_mutex_t lock;
@@ -92,20 +90,28 @@ int ws_status_ready(ws_status *st, char *why, size_t cap)
     return ready;
 }
 
+/* What the shards' workers share with the stream thread (router hooks). */
+struct shared {
+    const ws_stream_opts *o;
+    int shards;
+    ws_producer *producer[WS_SHARDS_MAX];   /* [0] is o->producer */
+    ws_changelog *changelog[WS_SHARDS_MAX]; /* NULL: no changelog */
+    /* Top-credit lists are merged over the shards: a batch that changed
+     * one publishes the merged lists and commits under this lock, so
+     * that the last record of a product's list is the current one. */
+    pthread_mutex_t tops;
+    int tops_held[WS_SHARDS_MAX];
+};
+
 struct loop {
     const ws_stream_opts *o;
-    ws_decoder *decoder;
-    ws_batch *batch;
-    uint64_t in_batch;
+    struct shared sh;
+    ws_router *router;
     uint64_t batch_max;
-    int64_t first_ms;           /* when the open batch got its first record */
-    int64_t last_commit_ms;     /* how long the last commit took */
-    int dropped;                /* a batch was dropped and the partitions
-                                   rewound: records polled before are stale */
-    double *ages;               /* Kafka timestamps (s) of the batch's records,
-                                   turned into ages at commit; grown, reused */
-    size_t nages, ages_cap;
-    int64_t next[WS_SOURCE_MAX_PARTITIONS];  /* -1: untouched */
+    int dropped;                /* the partitions were rewound: records
+                                   polled before are stale */
+    unsigned assignments;       /* the source's, when held was loaded */
+    int64_t last_lag_ms;
     /* Why not ready, by cause; the first non-empty one is shown. */
     char store_err[WS_SOURCE_ERR_MAX];
     char out_err[WS_SOURCE_ERR_MAX];
@@ -125,17 +131,6 @@ static void publish_status(struct loop *l)
     ws_status_set(l->o->status, why);
 }
 
-static void reset_batch(struct loop *l)
-{
-    int p;
-
-    l->batch = NULL;
-    l->in_batch = 0;
-    l->nages = 0;
-    for (p = 0; p < WS_SOURCE_MAX_PARTITIONS; p++)
-        l->next[p] = -1;
-}
-
 /* Sleeps up to ms, waking early on a stop. */
 static void pause_ms(struct loop *l, int ms)
 {
@@ -147,236 +142,259 @@ static void pause_ms(struct loop *l, int ms)
     }
 }
 
-/* Drops the open batch and positions the partitions at the stored
- * offsets again, so that its records are read again. */
-static void drop_batch(struct loop *l)
-{
-    char why[WS_SOURCE_ERR_MAX];
-
-    if (l->batch)
-        ws_batch_abort(l->batch);
-    reset_batch(l);
-    l->dropped = 1;
-    if (l->o->changelog)
-        ws_changelog_reset(l->o->changelog);
-    if (ws_source_rewind(l->o->source, l->o->store, why) != WS_OK)
-        snprintf(l->source_err, sizeof l->source_err, "%s", why);
-}
-
 static void update_lag(struct loop *l)
 {
     ws_view *v;
     int p, n = ws_source_partitions(l->o->source);
+    int64_t next[WS_SOURCE_MAX_PARTITIONS];
 
+    l->last_lag_ms = ws_clock_ms();
     ws_metrics_partitions(n);
     if (ws_store_view(l->o->store, &v) != WS_OK)
         return;
     for (p = 0; p < n; p++) {
         char key[600];
         size_t kn = ws_source_offset_key(l->o->topic, p, key, sizeof key);
-        int64_t hi = ws_source_high_watermark(l->o->source, p), next = 0;
-        int64_t lost;
+        int64_t hi = ws_source_high_watermark(l->o->source, p), lost;
 
-        if (ws_view_offset(v, key, kn, &next) != WS_OK)
-            next = 0;
-        ws_metrics_lag(p, hi < 0 ? -1 : hi > next ? hi - next : 0);
+        if (ws_view_offset(v, key, kn, &next[p]) != WS_OK)
+            next[p] = -1;
+        ws_metrics_lag(p, hi < 0 ? -1 : hi > next[p] ? hi - (next[p] < 0 ? 0
+                                                        : next[p]) : 0);
         if (ws_view_lost(v, key, kn, &lost) == WS_OK)
             ws_metrics_lost(p, lost);
     }
     ws_view_end(v);
+    /* Mirrored to the consumer group for lag tools: where every shard
+     * has committed. */
+    ws_source_commit_group(l->o->source, next, n);
 }
 
-/* The store failed on the open batch, which is dropped so that its
- * records are read again. A batch too large for one LMDB transaction
- * makes the next batches half as large and is retried at once; anything
- * else shows in /readyz as `what` and is retried after a pause. */
-static void store_failed(struct loop *l, const char *what, int e)
+/* Loads the shards' stored offsets into the router after the source
+ * (re)assigned its partitions at the smallest of them. */
+static void load_held(struct loop *l)
 {
-    int halve = e == WS_ERR_TXN_FULL && l->in_batch > 1;
+    int e = ws_router_load_held(l->router, ws_source_partitions(l->o->source));
 
+    if (e != WS_OK)
+        snprintf(l->store_err, sizeof l->store_err,
+                 "state store cannot be read: %s", ws_strerror(e));
+    l->assignments = ws_source_assignments(l->o->source);
+}
+
+/* A shard failed: every shard drops its open batch, the partitions are
+ * read again from the shards' committed offsets. A batch too large for
+ * one LMDB transaction makes the batches half as large at once;
+ * anything else shows in /readyz and is retried after a pause. */
+static void recover(struct loop *l)
+{
+    char why[WS_ROUTER_WHY_MAX], src[WS_SOURCE_ERR_MAX];
+    int e = ws_router_failed(l->router, why, sizeof why), halve, k;
+
+    halve = e == WS_ERR_TXN_FULL && l->batch_max > 1;
     if (halve) {
-        l->batch_max = l->in_batch / 2;
+        l->batch_max /= 2;
         ws_log(WS_LOG_WARN, "stream", "batches now hold at most %llu "
                "records", (unsigned long long)l->batch_max);
-        l->store_err[0] = '\0';
+    } else if (e == WS_ERR_IO || e == WS_ERR_NOMEM) {
+        snprintf(l->out_err, sizeof l->out_err, "%s", why);
     } else {
-        snprintf(l->store_err, sizeof l->store_err, "%s: %s%s", what,
-                 ws_strerror(e),
-                 e == WS_ERR_MAP_FULL ? " (raise --max-state-size)" : "");
+        snprintf(l->store_err, sizeof l->store_err, "%s", why);
     }
     publish_status(l);
-    drop_batch(l);
+    for (k = 0; k < l->sh.shards; k++)
+        if (l->sh.changelog[k])
+            ws_changelog_reset(l->sh.changelog[k]);
+    if ((e = ws_router_reset(l->router)) != WS_OK) {
+        snprintf(l->store_err, sizeof l->store_err,
+                 "state store: %s", ws_strerror(e));
+        publish_status(l);
+    }
+    if (halve)
+        ws_router_set_batch_max(l->router, l->batch_max);
+    l->dropped = 1;
+    if (ws_source_rewind(l->o->source, l->o->store, src) != WS_OK)
+        snprintf(l->source_err, sizeof l->source_err, "%s", src);
+    load_held(l);
     if (!halve)
         pause_ms(l, RETRY_MS);
 }
 
-/* Commits the open batch: dead letters first, then the state. */
-static int commit(struct loop *l)
-{
-    char why[WS_SOURCE_ERR_MAX], key[600];
-    int n = ws_source_partitions(l->o->source), p, e;
-    double t0, took;
-    uint64_t records = l->in_batch;
-
-    if (!l->batch)
-        return WS_OK;
-    t0 = ws_clock_seconds(0);
-    /* The batch's changes go into its LMDB transaction first: a full
-     * state shows as the store's error, before anything is sent. */
-    if ((e = ws_batch_flush(l->batch)) != WS_OK) {
-        store_failed(l, "state store cannot commit", e);
-        return e;
-    }
-    if (l->o->changelog &&
-        (e = ws_changelog_publish(l->o->changelog, l->batch, l->o->producer,
-                                  why)) != WS_OK) {
-        snprintf(l->out_err, sizeof l->out_err, "changelog: %s", why);
-        publish_status(l);
-        drop_batch(l);
-        pause_ms(l, RETRY_MS);
-        return e;
-    }
-    if (ws_producer_flush(l->o->producer, OUTPUT_FLUSH_MS, why) != WS_OK) {
-        snprintf(l->out_err, sizeof l->out_err,
-                 "dead letters or changelog cannot be written: %s", why);
-        publish_status(l);
-        drop_batch(l);
-        pause_ms(l, RETRY_MS);
-        return WS_ERR_IO;
-    }
-    l->out_err[0] = '\0';
-    for (p = 0, e = WS_OK; p < n && e == WS_OK; p++)
-        if (l->next[p] >= 0)
-            e = ws_batch_offset_set(
-                l->batch, key,
-                ws_source_offset_key(l->o->topic, p, key, sizeof key),
-                l->next[p]);
-    if (e == WS_OK) {
-        e = ws_batch_commit(l->batch);
-        l->batch = NULL;
-    }
-    if (e != WS_OK) {
-        store_failed(l, "state store cannot commit", e);
-        return e;
-    }
-    took = ws_clock_seconds(0) - t0;
-    ws_metrics_batch(took, records);
-    l->last_commit_ms = (int64_t)(took * 1000.0);
-    {
-        double now = ws_clock_seconds(1);
-        size_t i;
-
-        for (i = 0; i < l->nages; i++)
-            l->ages[i] = now - l->ages[i];
-        ws_metrics_event_ages(l->ages, l->nages);
-    }
-    ws_source_commit_group(l->o->source, l->next, n);
-    if (l->store_err[0]) {
-        l->store_err[0] = '\0';
-        publish_status(l);
-    }
-    reset_batch(l);
-    update_lag(l);
-    return WS_OK;
-}
-
-/* Remembers the record's Kafka timestamp for the event-age histogram. */
-static void note_timestamp(struct loop *l, const rd_kafka_message_t *m)
-{
-    rd_kafka_timestamp_type_t type;
-    int64_t ms = rd_kafka_message_timestamp(m, &type);
-
-    if (ms < 0 || type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE)
-        return;
-    if (l->nages == l->ages_cap) {
-        size_t cap = l->ages_cap ? l->ages_cap * 2 : 1024;
-        double *a = realloc(l->ages, cap * sizeof *a);
-
-        if (!a)
-            return;     /* a metric only: skip rather than fail */
-        l->ages = a;
-        l->ages_cap = cap;
-    }
-    l->ages[l->nages++] = (double)ms / 1000.0;
-}
-
-/* One record into the open batch. */
-static void take(struct loop *l, rd_kafka_message_t *m)
-{
-    char why[WS_SOURCE_ERR_MAX];
-    ws_result res;
-    int e;
-
-    if (!l->batch) {
-        e = ws_store_begin(l->o->store, &l->batch);
-        if (e != WS_OK) {
-            store_failed(l, "state store cannot begin a batch", e);
-            return;
-        }
-        l->first_ms = ws_clock_ms();
-    }
-    e = ws_engine_record(l->batch, l->decoder, m->payload, m->len, &res);
-    if (e == WS_OK && res.outcome == WS_REJECTED)
-        e = ws_dlq_send(l->o->producer, l->o->dlq_topic, m, &res, why) ==
-                    WS_OK ? WS_OK : -1;
-    if (e == WS_OK && l->o->changelog)
-        e = ws_changelog_note(l->o->changelog, &res);
-    if (e == -1) {
-        snprintf(l->out_err, sizeof l->out_err, "%s", why);
-        publish_status(l);
-        drop_batch(l);
-        pause_ms(l, RETRY_MS);
-        return;
-    }
-    if (e != WS_OK) {
-        store_failed(l, "state store error", e);
-        return;
-    }
-    if (m->partition >= 0 && m->partition < WS_SOURCE_MAX_PARTITIONS)
-        l->next[m->partition] = m->offset + 1;
-    l->in_batch++;
-    note_timestamp(l, m);
-}
-
 /* The consumer's position in a partition lies outside the log: records
  * were deleted before they were read (retention, the embedded broker's
- * bounded memory), or the log was replaced (a recreated topic). The open
- * batch is committed, so that the stored offsets are the positions, and
- * the partitions are assigned again: ws_source_rewind logs and counts
- * what was lost and reads on from the log's first record, or refuses a
- * replaced log (not ready, with the reason). */
+ * bounded memory), or the log was replaced (a recreated topic). Every
+ * shard commits what it was given, so that the stored offsets are the
+ * positions, and the partitions are assigned again: ws_source_rewind
+ * logs and counts what was lost and reads on from the log's first
+ * record, or refuses a replaced log (not ready, with the reason). */
 static void position_lost(struct loop *l, const rd_kafka_message_t *m)
 {
     char why[WS_SOURCE_ERR_MAX];
 
     ws_log(WS_LOG_WARN, "kafka", "%s [%d]: offset %lld lies outside the log",
            l->o->topic, m->partition, (long long)m->offset);
-    if (l->batch && commit(l) != WS_OK)
-        return;     /* dropped and rewound by commit */
+    if (ws_router_quiesce(l->router) != 0)
+        return;     /* failed: recovered by the loop */
     l->dropped = 1; /* records polled with this one predate the rewind */
     if (ws_source_rewind(l->o->source, l->o->store, why) != WS_OK) {
         snprintf(l->source_err, sizeof l->source_err, "%s", why);
         publish_status(l);
     }
+    load_held(l);
     update_lag(l);
 }
 
-/* Whether the open batch has been open long enough: --batch-linger, or
- * COMMIT_SHARE times the last commit when that is longer. */
-static int batch_due(const struct loop *l)
-{
-    int64_t open_ms = ws_clock_ms() - l->first_ms;
-    int64_t want = COMMIT_SHARE * l->last_commit_ms;
+/* ------------------------------------------ router hooks: shard threads */
 
-    if (want < (int64_t)l->o->batch_linger_ms)
-        want = (int64_t)l->o->batch_linger_ms;
-    if (want > MAX_OPEN_MS)
-        want = MAX_OPEN_MS;
-    return l->in_batch >= l->batch_max || open_ms >= want;
+static int hook_dead_letter(void *ctx, int shard, const ws_input *in,
+                            const ws_result *res, char *why)
+{
+    struct shared *sh = ctx;
+
+    return ws_dlq_send(sh->producer[shard], sh->o->dlq_topic, in->handle, res,
+                       why) == WS_OK ? 0 : -1;
+}
+
+static int hook_note(void *ctx, int shard, const ws_result *res)
+{
+    struct shared *sh = ctx;
+
+    return sh->changelog[shard]
+               ? ws_changelog_note(sh->changelog[shard], res) : 0;
+}
+
+/* Dead letters and changelog records are delivered before the batch
+ * that made them commits (DESIGN §1). */
+static int hook_before_commit(void *ctx, int shard, ws_batch *b, char *why)
+{
+    struct shared *sh = ctx;
+    ws_changelog *cl = sh->changelog[shard];
+    char what[WS_SOURCE_ERR_MAX];
+
+    if (cl && ws_changelog_tops_changed(cl)) {
+        pthread_mutex_lock(&sh->tops);
+        sh->tops_held[shard] = 1;
+    }
+    if (cl && ws_changelog_publish(cl, b, sh->producer[shard], what) !=
+                  WS_OK) {
+        snprintf(why, WS_ROUTER_WHY_MAX, "changelog: %s", what);
+        return -1;
+    }
+    if (ws_producer_flush(sh->producer[shard], OUTPUT_FLUSH_MS, what) !=
+        WS_OK) {
+        snprintf(why, WS_ROUTER_WHY_MAX,
+                 "dead letters or changelog cannot be written: %s", what);
+        return -1;
+    }
+    return 0;
+}
+
+static void hook_after_commit(void *ctx, int shard, int ok, uint64_t records,
+                              double seconds, double *ages, size_t nages)
+{
+    struct shared *sh = ctx;
+
+    if (sh->tops_held[shard]) {
+        sh->tops_held[shard] = 0;
+        pthread_mutex_unlock(&sh->tops);
+    }
+    if (sh->changelog[shard])
+        ws_changelog_reset(sh->changelog[shard]);
+    if (!ok)
+        return;
+    ws_metrics_batch(seconds, records);
+    ws_metrics_event_ages(ages, nages);
+}
+
+static size_t hook_source_key(void *ctx, int partition, char *key,
+                              size_t cap)
+{
+    struct shared *sh = ctx;
+
+    return ws_source_offset_key(sh->o->topic, partition, key, cap);
+}
+
+static void hook_release(void *ctx, void *handle)
+{
+    (void)ctx;
+    rd_kafka_message_destroy(handle);
+}
+
+/* One producer and changelog per shard (a producer's delivery accounting
+ * belongs to one thread). */
+static int shared_open(struct shared *sh, const ws_stream_opts *o)
+{
+    char err[WS_SOURCE_ERR_MAX];
+    int k, e = WS_OK;
+
+    memset(sh, 0, sizeof *sh);
+    sh->o = o;
+    sh->shards = ws_store_shards(o->store);
+    pthread_mutex_init(&sh->tops, NULL);
+    sh->producer[0] = o->producer;
+    for (k = 1; k < sh->shards && e == WS_OK; k++)
+        if ((e = ws_producer_open(o->producer_opts, &sh->producer[k],
+                                  err)) == WS_OK)
+            ws_producer_warm(sh->producer[k], o->dlq_topic, 2000);
+        else
+            ws_log(WS_LOG_ERROR, "stream", "%s", err);
+    for (k = 0; k < sh->shards && e == WS_OK && o->changelog; k++)
+        e = ws_changelog_new(o->topic, &sh->changelog[k]);
+    return e;
+}
+
+static void shared_close(struct shared *sh)
+{
+    int k;
+
+    for (k = 0; k < sh->shards; k++) {
+        if (k > 0)
+            ws_producer_close(sh->producer[k]);
+        ws_changelog_free(sh->changelog[k]);
+    }
+    pthread_mutex_destroy(&sh->tops);
+}
+
+/* ------------------------------------------------------ stream thread */
+
+static int sync_source(struct loop *l)
+{
+    const ws_stream_opts *o = l->o;
+    char why[WS_SOURCE_ERR_MAX];
+    int e = ws_source_sync(o->source, o->store, o->ignore_stored, 1000, why);
+
+    if (e == WS_OK) {
+        l->source_err[0] = '\0';
+        ws_metrics_broker_up(1);
+    } else {
+        snprintf(l->source_err, sizeof l->source_err, "%s", why);
+        ws_metrics_broker_up(strstr(why, "unreachable") ? 0 : 1);
+        ws_log(WS_LOG_DEBUG, "stream", "sync: %s", why);
+    }
+    if (ws_source_assignments(o->source) != l->assignments)
+        load_held(l);
+    update_lag(l);
+    publish_status(l);
+    return e;
+}
+
+/* The source is about to assign partitions at the stored offsets: every
+ * shard first commits what it was given. */
+static void before_assign(void *arg)
+{
+    struct loop *l = arg;
+
+    ws_router_quiesce(l->router);
+    l->dropped = 1;
 }
 
 int ws_stream_run(const ws_stream_opts *o)
 {
+    static const ws_router_hooks hooks0 = {
+        NULL, hook_dead_letter, hook_note, hook_before_commit,
+        hook_after_commit, hook_source_key, hook_release};
+    ws_router_hooks hooks = hooks0;
+    ws_router_opts ro;
     struct loop l;
     rd_kafka_message_t *msgs[POLL_MAX];
     int64_t last_sync = 0;
@@ -385,9 +403,22 @@ int ws_stream_run(const ws_stream_opts *o)
     memset(&l, 0, sizeof l);
     l.o = o;
     l.batch_max = o->batch_max;
-    reset_batch(&l);
-    if ((e = ws_decoder_new(&l.decoder)) != WS_OK)
+    l.assignments = (unsigned)-1;
+    if ((e = shared_open(&l.sh, o)) != WS_OK) {
+        shared_close(&l.sh);
         return e;
+    }
+    hooks.ctx = &l.sh;
+    memset(&ro, 0, sizeof ro);
+    ro.store = o->store;
+    ro.hooks = &hooks;
+    ro.batch_max = o->batch_max;
+    ro.batch_linger_ms = (unsigned)o->batch_linger_ms;
+    if ((e = ws_router_start(&ro, &l.router)) != WS_OK) {
+        shared_close(&l.sh);
+        return e;
+    }
+    ws_source_on_assign(o->source, before_assign, &l);
     publish_status(&l);
 
     while (!*o->stop) {
@@ -395,28 +426,23 @@ int ws_stream_run(const ws_stream_opts *o)
         const char *err;
         size_t n, i;
 
-        if (!l.batch && now - last_sync >=
-                            (l.source_err[0] || l.out_err[0] || l.store_err[0] ||
-                                     !ws_source_partitions(o->source)
-                                 ? SYNC_NOT_READY_MS : SYNC_READY_MS)) {
-            char why[WS_SOURCE_ERR_MAX];
-
+        if (ws_router_failed(l.router, NULL, 0)) {
+            recover(&l);
+            continue;
+        }
+        if (now - last_sync >=
+            (l.source_err[0] || l.out_err[0] || l.store_err[0] ||
+                     !ws_source_partitions(o->source)
+                 ? SYNC_NOT_READY_MS : SYNC_READY_MS)) {
             last_sync = now;
-            if (ws_source_sync(o->source, o->store, o->ignore_stored, 1000,
-                               why) == WS_OK) {
-                l.source_err[0] = '\0';
-                ws_metrics_broker_up(1);
-            } else {
-                snprintf(l.source_err, sizeof l.source_err, "%s", why);
-                ws_metrics_broker_up(strstr(why, "unreachable") ? 0 : 1);
-                ws_log(WS_LOG_DEBUG, "stream", "sync: %s", why);
+            if (sync_source(&l) == WS_OK && (l.out_err[0] || l.store_err[0])) {
+                /* A failed batch went through since: its cause is gone. */
+                l.out_err[0] = l.store_err[0] = '\0';
+                publish_status(&l);
             }
-            update_lag(&l);
-            publish_status(&l);
             last_sync = ws_clock_ms();
         }
-        n = ws_source_poll(o->source, l.batch ? 0 : IDLE_POLL_MS, msgs,
-                           POLL_MAX);
+        n = ws_source_poll(o->source, IDLE_POLL_MS, msgs, POLL_MAX);
         l.dropped = 0;      /* these records were read after any rewind */
         if ((err = ws_source_take_error(o->source)) != NULL &&
             strstr(err, "ALL_BROKERS_DOWN")) {
@@ -424,10 +450,6 @@ int ws_stream_run(const ws_stream_opts *o)
                      "Kafka broker unreachable at %s: %s", o->brokers, err);
             ws_metrics_broker_up(0);
             publish_status(&l);
-        }
-        if (n == 0) {
-            commit(&l);     /* nothing more right now */
-            continue;
         }
         for (i = 0; i < n; i++) {
             rd_kafka_message_t *m = msgs[i];
@@ -444,17 +466,31 @@ int ws_stream_run(const ws_stream_opts *o)
                     ws_log(WS_LOG_WARN, "kafka", "%s",
                            rd_kafka_message_errstr(m));
             } else if (!l.dropped) {
-                take(&l, m);
-                if (l.batch && batch_due(&l))
-                    commit(&l);
+                rd_kafka_timestamp_type_t type;
+                int64_t ts = rd_kafka_message_timestamp(m, &type);
+                ws_input in;
+
+                in.partition = m->partition;
+                in.offset = m->offset;
+                in.value = m->payload;
+                in.len = m->len;
+                in.ts_ms = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
+                in.handle = m;
+                ws_router_put(l.router, &in);   /* takes the message */
+                continue;
             }
             rd_kafka_message_destroy(m);
         }
+        if (n > 0)
+            ws_router_push(l.router);
+        if (ws_clock_ms() - l.last_lag_ms >= LAG_MS)
+            update_lag(&l);
     }
-    /* Stopping: the open batch is finished and committed. */
-    if (l.batch && commit(&l) != WS_OK && l.batch)
-        drop_batch(&l);
-    ws_decoder_free(l.decoder);
-    free(l.ages);
+    /* Stopping: every shard commits what it was given. */
+    ws_router_quiesce(l.router);
+    ws_source_on_assign(o->source, NULL, NULL);
+    ws_router_stop(l.router);
+    update_lag(&l);
+    shared_close(&l.sh);
     return WS_OK;
 }

@@ -42,9 +42,12 @@ int ws_status_ready(ws_status *st, char *why, size_t cap);
 typedef struct ws_stream_opts {
     ws_store *store;
     ws_source *source;
-    ws_producer *producer;          /* dead letters and changelog */
+    ws_producer *producer;          /* dead letters and changelog of
+                                       shard 0; the other shards' are
+                                       opened with producer_opts */
+    const ws_kafka_opts *producer_opts;
     const char *dlq_topic;
-    ws_changelog *changelog;        /* NULL: no changelog topics */
+    int changelog;                  /* 0: no changelog topics */
     ws_status *status;
     const char *topic;
     const char *brokers;            /* named when none answers */

@@ -57,6 +57,11 @@ int64_t ws_clock_ms(void);
  * compare with Kafka record timestamps). Any thread. */
 double ws_clock_seconds(int wall);
 
+/* The CLOCK_REALTIME instant ms milliseconds from now, for
+ * pthread_cond_timedwait. */
+struct timespec;
+void ws_clock_deadline(struct timespec *out, int ms);
+
 /* Writes "YYYY-MM-DD" and a NUL; returns the length (10). */
 size_t ws_day_format(int32_t day, char *buf);
 

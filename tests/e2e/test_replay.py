@@ -311,9 +311,9 @@ def incompatible_format_marker_refused_and_untouched():
     marker = os.path.join(ddir, "walletstream.format")
     check(os.path.isfile(marker), "no format marker in the data directory: %s" % sorted(os.listdir(ddir)))
     text = wslib.read_bytes(marker)
-    check(b"format 1" in text, "format marker %r" % text)
+    check(b"format 2\n" in text, "format marker %r" % text)
     with open(marker, "wb") as f:
-        f.write(text.replace(b"format 1", b"format 999"))
+        f.write(text.replace(b"format 2", b"format 999"))
     err = _refused(ddir, "a data directory of format 999")
     check("format" in err, "message does not mention the format: %r" % err)
 
@@ -326,7 +326,7 @@ def incompatible_format_inside_state_refused_and_untouched():
         raise Fail("mdb_dump/mdb_load (lmdb-utils) not installed")
     ddir = wslib.data_dir()
     wslib.replay_ok(ddir, [wslib.example("seed_transactions.jsonl")])
-    state = os.path.join(ddir, "state")
+    state = os.path.join(ddir, "state", "0")
     dump = subprocess.run(["mdb_dump", "-p", "-s", "meta", state], stdout=subprocess.PIPE, check=True).stdout
     lines = dump.split(b"\n")
     try:
@@ -338,7 +338,8 @@ def incompatible_format_inside_state_refused_and_untouched():
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # Reading the format inside the state means opening the LMDB
     # environment, which resets LMDB's lock file (reader table, no data).
-    _refused(ddir, "a state of format 999", volatile={os.path.join("state", "lock.mdb")})
+    _refused(ddir, "a state of format 999",
+             volatile={os.path.join("state", str(k), "lock.mdb") for k in range(64)})
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ static void test_new_directory_gets_a_format_marker(void)
     ws_store_close(s);
     snprintf(path, sizeof path, "%s/walletstream.format", dir);
     CHECK(stat(path, &st) == 0);
-    snprintf(path, sizeof path, "%s/state/data.mdb", dir);
+    snprintf(path, sizeof path, "%s/state/0/data.mdb", dir);
     CHECK(stat(path, &st) == 0);
     /* and it opens again, for reading and for writing */
     CHECK_EQ_INT(ws_store_open(dir, WS_STORE_READ, 0, &s, err), WS_OK);
@@ -145,7 +145,7 @@ static void test_other_format_version_is_refused_untouched(void)
     snprintf(path, sizeof path, "%s/walletstream.format", dir);
     unlink(path);
     write_text(path, "walletstream data directory\nformat 99\n");
-    snprintf(path, sizeof path, "%s/state/data.mdb", dir);
+    snprintf(path, sizeof path, "%s/state/0/data.mdb", dir);
     CHECK(stat(path, &before) == 0);
     s = NULL;
     CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err),
