@@ -371,6 +371,121 @@ kafka_topic() {
     scripts/kafka create-topic --dir "$KDIR" "$1.dlq" "$2" >/dev/null 2>&1 || die "cannot create topic $1.dlq"
 }
 
+# --- walletstream run against a real broker (stream.sh, compare.sh) -----------
+# The caller sets BIN, KAFKA (kafka_up), LG (a copy of build/loadgen), RUNS
+# (a JSON-lines file), WS_ARGS (options for every `walletstream run`;
+# may be empty) and, for the throughput helpers, TPUT_TOPIC, TPUT_EVENTS,
+# TPUT_WALLETS.
+# start_ws_nowait DIR ARGS...: `walletstream run` (fresh DIR/data, WS_ARGS,
+# ARGS) on a free port; returns once the port is known (WS_T0: the start)
+start_ws_nowait() {
+    local dir=$1
+    shift
+    rm -rf "$dir"
+    # shellcheck disable=SC2086
+    ws_start "$dir" run --data-dir "$dir/data" $WS_ARGS "$@"
+}
+# start_ws DIR ARGS...: the same, then waits until /readyz answers 200
+start_ws() {
+    start_ws_nowait "$@"
+    ws_wait_ready 15
+}
+
+# ws_cpu: user+sys seconds of the running service
+ws_cpu() { awk -v t="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / t}' "/proc/$WS_PID/stat"; }
+# ws_threads: by thread name, CPU seconds and seconds spent runnable but
+# waiting for a CPU (/proc/PID/task/TID/schedstat), as JSON
+ws_threads() {
+    local t
+    for t in /proc/"$WS_PID"/task/*; do
+        printf '%s\t%s\t%s\n' "$(cat "$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")" \
+            "$(awk '{print $2}' "$t/schedstat" 2>/dev/null || echo 0)"
+    done | awk -F'\t' -v tck="$(getconf CLK_TCK)" '{a[$1] += $2; w[$1] += $3}
+        END {printf "{"; s = ""; for (k in a) {printf "%s\"%s\": {\"cpu_s\": %.2f, \"runq_wait_s\": %.2f}", s, k, a[k] / tck, w[k] / 1e9; s = ", "}; printf "}"}'
+}
+# ws_io: the service's /proc/PID/io as JSON (wchar = bytes passed to write
+# calls, syscw = write calls; write_bytes counts whole page-cache folios
+# dirtied, far more than wchar on this kernel, so it is not used)
+ws_io() {
+    awk -F': ' 'BEGIN {printf "{"} {printf "%s\"%s\": %s", (NR > 1 ? ", " : ""), $1, $2} END {printf "}"}' "/proc/$WS_PID/io"
+}
+# disk_written: bytes the state's block device has written so far (all
+# processes: other work on the machine counts too)
+disk_written() { awk '{printf "%.0f", $7 * 512}' "/sys/block/$DISK_DEV/stat" 2>/dev/null || echo 0; }
+ws_rss_kb() { awk '/^VmHWM/ {print $2}' "/proc/$WS_PID/status"; }
+
+# tput_preload PARTITIONS: creates TPUT_TOPIC (PARTITIONS partitions, and
+# its .dlq) and loads TPUT_EVENTS clean events over TPUT_WALLETS wallets,
+# keyed by wallet (loadgen -n, flat out); appends the "preload" object to
+# RUNS, checks the record count with kcat; sets TOPIC_BYTES.
+tput_preload() {
+    local N
+    kafka_topic "$TPUT_TOPIC" "$1"
+    "$LG" -b "$KAFKA" -t "$TPUT_TOPIC" -n "$TPUT_EVENTS" -w "$TPUT_WALLETS" -p 1000 -s 42 \
+        -o "$T/preload.json" -q >"$T/preload.out" 2>&1 || { cat "$T/preload.out" >&2; die "preload failed"; }
+    jq -c '{series: "preload", events, delivered, failed, send_s, all_delivered_s, delivered_rate, linger_ms}' \
+        "$T/preload.json" >>"$RUNS"
+    jq -r '"  preload (loadgen -n, flat out): \(.delivered) delivered in \(.all_delivered_s) s (\(.delivered_rate | floor)/s)"' "$T/preload.json"
+    TOPIC_BYTES=$(du -s --block-size=1 "$KDIR/data/$TPUT_TOPIC"-[0-9]* | awk '{s += $1} END {print s}')
+    N=$(kcat -C -b "$KAFKA" -t "$TPUT_TOPIC" -o beginning -e -q | wc -l)
+    [ "$N" = "$TPUT_EVENTS" ] || die "the topic holds $N records, expected $TPUT_EVENTS"
+    say "  topic $TPUT_TOPIC: $N records, $TOPIC_BYTES bytes on disk (checked with kcat | wc -l)"
+}
+# ws_tput N [SERIES [ARGS [EXPORT]]]: one timed `walletstream run` over
+# TPUT_TOPIC (fresh data directory, WS_ARGS then ARGS), from its start until
+# /metrics counts TPUT_EVENTS records (loadgen -W polls every 10 ms); one
+# line printed, one JSON object appended to RUNS. EXPORT: a directory to
+# write the store's figures to (`walletstream export --format jsonl`).
+ws_tput() {
+    local n=$1 series=${2:-walletstream} args=${3:-} export=${4:-} dir=$T/tput wrc=0 rc cpu threads io rss load0 disk0 disk1
+    load0=$(loadavg)
+    sync
+    disk0=$(disk_written)
+    # shellcheck disable=SC2086
+    start_ws_nowait "$dir" --brokers "$KAFKA" --topic "$TPUT_TOPIC" $args
+    "$LG" -a "$WS_API" -W "$TPUT_EVENTS" -S "$WS_T0" -T 900 -o "$dir/wait.json" >"$dir/wait.out" 2>&1 || wrc=$?
+    metrics >"$dir/metrics.txt"
+    cpu=$(ws_cpu); threads=$(ws_threads); io=$(ws_io); rss=$(ws_rss_kb)
+    ws_stop
+    rc=$WS_RC
+    sync
+    disk1=$(disk_written)
+    [ "$wrc" = 0 ] || { cat "$dir/wait.out" "$dir/stderr" >&2; die "walletstream did not reach $TPUT_EVENTS events"; }
+    jq -r --arg s "$series" --arg n "$n" --arg cpu "$cpu" --arg ev "$TPUT_EVENTS" \
+        '"  \($s) \($n)\(" " * ([22 - ($s | length) - ($n | length), 1] | max)) wall \(.elapsed_s) s  cpu \($cpu) s  \(($ev | tonumber) / .elapsed_s | floor) events/s  \(.batches) batches (\(.batch_events_sum / .batches | floor) events each, \(1000 * .batch_commit_seconds_sum / .batches * 10 | floor / 10) ms per commit)  applied \(.applied) duplicate \(.duplicate) rejected \(.rejected)"' "$dir/wait.json"
+    [ "$(jq '.applied == '"$TPUT_EVENTS"' and .duplicate == 0 and .rejected == 0' "$dir/wait.json")" = true ] ||
+        say "  WRONG COUNTS: expected $TPUT_EVENTS applied"
+    jq -c --arg s "$series" --argjson n "$n" --arg args "$WS_ARGS $args" --argjson cpu "$cpu" \
+        --argjson threads "$threads" --argjson io "$io" --argjson rss "$rss" --argjson rc "$rc" \
+        --argjson ev "$TPUT_EVENTS" --arg load0 "$load0" --arg load1 "$(loadavg)" \
+        --argjson disk "$((disk1 - disk0))" \
+        '{series: $s, n: $n, args: $args, wall_s: .elapsed_s, disk_bytes_written: $disk,
+          per_s: ($ev / .elapsed_s), cpu_s: $cpu, threads: $threads, io: $io, max_rss_kb: $rss,
+          exit_status: $rc, load_before: $load0, load_after: $load1, wait: .}' "$dir/wait.json" >>"$RUNS"
+    if [ -n "$export" ]; then
+        rm -rf "$export"
+        "$BIN" export --data-dir "$dir/data" --format jsonl --out "$export" >/dev/null 2>"$dir/export.err" ||
+            { cat "$dir/export.err" >&2; die "walletstream export of the $series store failed"; }
+    fi
+    [ "$KEEP" = 1 ] || rm -rf "$dir"
+}
+# kcat_tput N [SERIES]: one timed `kcat -C` pass over TPUT_TOPIC under
+# /usr/bin/time (the raw-consume reference); appends to RUNS
+kcat_tput() {
+    local n=$1 series=${2:-kcat} wall user sys rss load0
+    load0=$(loadavg)
+    /usr/bin/time -f '%e %U %S %M' -o "$T/time.out" \
+        kcat -C -b "$KAFKA" -t "$TPUT_TOPIC" -o beginning -e -q >/dev/null 2>"$T/kcat.err" ||
+        { cat "$T/kcat.err" >&2; die "kcat failed"; }
+    read -r wall user sys rss <"$T/time.out"
+    awk -v l="$series $n" -v w="$wall" -v u="$user" -v y="$sys" -v e="$TPUT_EVENTS" \
+        'BEGIN {printf "  %-22s wall %s s  cpu %.2f s  %d events/s\n", l, w, u + y, e / w}'
+    jq -nc --arg s "$series" --argjson n "$n" --argjson w "$wall" --argjson u "$user" --argjson y "$sys" \
+        --argjson rss "$rss" --argjson ev "$TPUT_EVENTS" --arg load0 "$load0" --arg load1 "$(loadavg)" \
+        '{series: $s, n: $n, wall_s: $w, per_s: ($ev / $w), cpu_s: ($u + $y), user_s: $u, sys_s: $y,
+          max_rss_kb: $rss, load_before: $load0, load_after: $load1}' >>"$RUNS"
+}
+
 # --- results --------------------------------------------------------------------
 # result_write NAME FILE: validates the JSON in FILE and stores it as
 # bench/results/NAME-<UTC time>.json; the path in RESULT_PATH

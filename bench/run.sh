@@ -5,6 +5,7 @@
 #
 # Steps, in this order (default: all):
 #   replay   bench/replay.sh   1,000,000 events over 100,000 wallets, jq reference
+#   workers  bench/workers.sh  the same replay with --workers 1, 2 and 4, paired
 #   scale    bench/scale.sh    20,000,000 events over 10,000,000 wallets; restart
 #                              and footprint with that store
 #   stream   bench/stream.sh   freshness at 1,000 / 10,000 / 100,000 events/s
@@ -12,6 +13,9 @@
 #   api      bench/api.sh      wrk on /balance over 1,000,000 wallets, 16 and 64
 #                              connections, idle and while ingesting 100,000/s,
 #                              against a minimal libmicrohttpd server
+#   compare  bench/compare.sh  only when named: `run` on 2,000,000 events in 6
+#                              partitions by workers, against kcat (PEERS=1:
+#                              and Flink, from ../shared/peers)
 #
 # BENCH="api stream" (spaces or commas) selects steps as arguments do.
 # QUICK=1 runs every step at small sizes (a smoke test of the scripts,
@@ -29,7 +33,8 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-ALL="replay scale stream api"
+ALL="replay workers scale stream api"
+OPTIONAL="compare"      # run only when named
 STEPS=""
 for arg in "$@"; do
     case $arg in
@@ -41,7 +46,7 @@ done
 STEPS=$(printf '%s' "$STEPS" | tr ',' ' ' | xargs)
 if [ -z "$STEPS" ] || [ "$STEPS" = all ]; then STEPS=$ALL; fi
 for s in $STEPS; do
-    case " $ALL " in *" $s "*) ;; *) echo "run.sh: unknown step $s (steps: $ALL)" >&2; exit 2 ;; esac
+    case " $ALL $OPTIONAL " in *" $s "*) ;; *) echo "run.sh: unknown step $s (steps: $ALL $OPTIONAL)" >&2; exit 2 ;; esac
 done
 
 # qdef VAR VALUE: VAR=VALUE (exported) unless VAR is set
@@ -50,6 +55,8 @@ if [ "${QUICK:-0}" = 1 ]; then
     qdef RUNS 1
     # replay
     qdef EVENTS 100000; qdef WALLETS 10000; qdef SHORT_RUNS 1
+    # workers
+    qdef WORKERS_EVENTS 100000; qdef WORKERS_WALLETS 10000; qdef WORKERS_RUNS 2
     # scale
     qdef SCALE_EVENTS 400000; qdef SCALE_WALLETS 200000; qdef SCALE_REF_WALLETS 10000
     qdef RESTART_RUNS 1; qdef IDLE_S 1
@@ -58,6 +65,8 @@ if [ "${QUICK:-0}" = 1 ]; then
     qdef COUNT_WAIT 5; qdef REAL_WARMUP 0; qdef TPUT_EVENTS 100000; qdef TPUT_RUNS 1; qdef EXTRA_ARGS ""
     # api
     qdef API_WALLETS 100000; qdef API_DURATION 2; qdef INGEST_WARMUP 1
+    # compare
+    qdef COMPARE_EVENTS 100000; qdef COMPARE_RUNS 1
 fi
 
 bench_init run
@@ -72,7 +81,7 @@ n=$(wc -w <<<"$STEPS")
 k=0 FAILED=0 START=$(now)
 for s in $STEPS; do
     k=$((k + 1))
-    if [ "$s" = stream ] || { [ "$s" = api ] && [ "${API_BROKER:-real}" = real ]; }; then
+    if [ "$s" = stream ] || [ "$s" = compare ] || { [ "$s" = api ] && [ "${API_BROKER:-real}" = real ]; }; then
         if [ -z "$KAFKA" ]; then
             say "starting one Kafka for the steps that need it (scripts/kafka)"
             kafka_up
