@@ -490,26 +490,26 @@ static int cmd_reshard(const ws_config *c, int npos, char **pos)
     int shards = c->workers ? (int)(c->workers > WS_SHARDS_MAX
                                         ? WS_SHARDS_MAX + 1 : c->workers)
                             : cores();
-    int from = 0, e;
+    int from = 0, format = 0, e;
 
     if (npos > 0) {
         fprintf(stderr, "walletstream reshard: unexpected argument \"%s\"\n",
                 pos[0]);
         return EXIT_USAGE;
     }
-    e = ws_store_reshard(c->data_dir, shards, &from, err);
+    e = ws_store_reshard(c->data_dir, shards, &from, &format, err);
     if (e != WS_OK) {
         fprintf(stderr, "walletstream reshard: %s\n", err);
         return e == WS_ERR_USAGE ? EXIT_USAGE : 1;
     }
-    if (from == shards)
+    if (format == 0)
         printf("%s already has %d shards: nothing to do\n", c->data_dir,
                shards);
-    else if (from == 0)
+    else if (format < 0)
         printf("finished the interrupted reshard of %s\n", c->data_dir);
     else
-        printf("resharded %s from %d to %d shards (data format %d)\n",
-               c->data_dir, from, shards, WS_STORE_FORMAT);
+        printf("resharded %s from %d to %d shards (data format %d to %d)\n",
+               c->data_dir, from, shards, format, WS_STORE_FORMAT);
     return 0;
 }
 

@@ -92,6 +92,7 @@ struct resolution {
     uint64_t seq;               /* outbox sequence (applied, cross) */
     int from;
     int applied;
+    ws_source_pos src;          /* the applied record's (Kafka) */
     unsigned char fp[16];
     uint16_t n;
     char id[WS_MAX_ID];
@@ -338,6 +339,7 @@ static int decide(struct worker *w, struct rec *rc)
     uint64_t h = XXH3_64bits(t->tx_id, t->tx_id_len);
     struct pending **slot, *p;
     unsigned char fp[16];
+    ws_source_pos src;
     int found, e;
 
     if (w->npending >= w->buckets && (e = pending_grow(w)) != WS_OK)
@@ -378,9 +380,13 @@ static int decide(struct worker *w, struct rec *rc)
         return WS_OK;
     }
     if ((e = ensure_batch(w)) != WS_OK ||
-        (e = ws_batch_seen_get(w->batch, t->tx_id, t->tx_id_len, fp,
+        (e = ws_batch_seen_get(w->batch, t->tx_id, t->tx_id_len, fp, &src,
                                &found)) != WS_OK)
         return e;
+    if (found && src.partition >= 0 && w->r->o.hooks->source_key &&
+        src.partition == rc->in.partition && src.offset == rc->in.offset &&
+        memcmp(fp, rc->fp, 16) == 0)
+        found = 0;  /* the record that applied it, read again: it owns it */
     if (found) {
         give_verdict(rc, memcmp(fp, rc->fp, 16) == 0 ? V_SAME : V_OTHER);
         return WS_OK;
@@ -422,7 +428,8 @@ static int resolve(struct worker *w, struct resolution *res,
     if (res->applied && res->from != w->shard) {
         /* Remembered here too, with the sequence delivered. */
         if ((e = ensure_batch(w)) != WS_OK ||
-            (e = ws_batch_seen_put(w->batch, res->id, res->n, res->fp)) ||
+            (e = ws_batch_seen_put(w->batch, res->id, res->n, res->fp,
+                                   &res->src)) ||
             (e = ws_batch_inbox_set(w->batch, res->from, res->seq)))
             return e;
     }
@@ -670,6 +677,13 @@ static int commit(struct worker *w)
     return WS_OK;
 }
 
+/* Whether the sources are Kafka partitions (stable positions) rather
+ * than files (a file replayed again is new input). */
+static int r_sourced(const struct ws_router *r)
+{
+    return r->o.hooks->source_key != NULL;
+}
+
 /* Remembers that rc's claim is to be resolved after this batch commits. */
 static int to_resolve(struct worker *w, struct rec *rc, uint64_t gen)
 {
@@ -683,6 +697,8 @@ static int to_resolve(struct worker *w, struct rec *rc, uint64_t gen)
     res->from = w->shard;
     res->applied = rc->res.outcome == WS_APPLIED;
     res->seq = 0;
+    res->src.partition = r_sourced(w->r) ? rc->in.partition : -1;
+    res->src.offset = rc->in.offset;
     memcpy(res->fp, rc->fp, 16);
     res->n = (uint16_t)t->tx_id_len;
     memcpy(res->id, t->tx_id, t->tx_id_len);
@@ -691,7 +707,7 @@ static int to_resolve(struct worker *w, struct rec *rc, uint64_t gen)
 
         res->seq = w->out_seq[rc->tshard]++;
         e = ws_batch_outbox_add(w->batch, rc->tshard, res->seq, t->tx_id,
-                                t->tx_id_len, rc->fp);
+                                t->tx_id_len, rc->fp, &res->src);
         if (e != WS_OK) {
             free(res);
             return e;
@@ -772,7 +788,8 @@ static int apply(struct worker *w, struct rec *rc)
                 own_pending(w, rc, rc->res.outcome == WS_APPLIED);
                 if (rc->res.outcome == WS_APPLIED &&
                     (e = ws_batch_seen_put(w->batch, rc->res.txn.tx_id,
-                                           rc->res.txn.tx_id_len, rc->fp)))
+                                           rc->res.txn.tx_id_len, rc->fp,
+                                           NULL)))
                     return e;
             }
             if ((e = to_resolve(w, rc, rc->gen)) != WS_OK)

@@ -13,7 +13,14 @@
  *   debit_days  wallet_id NUL day(int32 BE) -> empty
  *   top         product_id NUL currency -> top-credit record (below)
  *   products    product_id -> empty (seen in an applied transaction)
- *   seen        transaction_id -> 16-byte content fingerprint
+ *   seen        transaction_id (of this shard) -> 16-byte content
+ *               fingerprint, then, when a record of another shard read
+ *               from Kafka applied it, that record's partition (u32 BE)
+ *               and offset (u64 BE)
+ *   outbox      target shard (u16 BE) seq (u64 BE) -> fingerprint, source
+ *               (as in seen, partition -1 when none), transaction_id: ids
+ *               of other shards applied here, until they hold them
+ *   inbox       source shard (u16 BE) -> last outbox seq delivered here
  *   counters    "outcome:<name>" / "reason:<code>" -> int64 LE;
  *               "lost:<source>" -> records of that source deleted from the
  *               log before they were read (kafka_source.c), int64 LE
@@ -53,6 +60,8 @@
 #define DEFAULT_MAP_MAX ((uint64_t)64 << 30)
 #define MAX_READERS 1024
 #define RECORD_VERSION 1
+/* A remembered id's value with its applying record's source. */
+#define SEEN_SOURCED (16 + 4 + 8)
 
 enum {
     DB_META, DB_OFFSETS, DB_WALLETS, DB_DEBIT_DAYS, DB_TOP, DB_PRODUCTS,
@@ -1062,7 +1071,7 @@ int ws_batch_seen_claim(ws_batch *b, const char *id, size_t n,
         *claimed = 1;
         return store_value(b, e, fp, 16);
     }
-    if (e->vlen != 16)
+    if (e->vlen != 16 && e->vlen != SEEN_SOURCED)
         return WS_ERR_CORRUPT;
     memcpy(existing, e->val, 16);
     return WS_OK;
@@ -1755,46 +1764,100 @@ static int read_inbox(MDB_txn *txn, struct shard *sh, int from, uint64_t *seq)
     return WS_OK;
 }
 
+/* A remembered id's value: its fingerprint, and for ids applied by a
+ * record of another shard from a Kafka partition, that record's source
+ * (partition u32, offset u64; SEEN_SOURCED bytes in all). */
+static void source_put(unsigned char *p, const ws_source_pos *src)
+{
+    uint32_t part = (uint32_t)src->partition;
+    int i;
+
+    for (i = 0; i < 4; i++)
+        p[i] = (unsigned char)(part >> (24 - 8 * i));
+    for (i = 0; i < 8; i++)
+        p[4 + i] = (unsigned char)((uint64_t)src->offset >> (56 - 8 * i));
+}
+
+static void source_get(const unsigned char *p, ws_source_pos *src)
+{
+    uint32_t part = 0;
+    uint64_t off = 0;
+    int i;
+
+    for (i = 0; i < 4; i++)
+        part = part << 8 | p[i];
+    for (i = 0; i < 8; i++)
+        off = off << 8 | p[4 + i];
+    src->partition = (int32_t)part;
+    src->offset = (int64_t)off;
+}
+
 int ws_batch_seen_get(ws_batch *b, const char *id, size_t n,
-                      unsigned char fp[16], int *found)
+                      unsigned char fp[16], ws_source_pos *src, int *found)
 {
     int err = WS_OK;
-    ws_wentry *e = load(b, DB_SEEN, id, n, 16, &err);
+    ws_wentry *e = load(b, DB_SEEN, id, n, SEEN_SOURCED, &err);
 
     *found = 0;
+    src->partition = -1;
+    src->offset = -1;
     if (!e)
         return err;
     if (e->state == WS_WE_ABSENT)
         return WS_OK;
-    if (e->vlen != 16)
+    if (e->vlen != 16 && e->vlen != SEEN_SOURCED)
         return WS_ERR_CORRUPT;
     memcpy(fp, e->val, 16);
+    if (e->vlen == SEEN_SOURCED)
+        source_get(e->val + 16, src);
     *found = 1;
     return WS_OK;
 }
 
 int ws_batch_seen_put(ws_batch *b, const char *id, size_t n,
-                      const unsigned char fp[16])
+                      const unsigned char fp[16], const ws_source_pos *src)
 {
+    unsigned char v[SEEN_SOURCED];
     int err = WS_OK;
-    ws_wentry *e = load(b, DB_SEEN, id, n, 16, &err);
+    ws_wentry *e = load(b, DB_SEEN, id, n, SEEN_SOURCED, &err);
 
     if (!e)
         return err;
-    return store_value(b, e, fp, 16);
+    memcpy(v, fp, 16);
+    if (!src || src->partition < 0)
+        return store_value(b, e, v, 16);
+    source_put(v + 16, src);
+    return store_value(b, e, v, SEEN_SOURCED);
 }
 
 int ws_batch_outbox_add(ws_batch *b, int target, uint64_t seq,
-                        const char *id, size_t n, const unsigned char fp[16])
+                        const char *id, size_t n, const unsigned char fp[16],
+                        const ws_source_pos *src)
 {
-    unsigned char k[10], v[16 + WS_MAX_ID];
+    unsigned char k[10], v[SEEN_SOURCED + WS_MAX_ID];
+    ws_source_pos none = {-1, -1};
 
     if (n > WS_MAX_ID)
         return batch_err(b, WS_ERR_USAGE);
     outbox_key(target, seq, k);
     memcpy(v, fp, 16);
-    memcpy(v + 16, id, n);
-    return put(b, DB_OUTBOX, k, 10, v, 16 + n);
+    source_put(v + 16, src ? src : &none);
+    memcpy(v + SEEN_SOURCED, id, n);
+    return put(b, DB_OUTBOX, k, 10, v, SEEN_SOURCED + n);
+}
+
+/* An outbox value as the id and the value the id's shard remembers. */
+static int outbox_split(const MDB_val *data, MDB_val *id, MDB_val *seen)
+{
+    ws_source_pos src;
+
+    if (data->mv_size <= SEEN_SOURCED)
+        return WS_ERR_CORRUPT;
+    source_get((const unsigned char *)data->mv_data + 16, &src);
+    *id = val((const char *)data->mv_data + SEEN_SOURCED,
+              data->mv_size - SEEN_SOURCED);
+    *seen = val(data->mv_data, src.partition < 0 ? 16 : SEEN_SOURCED);
+    return WS_OK;
 }
 
 int ws_batch_inbox_set(ws_batch *b, int from, uint64_t seq)
@@ -1893,13 +1956,8 @@ int ws_store_recover(ws_store *s, char *err)
                        memcmp(key.mv_data, k, 2) == 0) {
                     MDB_val id, fp;
 
-                    if (data.mv_size < 17) {
-                        e = WS_ERR_CORRUPT;
+                    if ((e = outbox_split(&data, &id, &fp)) != WS_OK)
                         break;
-                    }
-                    id = val((const char *)data.mv_data + 16,
-                             data.mv_size - 16);
-                    fp = val(data.mv_data, 16);
                     if ((rc = mdb_put(tt, ts->dbi[DB_SEEN], &id, &fp, 0)))
                         break;
                     last = outbox_seq(key.mv_data);
@@ -2119,12 +2177,10 @@ static int reshard_copy(struct shard *from, MDB_txn *rt, struct dest *d,
                  * yet delivered: it goes to the id's new shard. */
                 MDB_val id, fp;
 
-                if (v.mv_size < 17) {
+                if (outbox_split(&v, &id, &fp) != WS_OK) {
                     rc = MDB_CORRUPTED;
                     break;
                 }
-                id = val((const char *)v.mv_data + 16, v.mv_size - 16);
-                fp = val(v.mv_data, 16);
                 rc = dest_put(&d[ws_shard_index(id.mv_data, id.mv_size, nd)],
                               DB_SEEN, &id, &fp);
             } else {
@@ -2211,16 +2267,18 @@ fail:
     return WS_ERR_IO;
 }
 
-int ws_store_reshard(const char *dir, int shards, int *from, char *err)
+int ws_store_reshard(const char *dir, int shards, int *from, int *format,
+                     char *err)
 {
     ws_store *src = NULL, *dst = NULL;
     MDB_txn *rt[WS_SHARDS_MAX];
     struct dest d[WS_SHARDS_MAX];
     char path[4096], buf[256];
-    int lock_fd = -1, format = 0, e, rc = 0, i, nread = 0;
+    int lock_fd = -1, e, rc = 0, i, nread = 0;
 
     err[0] = '\0';
     *from = 0;
+    *format = 0;
     memset(d, 0, sizeof d);
     if (shards < 1 || shards > WS_SHARDS_MAX) {
         snprintf(err, WS_STORE_ERR_MAX, "shards must be 1 to %d",
@@ -2230,6 +2288,7 @@ int ws_store_reshard(const char *dir, int shards, int *from, char *err)
     if ((e = take_lock(dir, &lock_fd, err)) != WS_OK)
         return e;
     if (path_exists(dir, STATE_OLD)) {
+        *format = -1;   /* finished an interrupted one */
         e = reshard_finish(dir, err);
         goto out;
     }
@@ -2239,21 +2298,22 @@ int ws_store_reshard(const char *dir, int shards, int *from, char *err)
         e = WS_ERR_IO;
         goto out;
     }
-    e = read_format(dir, &format, from, err);
+    e = read_format(dir, format, from, err);
     if (e == WS_ERR_NOT_FOUND) {
         snprintf(err, WS_STORE_ERR_MAX, "no data directory at %s", dir);
         goto out;
     }
     if (e != WS_OK)
         goto out;
-    if (format != 1 && format != WS_STORE_FORMAT) {
+    if (*format != 1 && *format != WS_STORE_FORMAT) {
         snprintf(err, WS_STORE_ERR_MAX, "%s holds data format %d, which "
-                 "this walletstream cannot read", dir, format);
+                 "this walletstream cannot read", dir, *format);
         e = WS_ERR_FORMAT;
         goto out;
     }
-    if (format == WS_STORE_FORMAT && *from == shards) {
-        e = WS_OK;      /* nothing to do */
+    if (*format == WS_STORE_FORMAT && *from == shards) {
+        *format = 0;    /* nothing to do */
+        e = WS_OK;
         goto out;
     }
     /* The source, read only: format 1 is one environment in state/. */
@@ -2264,12 +2324,13 @@ int ws_store_reshard(const char *dir, int shards, int *from, char *err)
     src->lock_fd = -1;
     src->nshards = *from;
     for (i = 0; i < src->nshards && e != WS_ERR_FORMAT; i++) {
-        if (format == 1)
+        if (*format == 1)
             snprintf(path, sizeof path, "%s/%s", dir, STATE_DIR);
         else
             snprintf(path, sizeof path, "%s/%s/%d", dir, STATE_DIR, i);
         if ((e = shard_open(src, &src->sh[i], path, i,
-                            format == 1 ? 0 : src->nshards, format, 0, err)))
+                            *format == 1 ? 0 : src->nshards, *format, 0,
+                            err)))
             goto out;
         if ((rc = mdb_txn_begin(src->sh[i].env, NULL, MDB_RDONLY, &rt[i])))
             goto lmdb;

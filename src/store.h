@@ -113,15 +113,17 @@ int ws_store_shard_of(const ws_store *s, const char *id, size_t n);
 int ws_shard_index(const char *id, size_t n, int shards);
 
 /* Rewrites the state of data directory `dir` into `shards` shards: from
- * format 1 (an upgrade; *from is then 1) or from format 2 with another
- * count (*from). Every wallet, debit day, id, top list (merged), counter
+ * format 1 (an upgrade) or from format 2 with another count; *format and
+ * *from say what it was (*format 0: it already had `shards` shards,
+ * nothing was done; -1: an interrupted reshard was finished). Every wallet, debit day, id, top list (merged), counter
  * (summed) and offset is copied into state.new/ first and made durable;
  * then state/ is renamed to state.old/, state.new/ to state/, the format
  * marker replaced, and state.old/ removed. Interrupted at any point, the
  * old state is intact or the new one complete: run it again to finish.
  * Refused (WS_ERR_FORMAT) when the shards stopped at different offsets,
  * or (WS_ERR_LOCKED) while a writer holds the directory. */
-int ws_store_reshard(const char *dir, int shards, int *from, char *err);
+int ws_store_reshard(const char *dir, int shards, int *from, int *format,
+                     char *err);
 
 /* Creates directory `path` and its missing parents (mode 0755). Returns
  * 0, or -1 with errno set. */
@@ -187,12 +189,24 @@ int ws_batch_seen_claim(ws_batch *b, const char *id, size_t n,
  * all). Returns 0 or an error. */
 int ws_batch_seen_release(ws_batch *b, const char *id, size_t n);
 
+/* Where a record was read: Kafka partition and offset (-1: a file, or
+ * not known). */
+typedef struct ws_source_pos {
+    int32_t partition;
+    int64_t offset;
+} ws_source_pos;
+
 /* The remembered fingerprint of an id of this shard (*found 0 when
- * none), and remembering one applied by another shard's record. */
+ * none) and, for an id applied by a record of another shard read from
+ * Kafka, that record's source; and remembering one (src NULL or
+ * partition -1: no source). The source lets a restored shard that is
+ * ahead of the record's shard (a backup copied shard by shard) know
+ * the record again when it is read again, instead of calling it a
+ * duplicate of itself. */
 int ws_batch_seen_get(ws_batch *b, const char *id, size_t n,
-                      unsigned char fp[16], int *found);
+                      unsigned char fp[16], ws_source_pos *src, int *found);
 int ws_batch_seen_put(ws_batch *b, const char *id, size_t n,
-                      const unsigned char fp[16]);
+                      const unsigned char fp[16], const ws_source_pos *src);
 
 /* The outbox: an id of shard `target` applied by a record of this
  * batch's shard, committed with the record, numbered `seq` (from
@@ -203,7 +217,8 @@ int ws_batch_seen_put(ws_batch *b, const char *id, size_t n,
  * not delivered is delivered (no id is forgotten by a crash between the
  * two commits). */
 int ws_batch_outbox_add(ws_batch *b, int target, uint64_t seq,
-                        const char *id, size_t n, const unsigned char fp[16]);
+                        const char *id, size_t n, const unsigned char fp[16],
+                        const ws_source_pos *src);
 int ws_batch_inbox_set(ws_batch *b, int from, uint64_t seq);
 int ws_batch_outbox_prune(ws_batch *b);
 uint64_t ws_store_outbox_next(const ws_store *s, int from, int target);

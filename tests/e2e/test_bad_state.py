@@ -19,7 +19,8 @@ import wslib
 from wslib import test, check, check_eq, Fail, Runner
 import reference as ref
 
-LOCK = os.path.join("state", "lock.mdb")
+# LMDB's lock files (reader tables, no data), one per shard.
+LOCKS = {os.path.join("state", str(k), "lock.mdb") for k in range(64)}
 PAGE = 4096  # LMDB's page size on Linux x86-64
 
 
@@ -30,13 +31,13 @@ def _seeded():
 
 
 def _data_file(ddir):
-    return os.path.join(ddir, "state", "data.mdb")
+    return os.path.join(ddir, "state", "0", "data.mdb")
 
 
 def _unchanged(before, ddir, what):
     after = wslib.snapshot_dir(ddir)
     check_eq(sorted(before), sorted(after), "files after %s" % what)
-    changed = sorted(p for p in before if before[p] != after[p] and p != LOCK)
+    changed = sorted(p for p in before if before[p] != after[p] and p not in LOCKS)
     check(not changed, "%s changed %s" % (what, ", ".join(changed)))
 
 
@@ -126,8 +127,8 @@ def future_format_marker_refused_by_run():
     marker = os.path.join(ddir, "walletstream.format")
     text = wslib.read_bytes(marker)
     with open(marker, "wb") as f:
-        f.write(text.replace(b"format 1", b"format 2"))
-    _refused_everywhere(ddir, "a data directory of format 2", ("format 2",))
+        f.write(text.replace(b"format 2", b"format 3"))
+    _refused_everywhere(ddir, "a data directory of format 3", ("format 3",))
 
 
 @test
@@ -135,14 +136,14 @@ def future_format_inside_state_refused_by_run():
     if not shutil.which("mdb_dump") or not shutil.which("mdb_load"):
         raise Fail("mdb_dump/mdb_load (lmdb-utils) not installed")
     ddir = _seeded()
-    state = os.path.join(ddir, "state")
+    state = os.path.join(ddir, "state", "0")
     dump = subprocess.run(["mdb_dump", "-p", "-s", "meta", state], stdout=subprocess.PIPE, check=True).stdout
     lines = dump.split(b"\n")
     i = lines.index(b" format")
-    lines[i + 1] = b" 2"
+    lines[i + 1] = b" 3"
     subprocess.run(["mdb_load", "-s", "meta", state], input=b"\n".join(lines), check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _refused_everywhere(ddir, "a state recording format 2", ("format",))
+    _refused_everywhere(ddir, "a state recording format 3", ("format",))
 
 
 @test
