@@ -285,7 +285,8 @@ static void status(const ws_api *api, ws_view *v, ws_reply *r)
         ws_buf_printf(b, "%s\"%s\":%lld", i > 1 ? "," : "",
                       ws_reason_name((enum ws_reason)i),
                       (long long)st.c.reason[i]);
-    ws_buf_printf(b, "},\"state\":{\"bytes\":%llu,\"limit_bytes\":%llu",
+    ws_buf_printf(b, "},\"state\":{\"shards\":%d,\"bytes\":%llu,"
+                     "\"limit_bytes\":%llu", ws_view_shards(v),
                   (unsigned long long)st.used, (unsigned long long)st.limit);
     for (i = 0; i < WS_STATE_TABLES; i++)
         ws_buf_printf(b, ",\"%s\":%llu", ws_state_table_names[i],

@@ -268,10 +268,32 @@ static int manifest_offset(const char *source, size_t n, int64_t next,
     return 0;
 }
 
+/* One shard's offset of each source, for the manifest's "shards". */
+struct shard_offsets {
+    ws_view *view;
+    ws_buf *b;
+    int shard;
+};
+
+static int shard_offset(const char *source, size_t n, int64_t next,
+                        void *arg)
+{
+    struct shard_offsets *so = arg;
+    int e = ws_view_shard_offset(so->view, so->shard, source, n, &next);
+
+    if (e == WS_ERR_NOT_FOUND)
+        return WS_OK;
+    if (e != WS_OK)
+        return e;
+    return manifest_offset(source, n, next, so->b);
+}
+
 /* {"walletstream":…,"data_format":…,"format":…,"exported_at":…,
  *  "tables":{"balances":{"file":…,"rows":…},…},
  *  "events":{"applied":…,"duplicate":…,"rejected":…},
- *  "rejected":{"<reason>":…},"offsets":{"<topic/partition>":<next>}} */
+ *  "rejected":{"<reason>":…},"offsets":{"<topic/partition>":<next>},
+ *  "shards":[{"shard":k,"offsets":{"<topic/partition>":<next>}},…]}
+ * "offsets" is the smallest over the shards (where reading resumes). */
 static int manifest_text(struct export_ctx *x, const ws_counts *c,
                          ws_buf *b)
 {
@@ -307,7 +329,20 @@ static int manifest_text(struct export_ctx *x, const ws_counts *c,
     }
     ws_buf_puts(b, "},\"offsets\":{");
     e = ws_view_each_offset(x->view, manifest_offset, b);
-    ws_buf_puts(b, "}}\n");
+    /* Each shard's own: every one is exported as of its last commit, and
+     * holds the records routed to it below its offsets. */
+    ws_buf_puts(b, "},\"shards\":[");
+    for (i = 0; e == WS_OK && i < ws_view_shards(x->view); i++) {
+        struct shard_offsets so;
+
+        so.view = x->view;
+        so.b = b;
+        so.shard = i;
+        ws_buf_printf(b, "%s{\"shard\":%d,\"offsets\":{", i ? "," : "", i);
+        e = ws_view_each_offset(x->view, shard_offset, &so);
+        ws_buf_puts(b, "}}");
+    }
+    ws_buf_puts(b, "]}\n");
     if (e == WS_OK && b->oom)
         e = WS_ERR_NOMEM;
     return e;

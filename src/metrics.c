@@ -3,11 +3,11 @@
  */
 #include "metrics.h"
 
-#include "store.h"
-
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "store.h"
 
 #define NBUCKETS 12
 
@@ -37,6 +37,9 @@ static struct {
     struct histogram commit;
     struct histogram batch;
     struct histogram age;
+    int shards;             /* 0: not a writer (serve) */
+    struct histogram shard_commit[WS_SHARDS_MAX];
+    uint64_t cross_claims, claim_waits;
     int partitions;
     int64_t lag[WS_METRICS_MAX_PARTITIONS];
     int64_t lost[WS_METRICS_MAX_PARTITIONS];
@@ -74,6 +77,33 @@ void ws_metrics_batch(double commit_seconds, uint64_t records)
     pthread_mutex_lock(&reg.lock);
     observe(&reg.commit, commit_seconds);
     observe(&reg.batch, (double)records);
+    pthread_mutex_unlock(&reg.lock);
+}
+
+void ws_metrics_shards(int shards)
+{
+    int k;
+
+    pthread_mutex_lock(&reg.lock);
+    reg.shards = shards < WS_SHARDS_MAX ? shards : WS_SHARDS_MAX;
+    for (k = 0; k < reg.shards; k++)
+        reg.shard_commit[k].bounds = commit_bounds;
+    pthread_mutex_unlock(&reg.lock);
+}
+
+void ws_metrics_shard_commit(int shard, double commit_seconds)
+{
+    pthread_mutex_lock(&reg.lock);
+    if (shard >= 0 && shard < reg.shards)
+        observe(&reg.shard_commit[shard], commit_seconds);
+    pthread_mutex_unlock(&reg.lock);
+}
+
+void ws_metrics_claims(uint64_t cross_shard, uint64_t waited)
+{
+    pthread_mutex_lock(&reg.lock);
+    reg.cross_claims = cross_shard;
+    reg.claim_waits = waited;
     pthread_mutex_unlock(&reg.lock);
 }
 
@@ -192,11 +222,51 @@ static void render_histogram(ws_buf *b, const char *name, const char *help,
                   name, h->sum, name, (unsigned long long)h->total);
 }
 
+/* The shards' commit histograms, one series per shard. */
+static void render_shards(ws_buf *b)
+{
+    const char *name = "walletstream_shard_batch_commit_seconds";
+    int k, i;
+
+    if (reg.shards == 0)
+        return;
+    ws_buf_printf(b, "# HELP walletstream_shards Shards of the state, one "
+                     "worker each (--workers).\n# TYPE walletstream_shards "
+                     "gauge\nwalletstream_shards %d\n", reg.shards);
+    ws_buf_printf(b, "# HELP %s Time to commit one batch of one shard.\n"
+                     "# TYPE %s histogram\n", name, name);
+    for (k = 0; k < reg.shards; k++) {
+        const struct histogram *h = &reg.shard_commit[k];
+
+        for (i = 0; i < NBUCKETS; i++)
+            ws_buf_printf(b, "%s_bucket{shard=\"%d\",le=\"%g\"} %llu\n", name,
+                          k, h->bounds[i], (unsigned long long)h->counts[i]);
+        ws_buf_printf(b, "%s_bucket{shard=\"%d\",le=\"+Inf\"} %llu\n"
+                         "%s_sum{shard=\"%d\"} %.9g\n%s_count{shard=\"%d\"} "
+                         "%llu\n", name, k, (unsigned long long)h->total,
+                      name, k, h->sum, name, k,
+                      (unsigned long long)h->total);
+    }
+    ws_buf_printf(b, "# HELP walletstream_claims_cross_shard_total Records "
+                     "whose transaction_id belongs to another shard than "
+                     "their wallet (decided there).\n# TYPE "
+                     "walletstream_claims_cross_shard_total counter\n"
+                     "walletstream_claims_cross_shard_total %llu\n"
+                     "# HELP walletstream_claims_waited_total Claims that "
+                     "waited for an earlier record with the same "
+                     "transaction_id to commit.\n# TYPE "
+                     "walletstream_claims_waited_total counter\n"
+                     "walletstream_claims_waited_total %llu\n",
+                  (unsigned long long)reg.cross_claims,
+                  (unsigned long long)reg.claim_waits);
+}
+
 void ws_metrics_render(ws_buf *b)
 {
     int i, s;
 
     pthread_mutex_lock(&reg.lock);
+    render_shards(b);
     render_histogram(b, "walletstream_batch_commit_seconds",
                      "Time to commit one batch to the state store, "
                      "dead letters included.", &reg.commit);
@@ -314,6 +384,18 @@ void ws_metrics_json(ws_buf *b)
     json_histogram(b, "batch_commit_seconds", &reg.commit);
     ws_buf_putc(b, ',');
     json_histogram(b, "event_age_seconds", &reg.age);
+    if (reg.shards > 0) {
+        ws_buf_printf(b, ",\"workers\":{\"claims_cross_shard\":%llu,"
+                         "\"claims_waited\":%llu,\"shards\":[",
+                      (unsigned long long)reg.cross_claims,
+                      (unsigned long long)reg.claim_waits);
+        for (i = 0; i < reg.shards; i++)
+            ws_buf_printf(b, "%s{\"shard\":%d,\"commits\":%llu,"
+                             "\"commit_seconds\":%.9g}", i ? "," : "", i,
+                          (unsigned long long)reg.shard_commit[i].total,
+                          reg.shard_commit[i].sum);
+        ws_buf_puts(b, "]}");
+    }
     ws_buf_printf(b, ",\"history\":{\"interval_seconds\":%d,\"columns\":["
                      "\"time_ms\",\"applied\",\"duplicate\",\"rejected\","
                      "\"commits\",\"commit_seconds\",\"aged\","

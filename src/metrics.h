@@ -26,6 +26,13 @@ void ws_metrics_batch(double commit_seconds, uint64_t records);
  * Kafka timestamp, in seconds. Any thread. */
 void ws_metrics_event_ages(const double *ages, size_t n);
 
+/* The writer's shards (run): their count, each commit's duration by
+ * shard, and the claims of ids decided in another shard than their
+ * record's (router.h) and those that waited. */
+void ws_metrics_shards(int shards);
+void ws_metrics_shard_commit(int shard, double commit_seconds);
+void ws_metrics_claims(uint64_t cross_shard, uint64_t waited);
+
 /* Consumer lag of a partition (high watermark minus the next offset the
  * state will read); -1 when unknown. Any thread. */
 void ws_metrics_lag(int partition, int64_t lag);

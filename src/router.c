@@ -45,6 +45,9 @@
  * commits after the linger. */
 #define COMMIT_SHARE 3
 #define MAX_OPEN_MS 1000
+/* Records applied between looks at the mailbox for other shards' claims
+ * (their records wait for the verdicts). */
+#define REFILL_EVERY 128
 
 /* Values up to this size are copied into the record itself. */
 #define INLINE_VALUE 512
@@ -860,6 +863,43 @@ static int take_claims(struct worker *w, struct item **head,
     return e;
 }
 
+/* Takes what arrived meanwhile, in the middle of a long run of records:
+ * other shards' claims are decided now (their records wait for them) and
+ * resolutions applied; the rest joins the queue. */
+static int refill(struct worker *w)
+{
+    uint32_t woken[WS_SHARDS_MAX / 32] = {0};
+    struct item *taken, *taken_tail = NULL;
+    struct resolution *ctl, *next;
+    int e = WS_OK;
+
+    pthread_mutex_lock(&w->lock);
+    taken = w->reset ? NULL : w->items_head;
+    if (taken)
+        w->items_head = w->items_tail = NULL;
+    ctl = w->ctl_head;
+    w->ctl_head = w->ctl_tail = NULL;
+    pthread_mutex_unlock(&w->lock);
+    for (; ctl && e == WS_OK; ctl = next) {
+        next = ctl->next;
+        e = resolve(w, ctl, woken);
+        free(ctl);
+    }
+    free_resolutions(ctl);
+    if (e == WS_OK && taken) {
+        e = take_claims(w, &taken, &taken_tail, woken);
+        if (taken) {
+            if (w->tail)
+                w->tail->next = taken;
+            else
+                w->head = taken;
+            w->tail = taken_tail;
+        }
+    }
+    wake_set(w->r, woken, w->shard);
+    return e;
+}
+
 /* Works through the taken items until the head waits for a claim.
  * Returns 0, 1 when blocked, or an error. */
 static int work(struct worker *w)
@@ -879,9 +919,12 @@ static int work(struct worker *w)
                 break;
             }
             w->head = it->next;
+            if (!w->head)
+                w->tail = NULL;
             e = apply(w, rc);
             release_rec(r, rc, &w->done);
-            applied++;
+            if (e == WS_OK && ++applied % REFILL_EVERY == 0)
+                e = refill(w);
             if (e == WS_OK && w->in_batch >= r->o.batch_max)
                 e = commit(w);
         } else if (it->kind == IT_MARK) {
@@ -934,6 +977,14 @@ static int64_t open_for(struct worker *w)
     if (want < linger)
         want = linger;
     return want > MAX_OPEN_MS ? MAX_OPEN_MS : want;
+}
+
+/* The last item of a list. */
+static struct item *items_tail(struct item *it)
+{
+    while (it && it->next)
+        it = it->next;
+    return it;
 }
 
 static int has_work(struct worker *w)
@@ -1011,8 +1062,25 @@ static void *worker_main(void *arg)
             continue;
         }
         if (failed(r)) {
-            /* Waits for the reset; what it was given stays queued. */
+            /* Waits for the reset (what it was given stays queued; the
+             * resolutions are delivered again from the outboxes). */
+            struct timespec until;
+
             free_resolutions(ctl);
+            pthread_mutex_lock(&w->lock);
+            if (taken) {    /* back in front of what came since */
+                struct item *last = items_tail(taken);
+
+                last->next = w->items_head;
+                if (!w->items_head)
+                    w->items_tail = last;
+                w->items_head = taken;
+            }
+            if (!w->reset && !atomic_load(&r->stop)) {
+                ws_clock_deadline(&until, IDLE_MS);
+                pthread_cond_timedwait(&w->wake, &w->lock, &until);
+            }
+            pthread_mutex_unlock(&w->lock);
             continue;
         }
         for (; ctl && e == WS_OK; ctl = next) {
@@ -1251,7 +1319,13 @@ void ws_router_push(ws_router *r)
             continue;
         r->touched[p] = 0;
         for (k = 0; k < r->n; k++) {
-            struct mark *m = malloc(sizeof *m);
+            struct mark *m;
+
+            /* Never below what the shard holds (it was skipped up to
+             * there): its stored offset must not go back. */
+            if (r->last_next[p] <= r->skip[k][p])
+                continue;
+            m = malloc(sizeof *m);
 
             if (!m) {
                 fail(r, WS_ERR_NOMEM, "out of memory routing a record");

@@ -4,6 +4,7 @@
 #include "stream.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,8 @@
 /* Records taken from the consumer per poll call. */
 #define POLL_MAX 512
 /* How often lag and lost records are read from the state (and the
- * committed offsets mirrored to the consumer group). */
+ * committed offsets mirrored to the consumer group) at least; also after
+ * every commit of a shard. */
 #define LAG_MS 500
 
 struct ws_status {
@@ -101,6 +103,7 @@ struct shared {
      * that the last record of a product's list is the current one. */
     pthread_mutex_t tops;
     int tops_held[WS_SHARDS_MAX];
+    _Atomic int committed;      /* a shard committed: lag to update */
 };
 
 struct loop {
@@ -150,6 +153,12 @@ static void update_lag(struct loop *l)
 
     l->last_lag_ms = ws_clock_ms();
     ws_metrics_partitions(n);
+    {
+        ws_router_stats rs;
+
+        ws_router_stats_get(l->router, &rs);
+        ws_metrics_claims(rs.cross_claims, rs.claim_waits);
+    }
     if (ws_store_view(l->o->store, &v) != WS_OK)
         return;
     for (p = 0; p < n; p++) {
@@ -302,7 +311,9 @@ static void hook_after_commit(void *ctx, int shard, int ok, uint64_t records,
         ws_changelog_reset(sh->changelog[shard]);
     if (!ok)
         return;
+    atomic_store(&sh->committed, 1);
     ws_metrics_batch(seconds, records);
+    ws_metrics_shard_commit(shard, seconds);
     ws_metrics_event_ages(ages, nages);
 }
 
@@ -419,6 +430,7 @@ int ws_stream_run(const ws_stream_opts *o)
         return e;
     }
     ws_source_on_assign(o->source, before_assign, &l);
+    ws_metrics_shards(l.sh.shards);
     publish_status(&l);
 
     while (!*o->stop) {
@@ -483,14 +495,15 @@ int ws_stream_run(const ws_stream_opts *o)
         }
         if (n > 0)
             ws_router_push(l.router);
-        if (ws_clock_ms() - l.last_lag_ms >= LAG_MS)
+        if (atomic_exchange(&l.sh.committed, 0) ||
+            ws_clock_ms() - l.last_lag_ms >= LAG_MS)
             update_lag(&l);
     }
     /* Stopping: every shard commits what it was given. */
     ws_router_quiesce(l.router);
     ws_source_on_assign(o->source, NULL, NULL);
-    ws_router_stop(l.router);
     update_lag(&l);
+    ws_router_stop(l.router);
     shared_close(&l.sh);
     return WS_OK;
 }

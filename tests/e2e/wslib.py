@@ -1597,3 +1597,35 @@ def crash_and_check(bootstrap, topic, recs, kills, chunks, rng, batch_sizes=(Non
     check(not slow, "restarts after kill -9 took %s s to be ready again (limit %.0f s)" % (
         ", ".join("%.1f" % t for t in resumes), CRASH_RESUME_LIMIT))
     return model
+
+
+def shard_of_record(value, shards, partition):
+    """The shard walletstream routes a record to (src/router.c): its
+    wallet's, XXH3-64 of the wallet_id's UTF-8 bytes modulo the shard
+    count; a record that does not decode goes to its partition's. Needs
+    python3-xxhash (wslib.use_system_python_for("xxhash"))."""
+    import xxhash
+    if shards <= 1:
+        return 0
+    t = ref.decode(value if value is not None else b"")
+    if isinstance(t, ref.Txn):
+        return xxhash.xxh3_64_intdigest(t.wallet.encode("utf-8")) % shards
+    return partition % shards
+
+
+def records_held(records, manifest, topic):
+    """The records an export's manifest says its state holds: per shard,
+    those routed to it below that shard's offsets ("shards"; "offsets",
+    the smallest, when the manifest has no shards)."""
+    def nexts(offsets):
+        nxt = {}
+        for src, n in offsets.items():
+            t, _, p = src.rpartition("/")
+            if t != topic:
+                raise Fail("offset source %r is not of topic %s" % (src, topic))
+            nxt[int(p)] = n
+        return nxt
+    shards = manifest.get("shards") or [{"shard": 0, "offsets": manifest["offsets"]}]
+    held = [nexts(s["offsets"]) for s in sorted(shards, key=lambda s: s["shard"])]
+    return [r for r in records
+            if r.offset < held[shard_of_record(r.value, len(held), r.partition)].get(r.partition, 0)]
