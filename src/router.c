@@ -87,6 +87,33 @@ struct mark {
     int64_t next;
 };
 
+/* A transaction id held by a pending entry or a resolution: short ids
+ * (all ids seen in practice) inline, so that these structs stay small
+ * and reusable. Never copied by value (p may point into it). */
+#define ID_INLINE 40
+struct idbuf {
+    uint16_t n;
+    char *p;
+    char in[ID_INLINE];
+};
+
+static int id_set(struct idbuf *b, const char *id, size_t n)
+{
+    b->n = (uint16_t)n;
+    b->p = n <= ID_INLINE ? b->in : malloc(n);
+    if (!b->p)
+        return WS_ERR_NOMEM;
+    memcpy(b->p, id, n);
+    return WS_OK;
+}
+
+static void id_free(struct idbuf *b)
+{
+    if (b->p && b->p != b->in)
+        free(b->p);
+    b->p = NULL;
+}
+
 /* A resolution of an id claimed by a record of shard `from`, sent after
  * `from` committed the record. */
 struct resolution {
@@ -97,8 +124,7 @@ struct resolution {
     int applied;
     ws_source_pos src;          /* the applied record's (Kafka) */
     unsigned char fp[16];
-    uint16_t n;
-    char id[WS_MAX_ID];
+    struct idbuf id;
 };
 
 /* An id claimed by a record not yet resolved. */
@@ -111,8 +137,7 @@ struct pending {
                                    (known only for the owner's shard) */
     unsigned char fp[16];
     struct rec *wait_head, *wait_tail;
-    uint16_t n;
-    char id[WS_MAX_ID];
+    struct idbuf id;
 };
 
 struct worker {
@@ -150,7 +175,15 @@ struct worker {
     /* Records done with: handed back to the router's pool (under lock
      * as `returned`), so that records are not freed on one thread and
      * allocated on another (glibc's arena lock showed in profiles). */
-    struct rec *done, *returned;
+    struct rec *done, *done_tail, *returned, *returned_tail;
+    /* Pending entries and resolutions are reused, not freed: resolutions
+     * come back from the shard that processed them (`res_returned`,
+     * under lock), as records do. */
+    struct pending *pending_pool;
+    struct resolution *res_pool, *res_returned;
+    /* The last outbox sequence delivered by each shard in the open batch,
+     * stored at commit (0: none). */
+    uint64_t inbox_seq[WS_SHARDS_MAX];
 };
 
 struct ws_router {
@@ -269,8 +302,8 @@ static struct pending **pending_slot(struct worker *w, const char *id,
 {
     struct pending **p = &w->table[h & (w->buckets - 1)];
 
-    while (*p && !((*p)->hash == h && (*p)->n == n &&
-                   memcmp((*p)->id, id, n) == 0))
+    while (*p && !((*p)->hash == h && (*p)->id.n == n &&
+                   memcmp((*p)->id.p, id, n) == 0))
         p = &(*p)->next;
     return p;
 }
@@ -297,6 +330,24 @@ static int pending_grow(struct worker *w)
     return WS_OK;
 }
 
+static struct pending *pending_new(struct worker *w)
+{
+    struct pending *p = w->pending_pool;
+
+    if (p)
+        w->pending_pool = p->next;
+    else
+        p = malloc(sizeof *p);
+    return p;
+}
+
+static void pending_free(struct worker *w, struct pending *p)
+{
+    id_free(&p->id);
+    p->next = w->pending_pool;
+    w->pending_pool = p;
+}
+
 static void pending_clear(struct worker *w)
 {
     size_t i;
@@ -306,7 +357,7 @@ static void pending_clear(struct worker *w)
 
         for (; p; p = next) {
             next = p->next;
-            free(p);
+            pending_free(w, p);
         }
         w->table[i] = NULL;
     }
@@ -394,7 +445,7 @@ static int decide(struct worker *w, struct rec *rc)
         give_verdict(rc, memcmp(fp, rc->fp, 16) == 0 ? V_SAME : V_OTHER);
         return WS_OK;
     }
-    p = malloc(sizeof *p);
+    p = pending_new(w);
     if (!p)
         return WS_ERR_NOMEM;
     p->hash = h;
@@ -403,8 +454,10 @@ static int decide(struct worker *w, struct rec *rc)
     p->state = 0;
     memcpy(p->fp, rc->fp, 16);
     p->wait_head = p->wait_tail = NULL;
-    p->n = (uint16_t)t->tx_id_len;
-    memcpy(p->id, t->tx_id, t->tx_id_len);
+    if (id_set(&p->id, t->tx_id, t->tx_id_len) != WS_OK) {
+        pending_free(w, p);
+        return WS_ERR_NOMEM;
+    }
     p->next = NULL;
     *slot = p;
     w->npending++;
@@ -419,22 +472,23 @@ static int decide(struct worker *w, struct rec *rc)
 static int resolve(struct worker *w, struct resolution *res,
                    uint32_t *woken)
 {
-    uint64_t h = XXH3_64bits(res->id, res->n);
+    uint64_t h = XXH3_64bits(res->id.p, res->id.n);
     struct pending **slot, *p;
     struct rec *rc, *next;
     int e;
 
     if (w->buckets == 0)
         return WS_OK;
-    slot = pending_slot(w, res->id, res->n, h);
+    slot = pending_slot(w, res->id.p, res->id.n, h);
     p = *slot;
     if (res->applied && res->from != w->shard) {
         /* Remembered here too, with the sequence delivered. */
         if ((e = ensure_batch(w)) != WS_OK ||
-            (e = ws_batch_seen_put(w->batch, res->id, res->n, res->fp,
-                                   &res->src)) ||
-            (e = ws_batch_inbox_set(w->batch, res->from, res->seq)))
+            (e = ws_batch_seen_put(w->batch, res->id.p, res->id.n, res->fp,
+                                   &res->src)))
             return e;
+        if (res->seq > w->inbox_seq[res->from])
+            w->inbox_seq[res->from] = res->seq;
     }
     if (!p || p->gen != res->gen)
         return WS_OK;
@@ -450,10 +504,10 @@ static int resolve(struct worker *w, struct resolution *res,
                                                                : V_OTHER);
             woken[rc->wshard / 32] |= 1u << (rc->wshard % 32);
         }
-        free(p);
+        pending_free(w, p);
         return WS_OK;
     }
-    free(p);
+    pending_free(w, p);
     /* Not applied: the waiting claims are decided again, in order. */
     for (; rc; rc = next) {
         next = rc->wait_next;
@@ -497,6 +551,7 @@ static void free_resolutions(struct resolution *res)
 
     for (; res; res = next) {
         next = res->next;
+        id_free(&res->id);
         free(res);
     }
 }
@@ -515,6 +570,7 @@ static void drop_state(struct worker *w)
     for (p = 0; p < WS_ROUTER_MAX_PARTITIONS; p++)
         w->next[p] = -1;
     w->offsets_due = 0;
+    memset(w->inbox_seq, 0, sizeof w->inbox_seq);
     free_resolutions(w->res_head);
     w->res_head = w->res_tail = NULL;
     pthread_mutex_lock(&w->lock);
@@ -596,6 +652,9 @@ static int commit(struct worker *w)
     if (e == WS_OK && hk->before_commit &&
         hk->before_commit(hk->ctx, w->shard, w->batch, why) != 0)
         e = WS_ERR_IO;
+    for (p = 0; p < r->n && e == WS_OK; p++)
+        if (w->inbox_seq[p] > 0)
+            e = ws_batch_inbox_set(w->batch, p, w->inbox_seq[p]);
     for (p = 0; p < WS_ROUTER_MAX_PARTITIONS && e == WS_OK; p++) {
         size_t kn;
 
@@ -633,6 +692,7 @@ static int commit(struct worker *w)
                              w->nages);
     }
     w->offsets_due = 0;
+    memset(w->inbox_seq, 0, sizeof w->inbox_seq);
     pthread_mutex_lock(&r->lock);
     for (p = 0; p < WS_ROUTER_MAX_PARTITIONS; p++)
         if (w->next[p] >= 0)
@@ -650,12 +710,14 @@ static int commit(struct worker *w)
     w->res_head = w->res_tail = NULL;
     for (; res; res = next) {
         struct worker *t;
-        int target = ws_shard_index(res->id, res->n, r->n);
+        int target = ws_shard_index(res->id.p, res->id.n, r->n);
 
         next = res->next;
         if (target == w->shard) {
             e = resolve(w, res, woken);
-            free(res);
+            id_free(&res->id);
+            res->next = w->res_pool;
+            w->res_pool = res;
             if (e != WS_OK) {
                 free_resolutions(next);
                 snprintf(why, sizeof why, "state store shard %d: %s",
@@ -680,6 +742,67 @@ static int commit(struct worker *w)
     return WS_OK;
 }
 
+/* A resolution from the pool (refilled from those the other shards
+ * handed back), else allocated. */
+static struct resolution *res_new(struct worker *w)
+{
+    struct resolution *res = w->res_pool;
+
+    if (!res) {
+        pthread_mutex_lock(&w->lock);
+        res = w->res_pool = w->res_returned;
+        w->res_returned = NULL;
+        pthread_mutex_unlock(&w->lock);
+    }
+    if (res) {
+        w->res_pool = res->next;
+        return res;
+    }
+    return malloc(sizeof *res);
+}
+
+/* Hands processed resolutions back to the shards that sent them. */
+static void res_return(struct ws_router *r, struct resolution *list)
+{
+    struct resolution *by[WS_SHARDS_MAX] = {0}, *next;
+    int k;
+
+    for (; list; list = next) {
+        next = list->next;
+        list->next = by[list->from];
+        by[list->from] = list;
+    }
+    for (k = 0; k < r->n; k++) {
+        struct resolution *last = by[k];
+
+        if (!last)
+            continue;
+        while (last->next)
+            last = last->next;
+        pthread_mutex_lock(&r->w[k].lock);
+        last->next = r->w[k].res_returned;
+        r->w[k].res_returned = by[k];
+        pthread_mutex_unlock(&r->w[k].lock);
+    }
+}
+
+/* Applies the resolutions other shards sent (ids of this shard), then
+ * hands them back. Returns 0 or a store error. */
+static int process_ctl(struct worker *w, struct resolution *ctl,
+                       uint32_t *woken)
+{
+    struct resolution *res;
+    int e = WS_OK;
+
+    for (res = ctl; res; res = res->next) {
+        if (e == WS_OK)
+            e = resolve(w, res, woken);
+        id_free(&res->id);
+    }
+    res_return(w->r, ctl);
+    return e;
+}
+
 /* Whether the sources are Kafka partitions (stable positions) rather
  * than files (a file replayed again is new input). */
 static int r_sourced(const struct ws_router *r)
@@ -690,7 +813,7 @@ static int r_sourced(const struct ws_router *r)
 /* Remembers that rc's claim is to be resolved after this batch commits. */
 static int to_resolve(struct worker *w, struct rec *rc, uint64_t gen)
 {
-    struct resolution *res = malloc(sizeof *res);
+    struct resolution *res = res_new(w);
     const ws_txn *t = &rc->res.txn;
 
     if (!res)
@@ -703,8 +826,12 @@ static int to_resolve(struct worker *w, struct rec *rc, uint64_t gen)
     res->src.partition = r_sourced(w->r) ? rc->in.partition : -1;
     res->src.offset = rc->in.offset;
     memcpy(res->fp, rc->fp, 16);
-    res->n = (uint16_t)t->tx_id_len;
-    memcpy(res->id, t->tx_id, t->tx_id_len);
+    if (id_set(&res->id, t->tx_id, t->tx_id_len) != WS_OK) {
+        res->id.p = NULL;
+        res->next = w->res_pool;
+        w->res_pool = res;
+        return WS_ERR_NOMEM;
+    }
     if (res->applied && rc->tshard != w->shard) {
         int e;
 
@@ -712,7 +839,9 @@ static int to_resolve(struct worker *w, struct rec *rc, uint64_t gen)
         e = ws_batch_outbox_add(w->batch, rc->tshard, res->seq, t->tx_id,
                                 t->tx_id_len, rc->fp, &res->src);
         if (e != WS_OK) {
-            free(res);
+            id_free(&res->id);
+            res->next = w->res_pool;
+            w->res_pool = res;
             return e;
         }
     }
@@ -870,7 +999,7 @@ static int refill(struct worker *w)
 {
     uint32_t woken[WS_SHARDS_MAX / 32] = {0};
     struct item *taken, *taken_tail = NULL;
-    struct resolution *ctl, *next;
+    struct resolution *ctl;
     int e = WS_OK;
 
     pthread_mutex_lock(&w->lock);
@@ -880,12 +1009,7 @@ static int refill(struct worker *w)
     ctl = w->ctl_head;
     w->ctl_head = w->ctl_tail = NULL;
     pthread_mutex_unlock(&w->lock);
-    for (; ctl && e == WS_OK; ctl = next) {
-        next = ctl->next;
-        e = resolve(w, ctl, woken);
-        free(ctl);
-    }
-    free_resolutions(ctl);
+    e = process_ctl(w, ctl, woken);
     if (e == WS_OK && taken) {
         e = take_claims(w, &taken, &taken_tail, woken);
         if (taken) {
@@ -923,6 +1047,8 @@ static int work(struct worker *w)
                 w->tail = NULL;
             e = apply(w, rc);
             release_rec(r, rc, &w->done);
+            if (!w->done_tail)
+                w->done_tail = rc;
             if (e == WS_OK && ++applied % REFILL_EVERY == 0)
                 e = refill(w);
             if (e == WS_OK && w->in_batch >= r->o.batch_max)
@@ -1007,7 +1133,7 @@ static void *worker_main(void *arg)
 
     while (!atomic_load(&r->stop)) {
         uint32_t woken[WS_SHARDS_MAX / 32] = {0};
-        struct resolution *ctl, *next;
+        struct resolution *ctl;
         struct item *taken = NULL, *taken_tail = NULL;
         int64_t now = ws_clock_ms(), wait_ms = IDLE_MS;
         int e = WS_OK, reset;
@@ -1034,13 +1160,11 @@ static void *worker_main(void *arg)
             w->items_head = w->items_tail = NULL;
         }
         if (w->done) {
-            struct rec *last = w->done;
-
-            while (last->wait_next)
-                last = last->wait_next;
-            last->wait_next = w->returned;
+            w->done_tail->wait_next = w->returned;
+            if (!w->returned)
+                w->returned_tail = w->done_tail;
             w->returned = w->done;
-            w->done = NULL;
+            w->done = w->done_tail = NULL;
         }
         ctl = w->ctl_head;
         w->ctl_head = w->ctl_tail = NULL;
@@ -1083,12 +1207,7 @@ static void *worker_main(void *arg)
             pthread_mutex_unlock(&w->lock);
             continue;
         }
-        for (; ctl && e == WS_OK; ctl = next) {
-            next = ctl->next;
-            e = resolve(w, ctl, woken);
-            free(ctl);
-        }
-        free_resolutions(ctl);
+        e = process_ctl(w, ctl, woken);
         if (e == WS_OK && taken) {
             e = take_claims(w, &taken, &taken_tail, woken);
             if (taken) {
@@ -1228,8 +1347,18 @@ void ws_router_stop(ws_router *r)
         pthread_cond_destroy(&w->wake);
     }
     for (k = 0; k < r->n; k++) {
+        struct pending *p, *pn;
+
         free_recs(r->w[k].done);
         free_recs(r->w[k].returned);
+        r->w[k].done = r->w[k].returned = NULL;
+        free_resolutions(r->w[k].res_pool);
+        free_resolutions(r->w[k].res_returned);
+        for (p = r->w[k].pending_pool; p; p = pn) {
+            pn = p->next;
+            id_free(&p->id);
+            free(p);
+        }
     }
     free_recs(r->pool);
     ws_decoder_free(r->decoder);
@@ -1347,13 +1476,9 @@ void ws_router_push(ws_router *r)
 
         pthread_mutex_lock(&w->lock);
         if (w->returned) {
-            struct rec *last = w->returned;
-
-            while (last->wait_next)
-                last = last->wait_next;
-            last->wait_next = r->pool;
+            w->returned_tail->wait_next = r->pool;
             r->pool = w->returned;
-            w->returned = NULL;
+            w->returned = w->returned_tail = NULL;
         }
         if (!r->out_head[k]) {
             pthread_mutex_unlock(&w->lock);

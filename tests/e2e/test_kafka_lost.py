@@ -149,10 +149,12 @@ def not_ready_reason(r, *parts):
 
 @test
 def embedded_four_bursts_three_kills_every_skipped_record_counted():
-    """The issue's scenario: applied + lost = 20,000 after the last burst."""
+    """The issue's scenario: applied + lost = 20,000 after the last burst.
+    One worker: exact counts after kill -9 need the shards at one offset
+    (docs/DECISIONS.md, "Shards"; the sharded bound is checked below)."""
     broker = EmbeddedBroker("lost_bursts", 1).start()
     ddir = wslib.data_dir()
-    r = Runner(ddir, brokers=broker.bootstrap, topic="lost_bursts").start()
+    r = Runner(ddir, brokers=broker.bootstrap, topic="lost_bursts", extra_args=["--workers", "1"]).start()
     for burst in range(4):
         wslib.kcat_produce(broker.bootstrap, "lost_bursts", records("b", burst * 5000, 5000))
         if burst < 3:
