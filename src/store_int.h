@@ -57,11 +57,13 @@
  * (topic/partition). */
 #define COUNTER_KEY_MAX 600
 
-/* The named databases of a shard, in the order of db_names (store.c). */
+/* The named databases of a shard, in the order of db_names (shard.c). */
 enum {
     DB_META, DB_OFFSETS, DB_WALLETS, DB_DEBIT_DAYS, DB_TOP, DB_PRODUCTS,
     DB_SEEN, DB_COUNTERS, DB_OUTBOX, DB_INBOX, DB_COUNT
 };
+
+extern const char *const db_names[DB_COUNT];
 
 /* A batch reads each record it needs from LMDB once, changes it in its
  * working set, and writes the changed records back in key order when it
@@ -170,5 +172,19 @@ void inbox_key(int from, unsigned char k[2]);
 void source_put(unsigned char *p, const ws_source_pos *src);
 void source_get(const unsigned char *p, ws_source_pos *src);
 int outbox_split(const MDB_val *data, MDB_val *id, MDB_val *seen);
+
+/* ------------------------------------------------------ shard.c: a shard */
+
+/* Opens shard `index` of `count` of a data directory of `format` in
+ * `path` (its place not checked when count is 0), as s->mode asks: 0 or
+ * an error with a sentence in err. */
+int shard_open(ws_store *s, struct shard *sh, const char *path, int index,
+               int count, int format, uint64_t map_max, char *err);
+/* Closes it (a writer's last commit synced); its batch must not be open.
+ * Never opened: nothing is done. */
+void shard_close(struct shard *sh, int writer);
+/* Begins a read transaction on it holding its resize lock shared: abort
+ * the transaction, then unlock sh->resize. An LMDB code. */
+int shard_read(struct shard *sh, MDB_txn **txn);
 
 #endif
