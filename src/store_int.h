@@ -187,4 +187,13 @@ void shard_close(struct shard *sh, int writer);
  * the transaction, then unlock sh->resize. An LMDB code. */
 int shard_read(struct shard *sh, MDB_txn **txn);
 
+/* ---------------------------------------------- view.c: merged top lists */
+
+/* fn for each currency's top credits of a product: in one transaction
+ * (tops_in), or merged over txn[k] of every shard k (tops_merged). */
+int tops_in(MDB_txn *txn, MDB_dbi dbi, const char *product, size_t n,
+            int (*fn)(const ws_top *t, void *arg), void *arg);
+int tops_merged(ws_store *s, MDB_txn *const *txn, const char *product,
+                size_t n, int (*fn)(const ws_top *t, void *arg), void *arg);
+
 #endif
