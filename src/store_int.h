@@ -196,4 +196,11 @@ int tops_in(MDB_txn *txn, MDB_dbi dbi, const char *product, size_t n,
 int tops_merged(ws_store *s, MDB_txn *const *txn, const char *product,
                 size_t n, int (*fn)(const ws_top *t, void *arg), void *arg);
 
+/* --------------------------------------------- batch.c: outbox and inbox */
+
+/* The last outbox seq of shard `from` delivered to shard sh; dropping
+ * sh's outbox entries for `target` up to `upto` (an LMDB code). */
+int read_inbox(MDB_txn *txn, struct shard *sh, int from, uint64_t *seq);
+int outbox_drop(MDB_txn *txn, struct shard *sh, int target, uint64_t upto);
+
 #endif
