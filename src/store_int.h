@@ -3,6 +3,25 @@
  * includes it (their contract is store.h). Names declared here keep the
  * short names they had as statics of one file.
  *
+ * Who owns what:
+ *   store.c    the data directory: format marker, LOCK, opening and
+ *              closing the shards (struct ws_store), sync, usage, and
+ *              delivering committed outboxes when a writer opens it
+ *              (ws_store_recover)
+ *   shard.c    one shard (struct shard): its LMDB environment and tables,
+ *              the checks made on opening it, its read transactions, and
+ *              the shard an id belongs to (ws_shard_index)
+ *   batch.c    one shard's write batch (struct ws_batch, ws_batch_*):
+ *              working set, wallets, debit days, top lists, products,
+ *              seen ids, outbox and inbox, counters, offsets
+ *   view.c     reads over every shard (struct ws_view, ws_view_*): merged
+ *              top lists, summed counters, smallest offsets, whole tables
+ *              in key order
+ *   reshard.c  ws_store_reshard: the state rewritten into another number
+ *              of shards
+ *   records.c  the byte layouts of keys and records; the order of top
+ *              credits (ws_top_cmp, ws_top_insert)
+ *
  * Layout of a data directory:
  *   walletstream.format   "walletstream data directory\nformat N\n"
  *   LOCK                  flock()ed by the single writer (replay, run)
@@ -44,6 +63,10 @@
 #define FORMAT_MAGIC "walletstream data directory\n"
 #define LOCK_FILE "LOCK"
 #define STATE_DIR "state"
+/* Left by a reshard until it is finished (reshard.c). */
+#define STATE_NEW "state.new"
+#define STATE_OLD "state.old"
+#define FORMAT_NEW FORMAT_FILE ".new"
 
 /* A remembered id's value with its applying record's source. */
 #define SEEN_SOURCED (16 + 4 + 8)
@@ -202,5 +225,19 @@ int tops_merged(ws_store *s, MDB_txn *const *txn, const char *product,
  * sh's outbox entries for `target` up to `upto` (an LMDB code). */
 int read_inbox(MDB_txn *txn, struct shard *sh, int from, uint64_t *seq);
 int outbox_drop(MDB_txn *txn, struct shard *sh, int target, uint64_t upto);
+
+/* ------------------------------------------- store.c: the data directory */
+
+/* Creates `path` (it must not exist) holding `text`, fsync'ed: 0, or
+ * -1 with errno set. */
+int write_file_synced(const char *path, const char *text);
+/* 1 when dir/name exists. */
+int path_exists(const char *dir, const char *name);
+/* The format and shard count in dir's marker: 0, WS_ERR_NOT_FOUND, or
+ * WS_ERR_FORMAT with a sentence in err. */
+int read_format(const char *dir, int *format, int *shards, char *err);
+/* Takes dir's writer lock (*fd_out, held until closed): 0, or WS_ERR_IO
+ * or WS_ERR_LOCKED with a sentence in err. */
+int take_lock(const char *dir, int *fd_out, char *err);
 
 #endif
