@@ -23,12 +23,19 @@
  *              credits (ws_top_cmp, ws_top_insert)
  *
  * Layout of a data directory:
- *   walletstream.format   "walletstream data directory\nformat N\n"
- *   LOCK                  flock()ed by the single writer (replay, run)
- *   state/<k>/            shard k's LMDB environment (data.mdb, lock.mdb)
+ *   walletstream.format   "walletstream data directory\nformat 2\nshards N\n"
+ *                         (format 1 had no shards line and one
+ *                         environment in state/; ws_store_reshard
+ *                         upgrades it)
+ *   LOCK                  flock()ed by the single writer (replay, run,
+ *                         reshard)
+ *   state/<k>/            shard k's LMDB environment (data.mdb,
+ *                         lock.mdb), k from 0 to N-1
+ *   state.new/, state.old/, walletstream.format.new
+ *                         only while a reshard runs or was interrupted
  *
- * Named databases (DESIGN §3):
- *   meta        "format" -> "N"
+ * Named databases of each shard (DESIGN §3):
+ *   meta        "format" -> "2"; "shard" -> "k/N" (this shard's place)
  *   offsets     source ("topic/partition") -> next offset, int64 LE
  *   wallets     wallet_id -> wallet record (records.c)
  *   debit_days  wallet_id NUL day(int32 BE) -> empty
