@@ -206,22 +206,180 @@ static void kafka_opts(const ws_config *c, const char *brokers,
                               strcmp(c->recreated_topic, "read-from-start") == 0;
 }
 
+/* What run holds, made in order by cmd_run and its helpers and released
+ * in reverse order by run_release. */
+struct run {
+    const ws_config *c;
+    ws_store *store;
+    ws_status *status;
+    ws_http *http;
+    ws_broker *broker;          /* the embedded one, or NULL */
+    const char *brokers;        /* its address, or --brokers */
+    ws_kafka_opts k, kc;        /* producer, consumer */
+    char *cprops[WS_CONFIG_MAX_PROPS + 1], *pprops[WS_CONFIG_MAX_PROPS + 1];
+    ws_source *source;
+    ws_producer *producer;
+    char dlq_topic[512];
+    int changelog;              /* the changelog topics are written */
+};
+
+/* Starts the embedded broker when asked (and publishes its address in
+ * the data directory) or keeps --brokers, and tells the metrics which.
+ * Returns 0 or an error with a sentence in err. */
+static int run_broker(struct run *r, char *err)
+{
+    const ws_config *c = r->c;
+
+    if (c->embedded_broker) {
+        if (ws_broker_start(c->topic, (int)c->partitions, &r->broker, err) ||
+            ws_broker_publish(r->broker, c->data_dir, err))
+            return WS_ERR_IO;
+        r->brokers = ws_broker_bootstrap(r->broker);
+        printf("embedded test broker at %s (written to %s/kafka.bootstrap)\n"
+               "%s\n", r->brokers, c->data_dir, WS_BROKER_LIMITS);
+        fflush(stdout);
+    }
+    ws_metrics_broker(r->brokers, r->broker != NULL);
+    return WS_OK;
+}
+
+/* The producer's and the consumer's options: the command line's, with
+ * the embedded broker's needs first. */
+static void run_kafka_opts(struct run *r)
+{
+    const ws_config *c = r->c;
+
+    kafka_opts(c, r->brokers, &r->k);
+    r->kc = r->k;
+    if (r->broker) {
+        /* The mock cluster answers a fetch only when fetch.wait.max.ms has
+         * passed, even when records arrive meanwhile (a real broker
+         * answers at once): keep the wait short so that records are
+         * queryable within milliseconds. Its sockets also keep Nagle's
+         * algorithm, so a response to the second of two pipelined produce
+         * requests waits for the client's delayed ACK (measured: 45 ms
+         * round trips, 40 ms per commit); one request in flight avoids
+         * that. -X can still override both. */
+        r->cprops[0] = (char *)"fetch.wait.max.ms=5";
+        memcpy(r->cprops + 1, c->props,
+               (size_t)c->nprops * sizeof r->cprops[0]);
+        r->kc.props = r->cprops;
+        r->kc.nprops = c->nprops + 1;
+        r->pprops[0] = (char *)"max.in.flight.requests.per.connection=1";
+        memcpy(r->pprops + 1, c->props,
+               (size_t)c->nprops * sizeof r->pprops[0]);
+        r->k.props = r->pprops;
+        r->k.nprops = c->nprops + 1;
+    }
+}
+
+/* Unless --changelog off, creates the changelog topics on a real broker,
+ * waiting for Kafka meanwhile (/readyz says so), and sets r->changelog
+ * when they can be written. Returns -1 to go on, or the exit code of run:
+ * 0 when a signal stopped the wait, 1 when --changelog on and the topics
+ * cannot be created. */
+static int run_changelog_topics(struct run *r)
+{
+    const ws_config *c = r->c;
+    char err[WS_STORE_ERR_MAX];
+    int topics_ok = 1, e;
+
+    if (strcmp(c->changelog, "off") == 0)
+        return -1;
+    if (r->broker) {
+        ws_log(WS_LOG_INFO, "changelog", "the embedded broker keeps the "
+               "changelog topics but does not compact them");
+    } else {
+        /* Nothing can be processed without the broker: wait for it,
+         * then create the topics or learn that they cannot be. */
+        snprintf(err, sizeof err, "connecting to Kafka at %s", r->brokers);
+        ws_status_set(r->status, err);
+        while ((e = ws_changelog_create_topics(
+                    ws_producer_handle(r->producer), c->topic, err)) ==
+                   WS_ERR_IO && !stop_requested) {
+            char why[sizeof err + 300];
+
+            snprintf(why, sizeof why, "connecting to Kafka at %s: %s",
+                     r->brokers, err);
+            ws_metrics_broker_up(0);
+            ws_status_set(r->status, why);
+        }
+        if (stop_requested)
+            return 0;
+        if (e != WS_OK && strcmp(c->changelog, "on") == 0) {
+            ws_log_fail("run", "changelog topics: %s", err);
+            return 1;
+        }
+        if (e != WS_OK) {
+            ws_log(WS_LOG_WARN, "changelog", "changelog off: %s", err);
+            topics_ok = 0;
+        }
+    }
+    r->changelog = topics_ok;
+    return -1;
+}
+
+/* Opens the producer's connections to the topics it writes before the
+ * first batch needs them. */
+static void run_warm_topics(struct run *r)
+{
+    int i;
+
+    ws_producer_warm(r->producer, r->dlq_topic, 2000);
+    if (!r->changelog)
+        return;
+    for (i = 0; i < WS_CL_COUNT; i++) {
+        char name[600];
+
+        snprintf(name, sizeof name, "%s.%s", r->c->topic,
+                 ws_changelog_suffixes[i]);
+        ws_producer_warm(r->producer, name, 2000);
+    }
+}
+
+/* The stream thread's loop until a signal or an error; run's exit code. */
+static int run_stream(struct run *r)
+{
+    ws_stream_opts so;
+    int rc;
+
+    memset(&so, 0, sizeof so);
+    so.store = r->store;
+    so.source = r->source;
+    so.producer = r->producer;
+    so.producer_opts = &r->k;
+    so.dlq_topic = r->dlq_topic;
+    so.changelog = r->changelog;
+    so.status = r->status;
+    so.topic = r->c->topic;
+    so.brokers = r->brokers;
+    so.batch_max = r->c->batch_max;
+    so.batch_linger_ms = r->c->batch_linger_ms;
+    so.ignore_stored = r->broker != NULL;
+    so.stop = &stop_requested;
+    rc = ws_stream_run(&so) == WS_OK ? 0 : 1;
+    ws_log(WS_LOG_INFO, "run", "stopped");
+    return rc;
+}
+
+static void run_release(struct run *r)
+{
+    ws_http_stop(r->http);
+    ws_source_close(r->source);
+    ws_producer_close(r->producer);
+    if (r->broker)
+        ws_broker_unpublish(r->broker, r->c->data_dir);
+    ws_broker_stop(r->broker);
+    ws_status_free(r->status);
+    ws_store_close(r->store);
+}
+
 static int cmd_run(const ws_config *c, int npos, char **pos)
 {
-    char err[WS_STORE_ERR_MAX], dlq_topic[512];
-    char *cprops[WS_CONFIG_MAX_PROPS + 1], *pprops[WS_CONFIG_MAX_PROPS + 1];
-    ws_store *store = NULL;
-    ws_broker *broker = NULL;
-    ws_source *source = NULL;
-    ws_producer *producer = NULL;
-    int changelog = 0;
-    ws_status *status = NULL;
-    ws_http *http = NULL;
-    ws_kafka_opts k, kc;    /* producer, consumer */
-    ws_stream_opts so;
+    char err[WS_STORE_ERR_MAX];
+    struct run r;
     ws_api api;
     struct sigaction sa;
-    const char *brokers = c->brokers;
     int rc = 1, e;
 
     if (npos > 0) {
@@ -238,62 +396,37 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    e = open_writer(c, &store,
-                      err);
+    memset(&r, 0, sizeof r);
+    r.c = c;
+    r.brokers = c->brokers;
+    e = open_writer(c, &r.store, err);
     if (e != WS_OK) {
         ws_log_fail("run", "%s", err);
         return 1;
     }
-    if (ws_status_new(&status) != WS_OK)
+    if (ws_status_new(&r.status) != WS_OK)
         goto done;
     ws_metrics_broker_up(0);    /* until the broker answers */
     /* The API first: it serves the stored figures, and /readyz says what
      * the stream is waiting for, while the rest starts. */
     memset(&api, 0, sizeof api);
-    api.store = store;
+    api.store = r.store;
     api.ready = ready;
-    api.ready_arg = status;
-    e = start_http(c, &api, &http, err);
+    api.ready_arg = r.status;
+    e = start_http(c, &api, &r.http, err);
     if (e != WS_OK) {
         ws_log_fail("run", "%s", err);
         rc = e == WS_ERR_USAGE ? EXIT_USAGE : 1;
         goto done;
     }
-    if (c->embedded_broker) {
-        if (ws_broker_start(c->topic, (int)c->partitions, &broker, err) ||
-            ws_broker_publish(broker, c->data_dir, err)) {
-            ws_log_fail("run", "%s", err);
-            goto done;
-        }
-        brokers = ws_broker_bootstrap(broker);
-        printf("embedded test broker at %s (written to %s/kafka.bootstrap)\n"
-               "%s\n", brokers, c->data_dir, WS_BROKER_LIMITS);
-        fflush(stdout);
+    if (run_broker(&r, err) != WS_OK) {
+        ws_log_fail("run", "%s", err);
+        goto done;
     }
-    ws_metrics_broker(brokers, broker != NULL);
-    kafka_opts(c, brokers, &k);
-    kc = k;
-    if (broker) {
-        /* The mock cluster answers a fetch only when fetch.wait.max.ms has
-         * passed, even when records arrive meanwhile (a real broker
-         * answers at once): keep the wait short so that records are
-         * queryable within milliseconds. Its sockets also keep Nagle's
-         * algorithm, so a response to the second of two pipelined produce
-         * requests waits for the client's delayed ACK (measured: 45 ms
-         * round trips, 40 ms per commit); one request in flight avoids
-         * that. -X can still override both. */
-        cprops[0] = (char *)"fetch.wait.max.ms=5";
-        memcpy(cprops + 1, c->props, (size_t)c->nprops * sizeof cprops[0]);
-        kc.props = cprops;
-        kc.nprops = c->nprops + 1;
-        pprops[0] = (char *)"max.in.flight.requests.per.connection=1";
-        memcpy(pprops + 1, c->props, (size_t)c->nprops * sizeof pprops[0]);
-        k.props = pprops;
-        k.nprops = c->nprops + 1;
-    }
-    snprintf(dlq_topic, sizeof dlq_topic, "%s.dlq", c->topic);
-    if (ws_source_open(&kc, &source, err) != WS_OK ||
-        ws_producer_open(&k, &producer, err) != WS_OK) {
+    run_kafka_opts(&r);
+    snprintf(r.dlq_topic, sizeof r.dlq_topic, "%s.dlq", c->topic);
+    if (ws_source_open(&r.kc, &r.source, err) != WS_OK ||
+        ws_producer_open(&r.k, &r.producer, err) != WS_OK) {
         ws_log_fail("run", "%s", err);
         rc = EXIT_USAGE;
         goto done;
@@ -301,83 +434,15 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     ws_log(WS_LOG_INFO, "run",
            "walletstream %s: data %s, brokers %s%s, topic %s, group %s, "
            "API on http://%s/ (port %u), dashboard at /", WS_VERSION,
-           c->data_dir, brokers,
-           broker ? " (embedded)" : "", c->topic, c->group, c->listen,
-           ws_http_port(http));
-    if (strcmp(c->changelog, "off") != 0) {
-        int topics_ok = 1;
-
-        if (broker) {
-            ws_log(WS_LOG_INFO, "changelog", "the embedded broker keeps the "
-                   "changelog topics but does not compact them");
-        } else {
-            /* Nothing can be processed without the broker: wait for it,
-             * then create the topics or learn that they cannot be. */
-            snprintf(err, sizeof err, "connecting to Kafka at %s", brokers);
-            ws_status_set(status, err);
-            while ((e = ws_changelog_create_topics(
-                        ws_producer_handle(producer), c->topic, err)) ==
-                       WS_ERR_IO && !stop_requested) {
-                char why[sizeof err + 300];
-
-                snprintf(why, sizeof why, "connecting to Kafka at %s: %s",
-                         brokers, err);
-                ws_metrics_broker_up(0);
-                ws_status_set(status, why);
-            }
-            if (stop_requested) {
-                rc = 0;
-                goto done;
-            }
-            if (e != WS_OK && strcmp(c->changelog, "on") == 0) {
-                ws_log_fail("run", "changelog topics: %s", err);
-                goto done;
-            }
-            if (e != WS_OK) {
-                ws_log(WS_LOG_WARN, "changelog", "changelog off: %s", err);
-                topics_ok = 0;
-            }
-        }
-        changelog = topics_ok;
-    }
-    ws_producer_warm(producer, dlq_topic, 2000);
-    if (changelog) {
-        int i;
-
-        for (i = 0; i < WS_CL_COUNT; i++) {
-            char name[600];
-
-            snprintf(name, sizeof name, "%s.%s", c->topic,
-                     ws_changelog_suffixes[i]);
-            ws_producer_warm(producer, name, 2000);
-        }
-    }
-
-    memset(&so, 0, sizeof so);
-    so.store = store;
-    so.source = source;
-    so.producer = producer;
-    so.producer_opts = &k;
-    so.dlq_topic = dlq_topic;
-    so.changelog = changelog;
-    so.status = status;
-    so.topic = c->topic;
-    so.brokers = brokers;
-    so.batch_max = c->batch_max;
-    so.batch_linger_ms = c->batch_linger_ms;
-    so.ignore_stored = broker != NULL;
-    so.stop = &stop_requested;
-    rc = ws_stream_run(&so) == WS_OK ? 0 : 1;
-    ws_log(WS_LOG_INFO, "run", "stopped");
+           c->data_dir, r.brokers,
+           r.broker ? " (embedded)" : "", c->topic, c->group, c->listen,
+           ws_http_port(r.http));
+    if ((rc = run_changelog_topics(&r)) >= 0)
+        goto done;
+    run_warm_topics(&r);
+    rc = run_stream(&r);
 done:
-    ws_http_stop(http);
-    ws_source_close(source);
-    ws_producer_close(producer);
-    if (broker)
-        ws_broker_unpublish(broker, c->data_dir);
-    ws_broker_stop(broker);
-    ws_status_free(status);
-    ws_store_close(store);
+    run_release(&r);
     return rc;
 }
 

@@ -78,7 +78,7 @@ def _says_what_to_do(msgs, what):
 @test
 def truncated_state_file_refused():
     """data.mdb cut in half (a truncated copy): LMDB used to die of SIGBUS
-    reading past the end (found by this test; store.c check_file_size)."""
+    reading past the end (found by this test; shard.c check_file_size)."""
     ddir = _seeded()
     data = wslib.read_bytes(_data_file(ddir))
     with open(_data_file(ddir), "wb") as f:

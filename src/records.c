@@ -1,0 +1,298 @@
+/*
+ * records.c - the byte layouts of the store's keys and records, and the
+ * order of top credits.
+ *
+ * Records are little-endian byte layouts with a version byte first, read
+ * and written only by the functions below, never cast from the page.
+ * Ids cannot contain NUL (SPEC §2 forbids control characters), so NUL
+ * separates the parts of composite keys. The tables that hold them are
+ * listed in store_int.h.
+ */
+#include <string.h>
+
+#include "store_int.h"
+#include "timeutil.h"
+
+#define RECORD_VERSION 1
+
+/* ---------------------------------------------------------- byte layouts */
+
+static void put_u16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    int i;
+    for (i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+void put_u64(unsigned char *p, uint64_t v)
+{
+    int i;
+    for (i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint16_t get_u16(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    int i;
+    for (i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    int i;
+    for (i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* Wallet record, WALLET_SIZE (72) bytes:
+ *   0 version, 1-3 currency, 4 scale, 5-7 zero,
+ *   8 balance (16), 24 total_debit (16), 40 transactions (8),
+ *   48 first_day (4), 52 last_day (4), 56 debit_days (4),
+ *   60 last_event nsec (4), 64 last_event sec (8) */
+void wallet_encode(const ws_wallet *w, unsigned char *p)
+{
+    memset(p, 0, WALLET_SIZE);
+    p[0] = RECORD_VERSION;
+    memcpy(p + 1, w->currency, 3);
+    p[4] = w->scale;
+    ws_dec_store(w->balance, p + 8);
+    ws_dec_store(w->total_debit, p + 24);
+    put_u64(p + 40, (uint64_t)w->transactions);
+    put_u32(p + 48, (uint32_t)w->first_day);
+    put_u32(p + 52, (uint32_t)w->last_day);
+    put_u32(p + 56, (uint32_t)w->debit_days);
+    put_u32(p + 60, (uint32_t)w->last_event.nsec);
+    put_u64(p + 64, (uint64_t)w->last_event.sec);
+}
+
+int wallet_decode(const MDB_val *v, ws_wallet *w)
+{
+    const unsigned char *p = v->mv_data;
+
+    if (v->mv_size != WALLET_SIZE || p[0] != RECORD_VERSION)
+        return WS_ERR_CORRUPT;
+    memcpy(w->currency, p + 1, 3);
+    w->scale = p[4];
+    w->balance = ws_dec_load(p + 8);
+    w->total_debit = ws_dec_load(p + 24);
+    w->transactions = (int64_t)get_u64(p + 40);
+    w->first_day = (int32_t)get_u32(p + 48);
+    w->last_day = (int32_t)get_u32(p + 52);
+    w->debit_days = (int32_t)get_u32(p + 56);
+    w->last_event.nsec = (int32_t)get_u32(p + 60);
+    w->last_event.sec = (int64_t)get_u64(p + 64);
+    return WS_OK;
+}
+
+/* Top-credit record: version, count, then per entry:
+ *   amount (16), scale (1), sec (8), nsec (4), tx_id_len (2),
+ *   wallet_id_len (2), tx_id bytes, wallet_id bytes (TOP_ENTRY_FIXED
+ *   bytes before the ids, TOP_MAX in all). */
+size_t top_encode(const ws_top *t, unsigned char *p)
+{
+    size_t o = 2;
+    unsigned i;
+
+    p[0] = RECORD_VERSION;
+    p[1] = (unsigned char)t->n;
+    for (i = 0; i < t->n; i++) {
+        const ws_top_entry *e = &t->e[i];
+
+        ws_dec_store(e->amount, p + o);
+        p[o + 16] = e->scale;
+        put_u64(p + o + 17, (uint64_t)e->ts.sec);
+        put_u32(p + o + 25, (uint32_t)e->ts.nsec);
+        put_u16(p + o + 29, e->tx_id_len);
+        put_u16(p + o + 31, e->wallet_id_len);
+        o += TOP_ENTRY_FIXED;
+        memcpy(p + o, e->tx_id, e->tx_id_len);
+        o += e->tx_id_len;
+        memcpy(p + o, e->wallet_id, e->wallet_id_len);
+        o += e->wallet_id_len;
+    }
+    return o;
+}
+
+int top_decode(const MDB_val *v, const char currency[3], ws_top *t)
+{
+    const unsigned char *p = v->mv_data;
+    size_t n = v->mv_size, o = 2;
+    unsigned i;
+
+    if (n < 2 || p[0] != RECORD_VERSION || p[1] > WS_TOP_N)
+        return WS_ERR_CORRUPT;
+    memcpy(t->currency, currency, 3);
+    t->n = p[1];
+    for (i = 0; i < t->n; i++) {
+        ws_top_entry *e = &t->e[i];
+
+        if (o + TOP_ENTRY_FIXED > n)
+            return WS_ERR_CORRUPT;
+        e->amount = ws_dec_load(p + o);
+        e->scale = p[o + 16];
+        e->ts.sec = (int64_t)get_u64(p + o + 17);
+        e->ts.nsec = (int32_t)get_u32(p + o + 25);
+        e->tx_id_len = get_u16(p + o + 29);
+        e->wallet_id_len = get_u16(p + o + 31);
+        o += TOP_ENTRY_FIXED;
+        if (e->tx_id_len > WS_MAX_ID || e->wallet_id_len > WS_MAX_ID ||
+            o + e->tx_id_len + e->wallet_id_len > n)
+            return WS_ERR_CORRUPT;
+        memcpy(e->tx_id, p + o, e->tx_id_len);
+        o += e->tx_id_len;
+        memcpy(e->wallet_id, p + o, e->wallet_id_len);
+        o += e->wallet_id_len;
+    }
+    return o == n ? WS_OK : WS_ERR_CORRUPT;
+}
+
+/* product NUL currency */
+size_t top_key(const char *product, size_t n, const char currency[3],
+               char *key)
+{
+    memcpy(key, product, n);
+    key[n] = '\0';
+    memcpy(key + n + 1, currency, 3);
+    return n + 4;
+}
+
+/* ------------------------------------------------------------------ keys */
+
+/* The counters key "<prefix>:<name>" in key[0..COUNTER_KEY_MAX); returns
+ * its length, or 0 when it does not fit. */
+size_t counter_key(const char *prefix, const char *name, size_t n,
+                   char *key)
+{
+    size_t pn = strlen(prefix);
+
+    if (pn + 1 + n > COUNTER_KEY_MAX)
+        return 0;
+    memcpy(key, prefix, pn);
+    key[pn] = ':';
+    memcpy(key + pn + 1, name, n);
+    return pn + 1 + n;
+}
+
+/* Outbox key: target shard (u16 BE) then sequence (u64 BE), so that one
+ * target's entries are contiguous and in sequence order. */
+void outbox_key(int target, uint64_t seq, unsigned char k[10])
+{
+    int i;
+
+    k[0] = (unsigned char)(target >> 8);
+    k[1] = (unsigned char)target;
+    for (i = 0; i < 8; i++)
+        k[2 + i] = (unsigned char)(seq >> (56 - 8 * i));
+}
+
+uint64_t outbox_seq(const unsigned char *k)
+{
+    uint64_t s = 0;
+    int i;
+
+    for (i = 0; i < 8; i++)
+        s = s << 8 | k[2 + i];
+    return s;
+}
+
+void inbox_key(int from, unsigned char k[2])
+{
+    k[0] = (unsigned char)(from >> 8);
+    k[1] = (unsigned char)from;
+}
+
+/* A remembered id's value: its fingerprint, and for ids applied by a
+ * record of another shard from a Kafka partition, that record's source
+ * (partition u32, offset u64; SEEN_SOURCED bytes in all). */
+void source_put(unsigned char *p, const ws_source_pos *src)
+{
+    uint32_t part = (uint32_t)src->partition;
+    int i;
+
+    for (i = 0; i < 4; i++)
+        p[i] = (unsigned char)(part >> (24 - 8 * i));
+    for (i = 0; i < 8; i++)
+        p[4 + i] = (unsigned char)((uint64_t)src->offset >> (56 - 8 * i));
+}
+
+void source_get(const unsigned char *p, ws_source_pos *src)
+{
+    uint32_t part = 0;
+    uint64_t off = 0;
+    int i;
+
+    for (i = 0; i < 4; i++)
+        part = part << 8 | p[i];
+    for (i = 0; i < 8; i++)
+        off = off << 8 | p[4 + i];
+    src->partition = (int32_t)part;
+    src->offset = (int64_t)off;
+}
+
+/* An outbox value as the id and the value the id's shard remembers. */
+int outbox_split(const MDB_val *data, MDB_val *id, MDB_val *seen)
+{
+    ws_source_pos src;
+
+    if (data->mv_size <= SEEN_SOURCED)
+        return WS_ERR_CORRUPT;
+    source_get((const unsigned char *)data->mv_data + 16, &src);
+    *id = val((const char *)data->mv_data + SEEN_SOURCED,
+              data->mv_size - SEEN_SOURCED);
+    *seen = val(data->mv_data, src.partition < 0 ? 16 : SEEN_SOURCED);
+    return WS_OK;
+}
+
+/* ------------------------------------------------------------- top lists */
+
+int ws_top_cmp(const ws_top_entry *a, const ws_top_entry *b)
+{
+    int c = ws_dec_cmp(b->amount, a->amount);   /* larger first */
+    size_t n;
+
+    if (c != 0)
+        return c;
+    c = ws_time_cmp(a->ts, b->ts);              /* earlier first */
+    if (c != 0)
+        return c;
+    n = a->tx_id_len < b->tx_id_len ? a->tx_id_len : b->tx_id_len;
+    c = memcmp(a->tx_id, b->tx_id, n);          /* smaller id first */
+    if (c != 0)
+        return c;
+    return (a->tx_id_len > b->tx_id_len) - (a->tx_id_len < b->tx_id_len);
+}
+
+int ws_top_insert(ws_top *t, const ws_top_entry *e)
+{
+    unsigned pos = t->n, i;
+
+    while (pos > 0 && ws_top_cmp(e, &t->e[pos - 1]) < 0)
+        pos--;
+    if (pos >= WS_TOP_N)
+        return 0;
+    for (i = pos; i < t->n; i++)    /* already there (a merge of shards) */
+        if (ws_top_cmp(e, &t->e[i]) == 0)
+            return 0;
+    if (t->n < WS_TOP_N)
+        t->n++;
+    memmove(&t->e[pos + 1], &t->e[pos],
+            (t->n - 1 - pos) * sizeof t->e[0]);
+    t->e[pos] = *e;
+    return 1;
+}

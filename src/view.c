@@ -1,0 +1,444 @@
+/*
+ * view.c - reads over every shard of a store (ws_view_*): one read
+ * transaction per shard, begun in shard order, so that a view sees each
+ * shard's latest committed batch and never half of one. A wallet is read
+ * from its shard; top lists are merged (the overall top 5 is within the
+ * union of the shards' top 5), counters summed, an offset is the
+ * smallest of the shards', and whole tables are merged in key order.
+ * Any thread.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+/* ----------------------------------------------------------------- views */
+
+static void view_release(ws_view *v, int upto)
+{
+    int i;
+
+    for (i = upto - 1; i >= 0; i--) {
+        mdb_txn_abort(v->txn[i]);
+        pthread_rwlock_unlock(&v->store->sh[i].resize);
+    }
+}
+
+int ws_store_view(ws_store *s, ws_view **out)
+{
+    ws_view *v = malloc(sizeof *v);
+    int rc = 0, i;
+
+    if (!v)
+        return WS_ERR_NOMEM;
+    v->store = s;
+    for (i = 0; i < s->nshards; i++)
+        if ((rc = shard_read(&s->sh[i], &v->txn[i])) != 0)
+            break;
+    if (rc != 0) {
+        view_release(v, i);
+        free(v);
+        return map_err(rc);
+    }
+    *out = v;
+    return WS_OK;
+}
+
+void ws_view_end(ws_view *v)
+{
+    if (!v)
+        return;
+    view_release(v, v->store->nshards);
+    free(v);
+}
+
+int ws_view_shards(const ws_view *v)
+{
+    return v->store->nshards;
+}
+
+int ws_view_wallet(ws_view *v, const char *id, size_t n, ws_wallet *w)
+{
+    int k = ws_store_shard_of(v->store, id, n);
+    MDB_val data;
+    int rc = get(v->txn[k], v->store->sh[k].dbi[DB_WALLETS], id, n, &data);
+
+    if (rc != 0)
+        return map_err(rc);
+    return wallet_decode(&data, w);
+}
+
+int ws_view_product(ws_view *v, const char *id, size_t n)
+{
+    MDB_val data;
+    int i, rc = MDB_NOTFOUND;
+
+    for (i = 0; i < v->store->nshards && rc == MDB_NOTFOUND; i++)
+        rc = get(v->txn[i], v->store->sh[i].dbi[DB_PRODUCTS], id, n, &data);
+    return map_err(rc);
+}
+
+/* ------------------------------------------------------ merged top lists */
+
+/* The top lists of one product, by currency, gathered from shards. */
+struct tops_acc {
+    unsigned n;
+    ws_top t[16];       /* currencies of one product; more are merged
+                           in the last slot's place (never seen: a
+                           wallet has one currency, products few) */
+    int full;
+};
+
+static int tops_collect(const ws_top *t, void *arg)
+{
+    struct tops_acc *a = arg;
+    unsigned i, j;
+
+    for (i = 0; i < a->n; i++)
+        if (memcmp(a->t[i].currency, t->currency, 3) == 0)
+            break;
+    if (i == a->n) {
+        if (a->n == sizeof a->t / sizeof a->t[0]) {
+            a->full = 1;
+            return 1;
+        }
+        a->n++;
+        /* Kept in ascending currency order. */
+        while (i > 0 && memcmp(a->t[i - 1].currency, t->currency, 3) > 0) {
+            a->t[i] = a->t[i - 1];
+            i--;
+        }
+        memcpy(a->t[i].currency, t->currency, 3);
+        a->t[i].n = 0;
+    }
+    for (j = 0; j < t->n; j++)
+        ws_top_insert(&a->t[i], &t->e[j]);
+    return 0;
+}
+
+/* Calls fn for each currency's top credits of the product, in one
+ * transaction of either kind. */
+int tops_in(MDB_txn *txn, MDB_dbi dbi, const char *product, size_t n,
+            int (*fn)(const ws_top *t, void *arg), void *arg)
+{
+    MDB_cursor *cur;
+    MDB_val key, data;
+    char prefix[WS_MAX_ID + 1];
+    ws_top top;
+    int rc, e = WS_OK;
+
+    memcpy(prefix, product, n);
+    prefix[n] = '\0';
+    rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0)
+        return map_err(rc);
+    key = val(prefix, n + 1);
+    rc = mdb_cursor_get(cur, &key, &data, MDB_SET_RANGE);
+    while (rc == 0) {
+        if (key.mv_size != n + 4 || memcmp(key.mv_data, prefix, n + 1) != 0)
+            break;
+        e = top_decode(&data, (const char *)key.mv_data + n + 1, &top);
+        if (e != WS_OK || fn(&top, arg) != 0)
+            break;
+        rc = mdb_cursor_get(cur, &key, &data, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (e == WS_OK && rc != 0 && rc != MDB_NOTFOUND)
+        e = map_err(rc);
+    return e;
+}
+
+/* The merged lists of txn[i] of every shard, then fn for each. */
+int tops_merged(ws_store *s, MDB_txn *const *txn, const char *product,
+                size_t n, int (*fn)(const ws_top *t, void *arg),
+                void *arg)
+{
+    struct tops_acc *a = calloc(1, sizeof *a);
+    unsigned i;
+    int k, e = WS_OK;
+
+    if (!a)
+        return WS_ERR_NOMEM;
+    for (k = 0; k < s->nshards && e == WS_OK; k++)
+        e = tops_in(txn[k], s->sh[k].dbi[DB_TOP], product, n, tops_collect,
+                    a);
+    if (e == WS_OK && a->full)
+        e = WS_ERR_CORRUPT;
+    for (i = 0; i < a->n && e == WS_OK; i++)
+        if (fn(&a->t[i], arg) != 0)
+            break;
+    free(a);
+    return e;
+}
+
+int ws_view_tops(ws_view *v, const char *product, size_t n,
+                 int (*fn)(const ws_top *t, void *arg), void *arg)
+{
+    return tops_merged(v->store, v->txn, product, n, fn, arg);
+}
+
+/* -------------------------------------------------- counters and offsets */
+
+/* One stored counter of one shard; 0 when absent or not 8 bytes. */
+static int read_counter(ws_view *v, int k, const char *prefix,
+                        const char *name, size_t nn, int64_t *out)
+{
+    char key[COUNTER_KEY_MAX];
+    MDB_val data;
+    size_t kn = counter_key(prefix, name, nn, key);
+    int rc;
+
+    *out = 0;
+    if (kn == 0)
+        return WS_ERR_USAGE;
+    rc = get(v->txn[k], v->store->sh[k].dbi[DB_COUNTERS], key, kn, &data);
+    if (rc == 0 && data.mv_size != 8)
+        return WS_ERR_CORRUPT;
+    if (rc == 0)
+        *out = (int64_t)get_u64(data.mv_data);
+    return rc == MDB_NOTFOUND ? WS_OK : map_err(rc);
+}
+
+/* A counter summed over the shards. */
+static int sum_counter(ws_view *v, const char *prefix, const char *name,
+                       size_t nn, int64_t *out)
+{
+    int64_t one;
+    int k, e = WS_OK;
+
+    *out = 0;
+    for (k = 0; k < v->store->nshards && e == WS_OK; k++)
+        if ((e = read_counter(v, k, prefix, name, nn, &one)) == WS_OK)
+            *out += one;
+    return e;
+}
+
+int ws_view_counts(ws_view *v, ws_counts *out)
+{
+    int i, e = WS_OK;
+
+    memset(out, 0, sizeof *out);
+    for (i = 0; i < WS_OUTCOME_COUNT && e == WS_OK; i++) {
+        const char *name = ws_outcome_name((enum ws_outcome)i);
+
+        e = sum_counter(v, "outcome", name, strlen(name), &out->outcome[i]);
+    }
+    for (i = 1; i < WS_R_COUNT && e == WS_OK; i++) {
+        const char *name = ws_reason_name((enum ws_reason)i);
+
+        e = sum_counter(v, "reason", name, strlen(name), &out->reason[i]);
+    }
+    return e;
+}
+
+int ws_view_lost(ws_view *v, const char *source, size_t n, int64_t *total)
+{
+    return sum_counter(v, "lost", source, n, total);
+}
+
+int ws_view_shard_offset(ws_view *v, int shard, const char *source, size_t n,
+                         int64_t *next)
+{
+    MDB_val data;
+    int rc = get(v->txn[shard], v->store->sh[shard].dbi[DB_OFFSETS], source,
+                 n, &data);
+
+    if (rc != 0)
+        return map_err(rc);
+    if (data.mv_size != 8)
+        return WS_ERR_CORRUPT;
+    *next = (int64_t)get_u64(data.mv_data);
+    return WS_OK;
+}
+
+int ws_view_offset(ws_view *v, const char *source, size_t n, int64_t *next)
+{
+    int64_t one;
+    int k, e;
+
+    /* Every shard holds what was routed to it below its own offset: the
+     * source is read again from the smallest. A shard with no offset
+     * holds nothing of it yet. */
+    for (k = 0; k < v->store->nshards; k++) {
+        if ((e = ws_view_shard_offset(v, k, source, n, &one)) != WS_OK)
+            return e;
+        if (k == 0 || one < *next)
+            *next = one;
+    }
+    return WS_OK;
+}
+
+/* ----------------------------------------------------------- state sizes */
+
+int ws_view_sizes(ws_view *v, ws_state_sizes *out)
+{
+    /* The tables an operator sizes the state by, in ws_state_sizes order. */
+    static const int dbs[WS_STATE_TABLES] = {
+        DB_WALLETS, DB_PRODUCTS, DB_TOP, DB_DEBIT_DAYS, DB_SEEN};
+    MDB_stat st;
+    int i, k, rc;
+
+    memset(out, 0, sizeof *out);
+    for (k = 0; k < v->store->nshards; k++)
+        for (i = 0; i < WS_STATE_TABLES; i++) {
+            rc = mdb_stat(v->txn[k], v->store->sh[k].dbi[dbs[i]], &st);
+            if (rc != 0)
+                return map_err(rc);
+            out->entries[i] += (uint64_t)st.ms_entries;
+        }
+    return WS_OK;
+}
+
+const char *const ws_state_table_names[WS_STATE_TABLES] = {
+    "wallets", "products", "top_credit_lists", "debit_days",
+    "transaction_ids"};
+
+/* ---------------------------------------------------------- whole tables */
+
+/* Calls fn(key, value, arg) for every entry of one table over all the
+ * shards of the view, in key order (a merge of one cursor per shard);
+ * a key held by several shards is passed once per shard, in shard
+ * order. Stops at fn's first non-zero value and returns it. */
+static int each_entry(ws_view *v, int db,
+                      int (*fn)(const MDB_val *key, const MDB_val *data,
+                                void *arg),
+                      void *arg)
+{
+    MDB_cursor *cur[WS_SHARDS_MAX];
+    MDB_val key[WS_SHARDS_MAX], data[WS_SHARDS_MAX];
+    int live[WS_SHARDS_MAX];
+    int n = v->store->nshards, k, rc = 0, e = WS_OK;
+
+    for (k = 0; k < n; k++) {
+        cur[k] = NULL;
+        live[k] = 0;
+    }
+    for (k = 0; k < n && rc == 0; k++) {
+        rc = mdb_cursor_open(v->txn[k], v->store->sh[k].dbi[db], &cur[k]);
+        if (rc == 0) {
+            rc = mdb_cursor_get(cur[k], &key[k], &data[k], MDB_FIRST);
+            live[k] = rc == 0;
+            if (rc == MDB_NOTFOUND)
+                rc = 0;
+        }
+    }
+    while (rc == 0 && e == WS_OK) {
+        int best = -1;
+
+        for (k = 0; k < n; k++)
+            if (live[k] && (best < 0 || mdb_cmp(v->txn[k],
+                                                v->store->sh[k].dbi[db],
+                                                &key[k], &key[best]) < 0))
+                best = k;
+        if (best < 0)
+            break;
+        e = fn(&key[best], &data[best], arg);
+        if (e == WS_OK) {
+            rc = mdb_cursor_get(cur[best], &key[best], &data[best], MDB_NEXT);
+            live[best] = rc == 0;
+            if (rc == MDB_NOTFOUND)
+                rc = 0;
+        }
+    }
+    for (k = 0; k < n; k++)
+        if (cur[k])
+            mdb_cursor_close(cur[k]);
+    if (e == WS_OK && rc != 0)
+        e = map_err(rc);
+    return e;
+}
+
+struct each_wallet {
+    int (*fn)(const char *id, size_t n, const ws_wallet *w, void *arg);
+    void *arg;
+};
+
+static int each_wallet_entry(const MDB_val *key, const MDB_val *data,
+                             void *arg)
+{
+    struct each_wallet *ew = arg;
+    ws_wallet w;
+    int e = wallet_decode(data, &w);
+
+    if (e != WS_OK || key->mv_size == 0 || key->mv_size > WS_MAX_ID)
+        return e != WS_OK ? e : WS_ERR_CORRUPT;
+    return ew->fn(key->mv_data, key->mv_size, &w, ew->arg);
+}
+
+int ws_view_each_wallet(ws_view *v,
+                        int (*fn)(const char *id, size_t n,
+                                  const ws_wallet *w, void *arg),
+                        void *arg)
+{
+    struct each_wallet ew;
+
+    ew.fn = fn;
+    ew.arg = arg;
+    return each_entry(v, DB_WALLETS, each_wallet_entry, &ew);
+}
+
+struct each_product {
+    int (*fn)(const char *id, size_t n, void *arg);
+    void *arg;
+    char last[WS_MAX_ID];
+    size_t last_n;
+};
+
+static int each_product_entry(const MDB_val *key, const MDB_val *data,
+                              void *arg)
+{
+    struct each_product *ep = arg;
+
+    (void)data;
+    if (key->mv_size == 0 || key->mv_size > WS_MAX_ID)
+        return WS_ERR_CORRUPT;
+    if (key->mv_size == ep->last_n &&
+        memcmp(key->mv_data, ep->last, ep->last_n) == 0)
+        return WS_OK;       /* seen in another shard too */
+    memcpy(ep->last, key->mv_data, key->mv_size);
+    ep->last_n = key->mv_size;
+    return ep->fn(key->mv_data, key->mv_size, ep->arg);
+}
+
+int ws_view_each_product(ws_view *v,
+                         int (*fn)(const char *id, size_t n, void *arg),
+                         void *arg)
+{
+    struct each_product ep;
+
+    ep.fn = fn;
+    ep.arg = arg;
+    ep.last_n = 0;
+    return each_entry(v, DB_PRODUCTS, each_product_entry, &ep);
+}
+
+int ws_view_each_offset(ws_view *v,
+                        int (*fn)(const char *source, size_t n, int64_t next,
+                                  void *arg),
+                        void *arg)
+{
+    MDB_cursor *cur;
+    MDB_val key, data;
+    int rc, e = WS_OK;
+    int64_t next;
+
+    /* The sources are those of shard 0 (every shard stores every source
+     * at its first commit); each at its smallest offset over the shards. */
+    rc = mdb_cursor_open(v->txn[0], v->store->sh[0].dbi[DB_OFFSETS], &cur);
+    if (rc != 0)
+        return map_err(rc);
+    rc = mdb_cursor_get(cur, &key, &data, MDB_FIRST);
+    while (rc == 0 && e == WS_OK) {
+        e = ws_view_offset(v, key.mv_data, key.mv_size, &next);
+        if (e == WS_ERR_NOT_FOUND)
+            e = WS_OK;      /* not in every shard yet: not committed */
+        else if (e == WS_OK)
+            e = fn(key.mv_data, key.mv_size, next, arg);
+        if (e == WS_OK)
+            rc = mdb_cursor_get(cur, &key, &data, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (e == WS_OK && rc != MDB_NOTFOUND)
+        e = map_err(rc);
+    return e;
+}
