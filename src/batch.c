@@ -480,7 +480,13 @@ int ws_batch_outbox_add(ws_batch *b, int target, uint64_t seq,
     memcpy(v, fp, 16);
     source_put(v + 16, src ? src : &none);
     memcpy(v + SEEN_SOURCED, id, n);
-    return put(b, DB_OUTBOX, k, 10, v, SEEN_SOURCED + n);
+    /* A new key (one sequence per pair of shards): into the working set
+     * without a lookup, written back in key order with the rest. */
+    if (!ws_wset_add(b->ws, DB_OUTBOX, k, 10, WS_WE_DIRTY, v,
+                     SEEN_SOURCED + n, SEEN_SOURCED + n))
+        return batch_err(b, WS_ERR_NOMEM);
+    b->dirty = 1;
+    return WS_OK;
 }
 
 int ws_batch_inbox_set(ws_batch *b, int from, uint64_t seq)

@@ -218,8 +218,9 @@ static int reshard_offsets(ws_store *src, MDB_txn **rt, struct dest *d,
                              "the shards stopped at different offsets of "
                              "%.*s (the last run did not stop cleanly): "
                              "start `walletstream run` on it with its "
-                             "current workers, stop it with Ctrl-C or "
-                             "SIGTERM, then reshard; nothing was changed",
+                             "current workers, let it catch up, stop it "
+                             "with Ctrl-C or SIGTERM, then reshard; "
+                             "nothing was changed",
                              (int)(k.mv_size < 300 ? k.mv_size : 300),
                              (const char *)k.mv_data);
                     return WS_ERR_FORMAT;
