@@ -1,7 +1,8 @@
 /*
  * test_store.c - the data directory and the LMDB store (SPEC §8,
  * DESIGN §3): format marker, refusal of foreign or incompatible
- * directories, the writer lock, atomic batches, record round trips.
+ * directories, the writer lock, atomic batches, record round trips,
+ * shards read as one state, the outbox of ids of other shards.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -611,6 +612,192 @@ static void test_whole_tables_iterate_in_key_order(void)
     ws_store_close(s);
 }
 
+/* A top entry of `amount` (whole units) by wallet/tx `id`. */
+static ws_top_entry top_entry(const char *id, const char *amount)
+{
+    ws_top_entry e;
+    uint8_t scale;
+
+    memset(&e, 0, sizeof e);
+    ws_dec_parse_amount(amount, strlen(amount), &e.amount, &scale);
+    e.scale = scale;
+    e.ts.sec = 1715431800;
+    e.tx_id_len = e.wallet_id_len = (uint16_t)strlen(id);
+    memcpy(e.tx_id, id, strlen(id));
+    memcpy(e.wallet_id, id, strlen(id));
+    return e;
+}
+
+struct tops_seen {
+    int calls;
+    unsigned n;
+    char ids[WS_TOP_N][8];
+};
+
+static int seen_tops(const ws_top *t, void *arg)
+{
+    struct tops_seen *ts = arg;
+    unsigned i;
+
+    ts->calls++;
+    ts->n = t->n;
+    for (i = 0; i < t->n; i++) {
+        memcpy(ts->ids[i], t->e[i].tx_id, t->e[i].tx_id_len);
+        ts->ids[i][t->e[i].tx_id_len] = '\0';
+    }
+    return 0;
+}
+
+/* Three shards: a wallet is read from its own shard, top lists are the
+ * merge of the shards' own, counters add up, a source's offset is the
+ * smallest (none until every shard has one), tables iterate as one. */
+static void test_shards_read_as_one_state(void)
+{
+    static const char *const wallets[] = {"w1", "w2", "w3", "w4", "w5",
+                                          "w6"};
+    char dir[300], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL;
+    ws_batch *b;
+    ws_view *v;
+    ws_wallet w = sample_wallet(), got;
+    ws_counts c;
+    ws_top t;
+    struct tops_seen ts;
+    struct keys_seen k;
+    int64_t next;
+    int i, added, shard;
+
+    fresh_dir(dir, sizeof dir, "shards");
+    CHECK_EQ_INT(ws_store_open_shards(dir, WS_STORE_WRITE, 0, 3, &s, err),
+                 WS_OK);
+    CHECK_EQ_INT(ws_store_shards(s), 3);
+    for (i = 0; i < 6; i++) {
+        shard = ws_store_shard_of(s, wallets[i], 2);
+        CHECK_EQ_INT(ws_store_begin_shard(s, shard, &b), WS_OK);
+        w.transactions = i + 1;
+        CHECK_EQ_INT(ws_batch_wallet_put(b, wallets[i], 2, &w), WS_OK);
+        CHECK_EQ_INT(ws_batch_product_mark(b, "p", 1, &added), WS_OK);
+        ws_batch_count(b, WS_APPLIED, WS_R_NONE);
+        CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    }
+    /* Shard k's own top list of product p: credits 10+k, 20+k, ... */
+    for (shard = 0; shard < 3; shard++) {
+        static const char *const amounts[3][3] = {
+            {"10", "40", "70"}, {"20", "50", "80"}, {"30", "60", "90"}};
+        static const char *const ids[3][3] = {
+            {"a", "d", "g"}, {"b", "e", "h"}, {"c", "f", "i"}};
+        ws_top_entry e;
+
+        CHECK_EQ_INT(ws_store_begin_shard(s, shard, &b), WS_OK);
+        memset(&t, 0, sizeof t);
+        memcpy(t.currency, "USD", 3);
+        for (i = 0; i < 3; i++) {
+            e = top_entry(ids[shard][i], amounts[shard][i]);
+            ws_top_insert(&t, &e);
+        }
+        CHECK_EQ_INT(ws_batch_top_put(b, "p", 1, &t), WS_OK);
+        if (shard < 2)
+            CHECK_EQ_INT(ws_batch_offset_set(b, "t/0", 3, 10 + shard),
+                         WS_OK);
+        CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    }
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    CHECK_EQ_INT(ws_view_shards(v), 3);
+    for (i = 0; i < 6; i++) {
+        CHECK_EQ_INT(ws_view_wallet(v, wallets[i], 2, &got), WS_OK);
+        CHECK_EQ_INT(got.transactions, i + 1);
+    }
+    CHECK_EQ_INT(ws_view_wallet(v, "zz", 2, &got), WS_ERR_NOT_FOUND);
+    memset(&ts, 0, sizeof ts);
+    CHECK_EQ_INT(ws_view_tops(v, "p", 1, seen_tops, &ts), WS_OK);
+    CHECK_EQ_INT(ts.calls, 1);
+    CHECK_EQ_INT(ts.n, 5);
+    CHECK_EQ_STR(ts.ids[0], "i");
+    CHECK_EQ_STR(ts.ids[1], "h");
+    CHECK_EQ_STR(ts.ids[2], "g");
+    CHECK_EQ_STR(ts.ids[3], "f");
+    CHECK_EQ_STR(ts.ids[4], "e");
+    CHECK_EQ_INT(ws_view_counts(v, &c), WS_OK);
+    CHECK_EQ_INT(c.outcome[WS_APPLIED], 6);
+    /* shard 2 has no offset of t/0 yet: nothing committed everywhere */
+    CHECK_EQ_INT(ws_view_offset(v, "t/0", 3, &next), WS_ERR_NOT_FOUND);
+    CHECK_EQ_INT(ws_view_shard_offset(v, 1, "t/0", 3, &next), WS_OK);
+    CHECK_EQ_INT(next, 11);
+    memset(&k, 0, sizeof k);
+    CHECK_EQ_INT(ws_view_each_wallet(v, seen_wallet, &k), WS_OK);
+    CHECK_EQ_INT(k.calls, 6);
+    for (i = 0; i < 6; i++)
+        CHECK_EQ_STR(k.keys[i], wallets[i]);
+    memset(&k, 0, sizeof k);
+    CHECK_EQ_INT(ws_view_each_product(v, seen_product, &k), WS_OK);
+    CHECK_EQ_INT(k.calls, 1);   /* marked in every shard, listed once */
+    ws_view_end(v);
+    CHECK_EQ_INT(ws_store_begin_shard(s, 2, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_offset_set(b, "t/0", 3, 12), WS_OK);
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    CHECK_EQ_INT(ws_view_offset(v, "t/0", 3, &next), WS_OK);
+    CHECK_EQ_INT(next, 10);
+    ws_view_end(v);
+    ws_store_close(s);
+    /* the directory keeps its count: another is refused, 0 takes it */
+    s = NULL;
+    CHECK_EQ_INT(ws_store_open_shards(dir, WS_STORE_WRITE, 0, 2, &s, err),
+                 WS_ERR_FORMAT);
+    CHECK(strstr(err, "walletstream reshard") != NULL);
+    CHECK_EQ_INT(ws_store_open_shards(dir, WS_STORE_WRITE, 0, -5, &s, err),
+                 WS_OK);
+    CHECK_EQ_INT(ws_store_shards(s), 3);
+    ws_store_close(s);
+}
+
+/* An id applied by shard 0's record for shard 1 is in shard 0's outbox;
+ * a crash before shard 1 remembered it loses nothing: the next open
+ * delivers it and empties the outbox. */
+static void test_outbox_is_delivered_at_open(void)
+{
+    char dir[300], err[WS_STORE_ERR_MAX];
+    unsigned char fp[16], got[16];
+    ws_source_pos src = {2, 41}, src_got;
+    ws_store *s = NULL;
+    ws_batch *b;
+    int found;
+
+    memset(fp, 0xab, sizeof fp);
+    fresh_dir(dir, sizeof dir, "outbox");
+    CHECK_EQ_INT(ws_store_open_shards(dir, WS_STORE_WRITE, 0, 2, &s, err),
+                 WS_OK);
+    CHECK_EQ_INT(ws_store_outbox_next(s, 0, 1), 1);
+    CHECK_EQ_INT(ws_store_begin_shard(s, 0, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_outbox_add(b, 1, 1, "tx-9", 4, fp, &src), WS_OK);
+    CHECK_EQ_INT(ws_batch_outbox_add(b, 1, 2, "tx-10", 5, fp, NULL), WS_OK);
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    ws_store_close(s);      /* "crash": shard 1 never saw them */
+    s = NULL;
+    CHECK_EQ_INT(ws_store_open_shards(dir, WS_STORE_WRITE, 0, 2, &s, err),
+                 WS_OK);
+    CHECK_EQ_INT(ws_store_outbox_next(s, 0, 1), 3);
+    CHECK_EQ_INT(ws_store_begin_shard(s, 1, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_seen_get(b, "tx-9", 4, got, &src_got, &found),
+                 WS_OK);
+    CHECK_EQ_INT(found, 1);
+    CHECK(memcmp(got, fp, 16) == 0);
+    CHECK_EQ_INT(src_got.partition, 2);
+    CHECK_EQ_INT(src_got.offset, 41);
+    CHECK_EQ_INT(ws_batch_seen_get(b, "tx-10", 5, got, &src_got, &found),
+                 WS_OK);
+    CHECK_EQ_INT(found, 1);
+    CHECK_EQ_INT(src_got.partition, -1);
+    ws_batch_abort(b);
+    /* delivered once: a second open finds the outbox empty */
+    ws_store_close(s);
+    s = NULL;
+    CHECK_EQ_INT(ws_store_open_shards(dir, WS_STORE_WRITE, 0, 2, &s, err),
+                 WS_OK);
+    CHECK_EQ_INT(ws_store_outbox_next(s, 0, 1), 3);
+    ws_store_close(s);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/ws-test-store-XXXXXX";
@@ -635,6 +822,8 @@ int main(void)
     RUN(test_batch_working_set_claims_and_tops);
     RUN(test_map_limit_is_reported_as_full);
     RUN(test_whole_tables_iterate_in_key_order);
+    RUN(test_shards_read_as_one_state);
+    RUN(test_outbox_is_delivered_at_open);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0)
         printf("  cannot remove %s\n", root);
