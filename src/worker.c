@@ -335,24 +335,15 @@ static int take_claims(struct worker *w, struct item **head,
     return e;
 }
 
-/* Takes what arrived meanwhile, in the middle of a long run of records:
- * other shards' claims are decided now (their records wait for them) and
- * resolutions applied; the rest joins the queue. */
-static int refill(struct worker *w)
+/* Applies the resolutions taken from the mailbox, then decides the
+ * claims among the items taken (take_claims) and queues the rest behind
+ * the worker's items. Returns 0 or a store error. */
+static int take_in(struct worker *w, struct resolution *ctl,
+                   struct item *taken, uint32_t *woken)
 {
-    uint32_t woken[WS_SHARDS_MAX / 32] = {0};
-    struct item *taken, *taken_tail = NULL;
-    struct resolution *ctl;
-    int e = WS_OK;
+    struct item *taken_tail = NULL;
+    int e = process_ctl(w, ctl, woken);
 
-    pthread_mutex_lock(&w->lock);
-    taken = w->reset ? NULL : w->items_head;
-    if (taken)
-        w->items_head = w->items_tail = NULL;
-    ctl = w->ctl_head;
-    w->ctl_head = w->ctl_tail = NULL;
-    pthread_mutex_unlock(&w->lock);
-    e = process_ctl(w, ctl, woken);
     if (e == WS_OK && taken) {
         e = take_claims(w, &taken, &taken_tail, woken);
         if (taken) {
@@ -363,6 +354,27 @@ static int refill(struct worker *w)
             w->tail = taken_tail;
         }
     }
+    return e;
+}
+
+/* Takes what arrived meanwhile, in the middle of a long run of records:
+ * other shards' claims are decided now (their records wait for them) and
+ * resolutions applied; the rest joins the queue. */
+static int refill(struct worker *w)
+{
+    uint32_t woken[WS_SHARDS_MAX / 32] = {0};
+    struct item *taken;
+    struct resolution *ctl;
+    int e = WS_OK;
+
+    pthread_mutex_lock(&w->lock);
+    taken = w->reset ? NULL : w->items_head;
+    if (taken)
+        w->items_head = w->items_tail = NULL;
+    ctl = w->ctl_head;
+    w->ctl_head = w->ctl_tail = NULL;
+    pthread_mutex_unlock(&w->lock);
+    e = take_in(w, ctl, taken, woken);
     wake_set(w->r, woken, w->shard);
     return e;
 }
@@ -477,7 +489,7 @@ void *worker_main(void *arg)
     while (!atomic_load(&r->stop)) {
         uint32_t woken[WS_SHARDS_MAX / 32] = {0};
         struct resolution *ctl;
-        struct item *taken = NULL, *taken_tail = NULL;
+        struct item *taken = NULL;
         int64_t now = ws_clock_ms(), wait_ms = IDLE_MS;
         int e = WS_OK, reset;
 
@@ -550,17 +562,7 @@ void *worker_main(void *arg)
             pthread_mutex_unlock(&w->lock);
             continue;
         }
-        e = process_ctl(w, ctl, woken);
-        if (e == WS_OK && taken) {
-            e = take_claims(w, &taken, &taken_tail, woken);
-            if (taken) {
-                if (w->tail)
-                    w->tail->next = taken;
-                else
-                    w->head = taken;
-                w->tail = taken_tail;
-            }
-        }
+        e = take_in(w, ctl, taken, woken);
         if (e == WS_OK) {
             e = work(w);
             if (e == 1) {
