@@ -232,10 +232,10 @@ void ws_router_put(ws_router *r, ws_input *in)
     }
     rc->wait_next = NULL;
     rc->gen = 0;
-    atomic_init(&rc->verdict, V_WAIT);
+    atomic_init(&rc->verdict, r->n == 1 ? V_SOLO : V_WAIT);
     rc->apply.kind = IT_APPLY;
     rc->claim.kind = IT_CLAIM;
-    rc->asked = 0;
+    rc->asked = r->n == 1;
     reason = ws_decode(r->decoder, in->value, in->len, &rc->res.txn,
                        rc->res.detail);
     rc->decoded = reason == WS_R_NONE;

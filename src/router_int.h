@@ -55,7 +55,10 @@ struct item {
     enum item_kind kind;
 };
 
-enum verdict { V_WAIT = 0, V_NEW, V_SAME, V_OTHER };
+/* V_SOLO: one shard only, whose worker claims the id itself when it
+ * applies the record (ws_engine_apply: no other shard can claim it, so
+ * nothing is pending and nothing resolved). */
+enum verdict { V_WAIT = 0, V_NEW, V_SAME, V_OTHER, V_SOLO };
 
 /* One routed record. Owned by its wallet's worker; the id's worker only
  * reads it and writes its verdict while the owner waits for it. */

@@ -249,8 +249,11 @@ static int apply(struct worker *w, struct rec *rc)
 
     if ((e = ensure_batch(w)) != WS_OK)
         return e;
-    if (rc->decoded) {
-        v = atomic_load_explicit(&rc->verdict, memory_order_acquire);
+    v = atomic_load_explicit(&rc->verdict, memory_order_acquire);
+    if (rc->decoded && v == V_SOLO) {
+        if ((e = ws_engine_apply(w->batch, &rc->res.txn, &rc->res)) != WS_OK)
+            return e;
+    } else if (rc->decoded) {
         e = ws_engine_apply_claimed(w->batch, &rc->res.txn,
                                     v == V_NEW ? WS_CLAIM_NEW
                                     : v == V_SAME ? WS_CLAIM_SAME
