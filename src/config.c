@@ -99,7 +99,8 @@ static const struct option options[] = {
      "(under a backlog up to 3x the last commit, at most 1 s)"},
     {"max-state-size", "BYTES", K_BYTES, AT(max_state_size), "64G",
      WS_CMD_RUN | WS_CMD_REPLAY,
-     "largest size the state may grow to (suffixes K, M, G, T)"},
+     "largest size the state may grow to, split evenly between its "
+     "shards (suffixes K, M, G, T)"},
     {"format", "csv|jsonl", K_CHOICE, AT(format), "csv", WS_CMD_EXPORT,
      "csv (RFC 4180, Cassandra's columns, for cqlsh COPY FROM) or jsonl "
      "(the API's JSON, one line per wallet or product)"},

@@ -317,6 +317,10 @@ int ws_store_open_shards(const char *dir, enum ws_store_mode mode,
         e = WS_ERR_IO;
         goto fail;
     }
+    /* --max-state-size bounds the whole state: each shard gets its share
+     * (whole pages; LMDB rounds it up to at least a few). */
+    if (map_max)
+        map_max = (map_max / (uint64_t)s->nshards) & ~(uint64_t)4095;
     for (i = 0; i < s->nshards; i++) {
         snprintf(path, sizeof path, "%s/%s/%d", dir, STATE_DIR, i);
         e = shard_open(s, &s->sh[i], path, i, s->nshards, WS_STORE_FORMAT,

@@ -61,8 +61,9 @@ def max_state_size_cap_then_raised():
     r = Runner(ddir, brokers=b.bootstrap, topic=b.topic, extra_args=["--max-state-size", "1M"]).start()
     wslib.kcat_produce(b.bootstrap, b.topic, recs)
     _stopped_at_full(r, ("full",), ("--max-state-size",))
-    size = os.path.getsize(os.path.join(ddir, "state", "data.mdb"))
-    check(size <= 1 << 20, "data.mdb is %d bytes, above the 1M cap" % size)
+    size = sum(os.path.getsize(os.path.join(ddir, "state", k, "data.mdb"))
+               for k in os.listdir(os.path.join(ddir, "state")))
+    check(size <= 1 << 20, "the shards' data.mdb files hold %d bytes, above the 1M cap" % size)
     r.stop_ok()
     r.extra_args = ["--max-state-size", "64M"]
     r.start()
