@@ -270,22 +270,91 @@ int ws_view_offset(ws_view *v, const char *source, size_t n, int64_t *next)
 
 /* ----------------------------------------------------------- state sizes */
 
+static int each_entry(ws_view *v, int db,
+                      int (*fn)(const MDB_val *key, const MDB_val *data,
+                                void *arg),
+                      void *arg);
+
+/* Keys of a table counted once however many shards hold them. */
+struct distinct {
+    uint64_t n;
+    unsigned char last[WS_MAX_ID + 4];
+    size_t last_n;
+};
+
+static int count_distinct(const MDB_val *key, const MDB_val *data, void *arg)
+{
+    struct distinct *d = arg;
+
+    (void)data;
+    if (key->mv_size == d->last_n &&
+        memcmp(key->mv_data, d->last, d->last_n) == 0)
+        return WS_OK;
+    d->n++;
+    d->last_n = key->mv_size < sizeof d->last ? key->mv_size : 0;
+    memcpy(d->last, key->mv_data, d->last_n);
+    return WS_OK;
+}
+
+/* Ids shard `from` committed for shard `to` that `to` does not hold yet
+ * (its outbox above `to`'s inbox): remembered, counted once. */
+static int undelivered(ws_view *v, int from, int to, uint64_t *n)
+{
+    struct shard *fs = &v->store->sh[from];
+    unsigned char k[10];
+    MDB_cursor *cur;
+    MDB_val key, data;
+    uint64_t have;
+    int rc, e;
+
+    if ((e = read_inbox(v->txn[to], &v->store->sh[to], from, &have)))
+        return e;
+    outbox_key(to, have + 1, k);
+    if ((rc = mdb_cursor_open(v->txn[from], fs->dbi[DB_OUTBOX], &cur)) != 0)
+        return map_err(rc);
+    key = val(k, 10);
+    rc = mdb_cursor_get(cur, &key, &data, MDB_SET_RANGE);
+    while (rc == 0 && key.mv_size == 10 && memcmp(key.mv_data, k, 2) == 0) {
+        (*n)++;
+        rc = mdb_cursor_get(cur, &key, &data, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? WS_OK : map_err(rc);
+}
+
 int ws_view_sizes(ws_view *v, ws_state_sizes *out)
 {
-    /* The tables an operator sizes the state by, in ws_state_sizes order. */
+    /* The tables an operator sizes the state by, in ws_state_sizes order.
+     * Wallets, their debit days and ids live in one shard each; products
+     * and top-credit lists may be in several and are counted once; an id
+     * committed by another shard and not yet delivered counts too. */
     static const int dbs[WS_STATE_TABLES] = {
         DB_WALLETS, DB_PRODUCTS, DB_TOP, DB_DEBIT_DAYS, DB_SEEN};
+    int n = v->store->nshards, i, k, t, rc, e;
     MDB_stat st;
-    int i, k, rc;
 
     memset(out, 0, sizeof *out);
-    for (k = 0; k < v->store->nshards; k++)
-        for (i = 0; i < WS_STATE_TABLES; i++) {
+    for (i = 0; i < WS_STATE_TABLES; i++) {
+        if (n > 1 && (dbs[i] == DB_PRODUCTS || dbs[i] == DB_TOP)) {
+            struct distinct d;
+
+            memset(&d, 0, sizeof d);
+            if ((e = each_entry(v, dbs[i], count_distinct, &d)) != WS_OK)
+                return e;
+            out->entries[i] = d.n;
+            continue;
+        }
+        for (k = 0; k < n; k++) {
             rc = mdb_stat(v->txn[k], v->store->sh[k].dbi[dbs[i]], &st);
             if (rc != 0)
                 return map_err(rc);
             out->entries[i] += (uint64_t)st.ms_entries;
         }
+    }
+    for (k = 0; k < n; k++)
+        for (t = 0; t < n; t++)
+            if (t != k && (e = undelivered(v, k, t, &out->entries[4])))
+                return e;
     return WS_OK;
 }
 

@@ -310,8 +310,9 @@ def environment_file_names_only_real_options():
 
 # Readiness reasons set outside snprintf(why, …) calls.
 EXTRA_REASONS = (("src/stream.c", "starting"), ("src/stream.c", "partitions not assigned yet"),
-                 ("src/stream.c", " (raise --max-state-size)"), ("src/main.c", "connecting to Kafka at %s"))
-REASON_FILES = ("src/stream.c", "src/kafka_source.c", "src/producer.c", "src/changelog.c", "src/dlq.c")
+                 ("src/worker.c", " (raise --max-state-size)"), ("src/main.c", "connecting to Kafka at %s"))
+REASON_FILES = ("src/stream.c", "src/worker.c", "src/kafka_source.c", "src/producer.c", "src/changelog.c",
+                "src/dlq.c")
 STRERRORS = ("out of memory", "input/output error", "state store error", "state store is full")
 
 
