@@ -256,13 +256,16 @@ void ws_router_put(ws_router *r, ws_input *in)
                                         (unsigned)r->n);
     }
     if (p >= 0 && p < WS_ROUTER_MAX_PARTITIONS) {
+        /* Read, whoever holds it: the other shards' marks move past it
+         * (else a partition ending in records one shard held would keep
+         * the others' offsets, and its lag, behind). */
+        r->touched[p] = 1;
+        r->last_next[p] = in->offset + 1;
         held = r->skip[rc->wshard][p];
         if (held >= 0 && in->offset < held) {
             release_rec(r, rc, &r->pool);   /* the shard holds it */
             return;
         }
-        r->touched[p] = 1;
-        r->last_next[p] = in->offset + 1;
     }
     append(&r->out_head[rc->wshard], &r->out_tail[rc->wshard], &rc->apply);
     if (rc->decoded && rc->tshard != rc->wshard) {
