@@ -114,6 +114,7 @@ static void drop_unpushed(struct ws_router *r)
         r->out_head[k] = r->out_tail[k] = NULL;
     }
     memset(r->touched, 0, sizeof r->touched);
+    memset(r->unpushed_to, 0, sizeof r->unpushed_to);
     r->unpushed = r->unpushed_cross = 0;
 }
 
@@ -136,6 +137,7 @@ static void drop_items(struct ws_router *r)
         lists[1] = w->items_head;
         w->head = w->tail = NULL;
         w->items_head = w->items_tail = NULL;
+        atomic_store(&w->queued, 0);
         pthread_mutex_unlock(&w->lock);
         for (l = 0; l < 2; l++)
             for (it = lists[l]; it; it = next) {
@@ -274,6 +276,7 @@ void ws_router_put(ws_router *r, ws_input *in)
         r->unpushed_cross++;
     }
     r->unpushed++;
+    r->unpushed_to[rc->wshard]++;
 }
 
 void ws_router_push(ws_router *r)
@@ -310,6 +313,11 @@ void ws_router_push(ws_router *r)
     r->unpushed = r->unpushed_cross = 0;
     for (k = 0; k < r->n; k++) {
         struct worker *w = &r->w[k];
+
+        if (r->unpushed_to[k]) {
+            atomic_fetch_add(&w->queued, r->unpushed_to[k]);
+            r->unpushed_to[k] = 0;
+        }
 
         pthread_mutex_lock(&w->lock);
         if (w->returned) {

@@ -133,7 +133,9 @@ struct worker {
     struct item *items_head, *items_tail;
     struct resolution *ctl_head, *ctl_tail;
     int reset;                  /* drop everything (router reset) */
-    _Atomic int awaited;        /* claims waiting for this shard's
+    _Atomic int awaited;
+    _Atomic uint64_t queued;    /* its records handed over, not applied:
+                                   the backlog a batch stays open for */        /* claims waiting for this shard's
                                    records to commit: commit soon */
     uint64_t quiesce_done;      /* quiesce requests answered */
     int quiesce_committed;      /* the last answered one committed */
@@ -179,6 +181,7 @@ struct ws_router {
      * shards' held offsets as of the last (re)start of routing. */
     struct item *out_head[WS_SHARDS_MAX], *out_tail[WS_SHARDS_MAX];
     uint64_t unpushed, unpushed_cross;
+    uint64_t unpushed_to[WS_SHARDS_MAX];   /* records, by shard */
     struct rec *pool;           /* free records */
     int64_t skip[WS_SHARDS_MAX][WS_ROUTER_MAX_PARTITIONS];
     int touched[WS_ROUTER_MAX_PARTITIONS];

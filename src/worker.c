@@ -405,6 +405,7 @@ static int work(struct worker *w)
                 w->tail = NULL;
             e = apply(w, rc);
             release_rec(r, rc, &w->done);
+            atomic_fetch_sub(&w->queued, 1);
             if (!w->done_tail)
                 w->done_tail = rc;
             if (e == WS_OK && ++applied % REFILL_EVERY == 0)
@@ -450,12 +451,10 @@ static int work(struct worker *w)
 static int64_t open_for(struct worker *w)
 {
     int64_t linger = (int64_t)w->r->o.batch_linger_ms, want;
-    int backlog;
 
-    pthread_mutex_lock(&w->lock);
-    backlog = w->head != NULL || w->items_head != NULL;
-    pthread_mutex_unlock(&w->lock);
-    if (!backlog)
+    /* Records of its own waiting, not offset marks or claims: those come
+     * with every poll round, and would hold batches open at any rate. */
+    if (atomic_load(&w->queued) == 0)
         return linger;
     want = COMMIT_SHARE * w->last_commit_ms;
     if (want < linger)
