@@ -69,11 +69,7 @@ for arg in "$@"; do
     *) echo "compare.sh: unknown argument $arg" >&2; exit 2 ;;
     esac
 done
-read -r -a COUNTS <<<"$(printf '%s' "$COMPARE_WORKERS" | tr ',' ' ')"
-[ "${#COUNTS[@]}" -ge 1 ] || { echo "compare.sh: COMPARE_WORKERS is empty" >&2; exit 2; }
-for w in "${COUNTS[@]}"; do
-    [[ $w =~ ^([1-9][0-9]*|default)$ ]] || { echo "compare.sh: COMPARE_WORKERS: $w is not a count or default" >&2; exit 2; }
-done
+bench_worker_counts compare.sh COMPARE_WORKERS "$COMPARE_WORKERS"
 case $PEERS in
 0 | "") PEER_LIST="" ;;
 1) PEER_LIST=flink ;;

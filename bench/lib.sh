@@ -496,3 +496,15 @@ result_write() {
     jq . "$2" >"$RESULT_PATH" || die "invalid JSON for $RESULT_PATH"
     say "results: $RESULT_PATH"
 }
+
+# bench_worker_counts SCRIPT NAME VALUE: the worker counts in VALUE (spaces
+# or commas; each a count or `default`, no --workers at all) into the
+# array COUNTS; exits 2 naming SCRIPT and NAME when empty or malformed.
+bench_worker_counts() {
+    local script=$1 name=$2 value=$3 w
+    read -r -a COUNTS <<<"$(printf '%s' "$value" | tr ',' ' ')"
+    [ "${#COUNTS[@]}" -ge 1 ] || { echo "$script: $name is empty" >&2; exit 2; }
+    for w in "${COUNTS[@]}"; do
+        [[ $w =~ ^([1-9][0-9]*|default)$ ]] || { echo "$script: $name: $w is not a count or default" >&2; exit 2; }
+    done
+}

@@ -59,11 +59,7 @@ for arg in "$@"; do
     *) echo "workers.sh: unknown argument $arg" >&2; exit 2 ;;
     esac
 done
-read -r -a COUNTS <<<"$(printf '%s' "$WORKERS" | tr ',' ' ')"
-[ "${#COUNTS[@]}" -ge 1 ] || { echo "workers.sh: WORKERS is empty" >&2; exit 2; }
-for w in "${COUNTS[@]}"; do
-    [[ $w =~ ^([1-9][0-9]*|default)$ ]] || { echo "workers.sh: WORKERS: $w is not a count or default" >&2; exit 2; }
-done
+bench_worker_counts workers.sh WORKERS "$WORKERS"
 
 bench_init workers
 

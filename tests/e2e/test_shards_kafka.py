@@ -461,20 +461,7 @@ def torture(topic, workers, partitions=4, kills=KILLS, count=TORTURE_EVENTS):
     points = sorted(rng.sample(range(n // 20, n * 19 // 20), kills))
     resumes = []
     for i, point in enumerate(points):
-        target = max(point, wslib.events_counted(r) + 1)
-        deadline = time.monotonic() + wslib.CONSUME_TIMEOUT
-        while True:
-            now = wslib.events_counted(r)
-            if now >= target:
-                break
-            if errors:
-                raise errors[0]
-            if r.proc.poll() is not None:
-                raise Fail("run exited by itself (%s): %s" % (r.proc.returncode, r.output()[-2000:]))
-            if time.monotonic() > deadline:
-                raise Fail("no progress past %d (events_total %d) within %.0f s" % (
-                    target, now, wslib.CONSUME_TIMEOUT))
-            time.sleep(0.003)
+        now = wslib.wait_counted_past(r, point, errors)
         check_eq(-9, r.kill9(), "exit status of the killed run")
         log("%.1f s: kill -9 at events_total %d (%s; %d produced)" % (
             time.monotonic() - t_start, now, how, produced[0]))

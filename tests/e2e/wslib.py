@@ -1492,6 +1492,26 @@ def events_counted(runner):
     return sum(runner.counts().values())
 
 
+def wait_counted_past(r, point, errors):
+    """Waits until run `r` has counted at least `point` records and one
+    more than now (a kill point); fails on a producer thread's error
+    (`errors`), on the run's exit, or with no progress within
+    CONSUME_TIMEOUT. Returns events_total then."""
+    target = max(point, events_counted(r) + 1)
+    deadline = time.monotonic() + CONSUME_TIMEOUT
+    while True:
+        now = events_counted(r)
+        if now >= target:
+            return now
+        if errors:
+            raise errors[0]
+        if r.proc.poll() is not None:
+            raise Fail("run exited by itself (%s): %s" % (r.proc.returncode, r.output()[-2000:]))
+        if time.monotonic() > deadline:
+            raise Fail("no progress past %d (events_total %d) within %.0f s" % (target, now, CONSUME_TIMEOUT))
+        time.sleep(0.003)
+
+
 def crash_and_check(bootstrap, topic, recs, kills, chunks, rng, batch_sizes=(None, 5000, 500, 50)):
     """Produce recs with kcat in `chunks` parts from a background thread;
     meanwhile kill -9 the run `kills` times, each when events_total passes
@@ -1546,21 +1566,7 @@ def crash_and_check(bootstrap, topic, recs, kills, chunks, rng, batch_sizes=(Non
     points = sorted(rng.sample(range(n // 20, n * 19 // 20), kills))
     resumes = []
     for point in points:
-        base = events_counted(r)
-        target = max(point, base + 1)
-        deadline = time.monotonic() + CONSUME_TIMEOUT
-        while True:
-            now = events_counted(r)
-            if now >= target:
-                break
-            if errors:
-                raise errors[0]
-            if r.proc.poll() is not None:
-                raise Fail("run exited by itself (%s): %s" % (r.proc.returncode, r.output()[-2000:]))
-            if time.monotonic() > deadline:
-                raise Fail("no progress past %d (events_total %d) within %.0f s" % (
-                    target, now, CONSUME_TIMEOUT))
-            time.sleep(0.003)
+        now = wait_counted_past(r, point, errors)
         rc = r.kill9()
         check_eq(-9, rc, "exit status of the killed run")
         log("%.1f s: kill -9 at events_total %d (batch-max %s; %d produced)" % (
