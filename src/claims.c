@@ -338,6 +338,14 @@ static struct resolution *res_new(struct worker *w)
     return malloc(sizeof *res);
 }
 
+/* A resolution of this worker's own back to its pool. */
+void res_free(struct worker *w, struct resolution *res)
+{
+    id_free(&res->id);
+    res->next = w->res_pool;
+    w->res_pool = res;
+}
+
 /* Hands processed resolutions back to the shards that sent them. */
 static void res_return(struct ws_router *r, struct resolution *list)
 {
@@ -404,9 +412,7 @@ int to_resolve(struct worker *w, struct rec *rc, uint64_t gen)
     res->src.offset = rc->in.offset;
     memcpy(res->fp, rc->fp, 16);
     if (id_set(&res->id, t->tx_id, t->tx_id_len) != WS_OK) {
-        res->id.p = NULL;
-        res->next = w->res_pool;
-        w->res_pool = res;
+        res_free(w, res);
         return WS_ERR_NOMEM;
     }
     if (res->applied && rc->tshard != w->shard) {
@@ -416,9 +422,7 @@ int to_resolve(struct worker *w, struct rec *rc, uint64_t gen)
         e = ws_batch_outbox_add(w->batch, rc->tshard, res->seq, t->tx_id,
                                 t->tx_id_len, rc->fp, &res->src);
         if (e != WS_OK) {
-            id_free(&res->id);
-            res->next = w->res_pool;
-            w->res_pool = res;
+            res_free(w, res);
             return e;
         }
     }

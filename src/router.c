@@ -485,28 +485,6 @@ int ws_router_load_held(ws_router *r, int n)
     return WS_OK;
 }
 
-int64_t ws_router_resume(ws_router *r, int partition)
-{
-    int64_t min = -1;
-    int k;
-
-    if (partition < 0 || partition >= WS_ROUTER_MAX_PARTITIONS)
-        return -1;
-    pthread_mutex_lock(&r->lock);
-    for (k = 0; k < r->n; k++) {
-        int64_t h = r->held[k][partition];
-
-        if (h < 0) {
-            min = -1;
-            break;
-        }
-        if (k == 0 || h < min)
-            min = h;
-    }
-    pthread_mutex_unlock(&r->lock);
-    return min;
-}
-
 void ws_router_stats_get(ws_router *r, ws_router_stats *out)
 {
     pthread_mutex_lock(&r->lock);

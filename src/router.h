@@ -117,7 +117,7 @@ int ws_router_failed(ws_router *r, char *why, size_t cap);
 /* After a failure: every worker drops its open batch and what it was
  * given, the ids committed in outboxes are delivered again, and
  * routing starts over from the shards' committed offsets (which the
- * caller re-reads its source from: ws_router_resume). Returns 0 or the
+ * caller re-reads its source from: the shards' stored offsets). Returns 0 or the
  * store's error. */
 int ws_router_reset(ws_router *r);
 
@@ -133,10 +133,6 @@ void ws_router_set_held(ws_router *r, int shard, int partition,
  * store into the skip table (ws_router_set_held). Returns 0 or an
  * error. */
 int ws_router_load_held(ws_router *r, int n);
-
-/* The smallest committed next offset of the partition over the shards:
- * where its source resumes; -1 when a shard holds nothing of it. */
-int64_t ws_router_resume(ws_router *r, int partition);
 
 /* Lines (records), claims waited for, batches committed: for metrics. */
 typedef struct ws_router_stats {

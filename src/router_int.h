@@ -227,6 +227,7 @@ int resolve(struct worker *w, struct resolution *res, uint32_t *woken);
 void own_pending(struct worker *w, struct rec *rc, int applied);
 void wake_set(struct ws_router *r, const uint32_t *woken, int self);
 void free_resolutions(struct resolution *res);
+void res_free(struct worker *w, struct resolution *res);
 int process_ctl(struct worker *w, struct resolution *ctl, uint32_t *woken);
 int to_resolve(struct worker *w, struct rec *rc, uint64_t gen);
 

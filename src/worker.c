@@ -212,9 +212,7 @@ static int commit(struct worker *w)
         next = res->next;
         if (target == w->shard) {
             e = resolve(w, res, woken);
-            id_free(&res->id);
-            res->next = w->res_pool;
-            w->res_pool = res;
+            res_free(w, res);
             if (e != WS_OK) {
                 free_resolutions(next);
                 snprintf(why, sizeof why, "state store shard %d: %s",
