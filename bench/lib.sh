@@ -315,15 +315,20 @@ rss_sampler() {
 # PAGES_USED, PAGES_FREE (both empty without mdb_stat)
 mdb_state() {
     MDB_DBS="" PAGES_USED="" PAGES_FREE=""
+    local env
     command -v mdb_stat >/dev/null || return 0
-    mdb_stat -efa "$1" >"$2" 2>/dev/null || true
+    : >"$2"
+    # A data directory's state/ holds one environment per shard (state/<k>/).
+    for env in "$1" "$1"/*/; do
+        [ -f "$env/data.mdb" ] && { mdb_stat -efa "$env" >>"$2" 2>/dev/null || true; }
+    done
     MDB_DBS=$(awk '/^Status of / {db = $3; if (db == "Main") db = "(main)"}
         /^Freelist Status/ {db = ""}
         db != "" && /Branch pages:|Leaf pages:|Overflow pages:/ {pages[db] += $3}
-        db != "" && /Entries:/ {entries[db] = $2}
+        db != "" && /Entries:/ {entries[db] += $2}
         END {for (d in pages) printf "%s %d %d\n", d, pages[d], entries[d]}' "$2" | sort)
-    PAGES_USED=$(awk '/Number of pages used:/ {print $5}' "$2")
-    PAGES_FREE=$(awk '/Free pages:/ {print $3}' "$2")
+    PAGES_USED=$(awk '/Number of pages used:/ {n += $5} END {print n + 0}' "$2")
+    PAGES_FREE=$(awk '/Free pages:/ {n += $3} END {print n + 0}' "$2")
 }
 # mdb_db NAME: "PAGES ENTRIES" of database NAME from MDB_DBS ("0 0" if absent)
 mdb_db() { printf '%s\n' "$MDB_DBS" | awk -v d="$1" '$1 == d {print $2, $3; f = 1} END {if (!f) print 0, 0}'; }

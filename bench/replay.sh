@@ -27,7 +27,8 @@
 # Prints one line per step and the medians; writes everything as JSON to
 # bench/results/replay-<UTC time>.json (git-ignored).
 #
-# Environment: EVENTS (1000000), WALLETS (100000), PRODUCTS (1000), SEED (42),
+# Environment: WORKERS (1: `replay --workers`, the one-core figure),
+# EVENTS (1000000), WALLETS (100000), PRODUCTS (1000), SEED (42),
 # RUNS (5), SHORT_RUNS (3), BENCH_TMP (directory for the event file and the
 # data directories; default: a new directory under ${TMPDIR:-/tmp}),
 # REF (HEAD), WALLETSTREAM (benchmark this binary instead of building one).
@@ -40,6 +41,7 @@ WALLETS=${WALLETS:-100000}
 PRODUCTS=${PRODUCTS:-1000}
 SEED=${SEED:-42}
 RUNS=${RUNS:-5}
+WORKERS=${WORKERS:-1}
 SHORT_RUNS=${SHORT_RUNS:-3}
 PROFILE=0
 WORKTREE=0
@@ -124,11 +126,11 @@ APPLIED="replayed $EVENTS records: $EVENTS applied, 0 duplicate, 0 rejected"
 DUPLICATE="replayed $EVENTS records: 0 applied, $EVENTS duplicate, 0 rejected"
 
 say "steps:"
-timed warmup-replay 0 "$APPLIED" "$BIN" replay --data-dir "$(fresh_dir)" "$FILE"
+timed warmup-replay 0 "$APPLIED" "$BIN" replay --workers "$WORKERS" --data-dir "$(fresh_dir)" "$FILE"
 timed warmup-jq 0 "" sh -c 'exec jq -c . "$1" >/dev/null' jq "$FILE"
 
 for i in $(seq 1 "$RUNS"); do
-    timed replay "$i" "$APPLIED" "$BIN" replay --data-dir "$(fresh_dir)" "$FILE"
+    timed replay "$i" "$APPLIED" "$BIN" replay --workers "$WORKERS" --data-dir "$(fresh_dir)" "$FILE"
     timed jq "$i" "" sh -c 'exec jq -c . "$1" >/dev/null' jq "$FILE"
 done
 # The last replay's directory holds the whole file: measure it, then
@@ -138,7 +140,7 @@ STATE_APPARENT=$(du -s --apparent-size --block-size=1 "$T/data/state" | cut -f1)
 mdb_state "$T/data/state" "$T/mdb_stat.out"
 MDB_STAT=$MDB_DBS
 for i in $(seq 1 "$SHORT_RUNS"); do
-    timed duplicate "$i" "$DUPLICATE" "$BIN" replay --data-dir "$T/data" "$FILE"
+    timed duplicate "$i" "$DUPLICATE" "$BIN" replay --workers "$WORKERS" --data-dir "$T/data" "$FILE"
 done
 STATE_AFTER_DUP=$(du -s --block-size=1 "$T/data/state" | cut -f1)
 
@@ -152,21 +154,21 @@ SYNCS="" WRITES="" WRITE_BYTES="" ALLOCS=""
 if command -v strace >/dev/null; then
     strace -f -qq -o "$T/strace.out" \
         -e trace=fsync,fdatasync,msync,sync_file_range,pwrite64,pwritev,writev,write \
-        "$BIN" replay --data-dir "$(fresh_dir)" "$FILE" >/dev/null
+        "$BIN" replay --workers "$WORKERS" --data-dir "$(fresh_dir)" "$FILE" >/dev/null
     SYNCS=$(grep -cE '^([0-9]+ +)?(fsync|fdatasync|msync|sync_file_range)\(' "$T/strace.out" || true)
     WRITES=$(grep -cE '^([0-9]+ +)?(pwrite64|pwritev|writev|write)\(' "$T/strace.out" || true)
     WRITE_BYTES=$(awk '/^([0-9]+ +)?(pwrite64|pwritev|writev|write)\(/ {n = $NF; if (n ~ /^[0-9]+$/) s += n}
         END {printf "%.0f", s}' "$T/strace.out")
 fi
 ALLOC_COUNT_OUT=$T/alloc.out LD_PRELOAD=$ROOT/build/alloc_count.so \
-    "$BIN" replay --data-dir "$(fresh_dir)" "$FILE" >/dev/null
+    "$BIN" replay --workers "$WORKERS" --data-dir "$(fresh_dir)" "$FILE" >/dev/null
 ALLOCS=$(awk '{print $2 + $4 + $6 + $8}' "$T/alloc.out")
 
 # --- profile -----------------------------------------------------------------
 PERF_TOP=""
 if [ "$PROFILE" = 1 ]; then
     env ${PERF_LD_LIBRARY_PATH:+LD_LIBRARY_PATH=$PERF_LD_LIBRARY_PATH} \
-        perf record -q -g -o "$T/perf.data" "$BIN" replay --data-dir "$(fresh_dir)" "$FILE" \
+        perf record -q -g -o "$T/perf.data" "$BIN" replay --workers "$WORKERS" --data-dir "$(fresh_dir)" "$FILE" \
         >/dev/null 2>"$T/perf.err" || { cat "$T/perf.err" >&2; die "perf record failed"; }
     PERF_TOP=$(perf report -i "$T/perf.data" --no-children --sort dso,symbol -g none \
         --stdio 2>/dev/null | grep -v "^#" | grep "%" | awk "NR <= 10" |

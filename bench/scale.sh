@@ -39,7 +39,7 @@
 #
 # Environment (defaults): SCALE_EVENTS (20000000), SCALE_WALLETS (10000000),
 # PRODUCTS (1000), SEED (42), RUNS (3), SCALE_REF_WALLETS (100000),
-# SCALE_REF_RUNS (1; 0: none), SCALE_GEN_ARGS (""), RESTART_RUNS (3), COLD (1), IDLE_S (5),
+# WORKERS (1: `replay --workers`), SCALE_REF_RUNS (1; 0: none), SCALE_GEN_ARGS (""), RESTART_RUNS (3), COLD (1), IDLE_S (5),
 # READY_POLL_US (1000), RSS_SAMPLE_S (0.2), REF, WALLETSTREAM, BENCH_TMP
 # (the event file takes about 155 bytes per event, the store about 300 bytes
 # per wallet: 3.1 GB + about 4 GB at the defaults).
@@ -52,6 +52,7 @@ WALLETS=${SCALE_WALLETS:-10000000}
 PRODUCTS=${PRODUCTS:-1000}
 SEED=${SEED:-42}
 RUNS=${RUNS:-3}
+WORKERS=${WORKERS:-1}
 REF_WALLETS=${SCALE_REF_WALLETS:-100000}
 REF_RUNS=${SCALE_REF_RUNS:-1}
 RESTART_RUNS=${RESTART_RUNS:-3}
@@ -113,7 +114,7 @@ replay_run() {
     rm -rf "$dir"
     load0=$(loadavg)
     sync
-    /usr/bin/time -f '%e %U %S %M' -o "$T/time.out" "$BIN" replay --data-dir "$dir" "$file" \
+    /usr/bin/time -f '%e %U %S %M' -o "$T/time.out" "$BIN" replay --workers "$WORKERS" --data-dir "$dir" "$file" \
         >"$T/cmd.out" 2>"$T/cmd.err" &
     tpid=$!
     bench_track "$tpid"
@@ -229,10 +230,10 @@ ready_time() {
 
 # mdb_stat_time N COLD: `mdb_stat -e` of the store, timed
 mdb_stat_time() {
-    local n=$1 cold=$2 t0 t1
+    local n=$1 cold=$2 t0 t1 env
     if [ "$cold" = 1 ]; then sync; echo 3 >/proc/sys/vm/drop_caches; fi
     t0=$(now)
-    mdb_stat -e "$STORE/state" >/dev/null
+    for env in "$STORE"/state/*/; do mdb_stat -e "$env" >/dev/null; done
     t1=$(now)
     awk -v l="mdb_stat $n" -v c="$cold" -v a="$t0" -v b="$t1" \
         'BEGIN {if (c == 1) sub(/ /, " cold ", l); printf "  %-16s %d ms\n", l, (b - a) * 1000}'
@@ -241,7 +242,7 @@ mdb_stat_time() {
 }
 
 restart_round() {
-    local i=$1 cold=$2
+    local i=$1 cold=$2 env
     ready_time run "$i" "$cold" "$BIN" run --embedded-broker --data-dir "$STORE" --listen 127.0.0.1:PORT
     ready_time serve "$i" "$cold" "$BIN" serve --data-dir "$STORE" --listen 127.0.0.1:PORT
     ready_time mhd_fixed "$i" "$cold" "$MHD" PORT

@@ -61,9 +61,30 @@ int ws_store_begin_shard(ws_store *s, int shard, ws_batch **out)
         return map_err(rc);
     memset(&b->delta, 0, sizeof b->delta);
     b->err = WS_OK;
+    for (rc = 0; rc < DB_COUNT; rc++) {
+        MDB_stat st;
+
+        b->pages[rc] = mdb_stat(b->txn, sh->dbi[rc], &st) == 0
+                           ? st.ms_branch_pages + st.ms_leaf_pages +
+                                 st.ms_overflow_pages
+                           : 0;
+    }
     sh->batch_open = 1;
     *out = b;
     return WS_OK;
+}
+
+size_t ws_batch_pages(const ws_batch *b)
+{
+    size_t total = 0, written;
+    int t;
+
+    for (t = 0; t < DB_COUNT; t++) {
+        written = ws_wset_written(b->ws, (unsigned)t);
+        total += (written < b->pages[t] ? written : b->pages[t]) +
+                 written / 16;
+    }
+    return total;
 }
 
 int ws_batch_shard(const ws_batch *b)
@@ -162,7 +183,17 @@ int ws_batch_commit(ws_batch *b)
     b->sh->batch_open = 0;
     b->last = NULL;
     b->dirty = 0;
-    ws_wset_clear(b->ws);
+    /* Committed: the working set's wallets, top lists and products are
+     * what the store holds, and nothing but this shard's batches writes
+     * them; the next batch starts from them. Anything else (a failed
+     * commit, an abort) forgets them all. */
+    if (rc == 0)
+        ws_wset_clear_keeping(b->ws, 1u << DB_WALLETS | 1u << DB_TOP |
+                                         1u << DB_PRODUCTS,
+                              WS_BATCH_KEEP_BYTES /
+                                  (size_t)b->store->nshards);
+    else
+        ws_wset_clear(b->ws);
     return map_err(rc);
 }
 
@@ -301,10 +332,10 @@ int ws_batch_wallet_put(ws_batch *b, const char *id, size_t n,
     return store_value(b, e, rec, sizeof rec);
 }
 
-int ws_batch_debit_day_add(ws_batch *b, const char *wallet, size_t n,
-                           int32_t day, int *added)
+/* The debit_days key of wallet[0..n) and day; returns its length. */
+static size_t debit_day_key(const char *wallet, size_t n, int32_t day,
+                            char key[WS_MAX_ID + 5])
 {
-    char key[WS_MAX_ID + 5];
     uint32_t d = (uint32_t)day;
 
     memcpy(key, wallet, n);
@@ -313,7 +344,36 @@ int ws_batch_debit_day_add(ws_batch *b, const char *wallet, size_t n,
     key[n + 2] = (char)(d >> 16);
     key[n + 3] = (char)(d >> 8);
     key[n + 4] = (char)d;
-    return mark(b, DB_DEBIT_DAYS, key, n + 5, added);
+    return n + 5;
+}
+
+int ws_batch_debit_day_add(ws_batch *b, const char *wallet, size_t n,
+                           int32_t day, int *added)
+{
+    char key[WS_MAX_ID + 5];
+
+    return mark(b, DB_DEBIT_DAYS, key, debit_day_key(wallet, n, day, key),
+                added);
+}
+
+void ws_batch_prefetch(const ws_batch *b, int entries, const char *tx_id,
+                       size_t tn, const char *wallet, size_t wn,
+                       const char *product, size_t pn, const char *currency,
+                       const int32_t *day)
+{
+    char key[WS_MAX_ID + 5];
+
+    /* A new id is never in the working set: its slot, not an entry. */
+    if (!entries)
+        ws_wset_prefetch(b->ws, DB_SEEN, tx_id, tn, 0);
+    ws_wset_prefetch(b->ws, DB_WALLETS, wallet, wn, entries);
+    ws_wset_prefetch(b->ws, DB_PRODUCTS, product, pn, entries);
+    if (currency)
+        ws_wset_prefetch(b->ws, DB_TOP, key,
+                         top_key(product, pn, currency, key), entries);
+    if (day)
+        ws_wset_prefetch(b->ws, DB_DEBIT_DAYS, key,
+                         debit_day_key(wallet, wn, *day, key), entries);
 }
 
 int ws_batch_top_get(ws_batch *b, const char *product, size_t n,

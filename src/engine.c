@@ -48,6 +48,17 @@ void ws_engine_fingerprint(const ws_txn *t, unsigned char fp[16])
     memcpy(fp, c.digest, 16);
 }
 
+void ws_engine_prefetch(const ws_batch *b, const ws_txn *t, int entries)
+{
+    int32_t day = ws_time_day(t->ts);
+    int debit = t->type == WS_DEBIT || t->type == WS_CANCEL_DEBIT;
+
+    ws_batch_prefetch(b, entries, t->tx_id, t->tx_id_len, t->wallet_id,
+                      t->wallet_id_len, t->product_id, t->product_id_len,
+                      t->type == WS_CREDIT ? t->currency : NULL,
+                      debit ? &day : NULL);
+}
+
 static void reject(ws_result *res, enum ws_reason r)
 {
     res->outcome = WS_REJECTED;

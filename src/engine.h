@@ -34,6 +34,11 @@ typedef struct ws_result {
 int ws_engine_record(ws_batch *b, ws_decoder *d, const char *buf, size_t len,
                      ws_result *res);
 
+/* Asks the caches for what applying t will read (ws_batch_prefetch): a
+ * worker calls it with entries 0 for the record after next and with
+ * entries 1 for the next one before applying the current one. */
+void ws_engine_prefetch(const ws_batch *b, const ws_txn *t, int entries);
+
 /* Applies an already decoded transaction; same contract as above. */
 int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res);
 

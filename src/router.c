@@ -13,9 +13,12 @@
 
 #include "timeutil.h"
 
-/* Records routed but not yet applied, per worker, before ws_router_put
- * waits. */
-#define QUEUE_MAX 65536
+/* Records routed but not yet applied, per worker, before ws_router_push
+ * waits. Enough to keep a worker busy while the router reads on; each
+ * costs a struct rec (1.7 KB), so 65,536 made 110 MB per worker that the
+ * kernel zeroed and the caches never held (docs/BENCHMARKS.md,
+ * "Per-core cost"). */
+#define QUEUE_MAX 8192
 
 /* ------------------------------------------------------- small helpers */
 

@@ -165,6 +165,17 @@ int ws_batch_shard(const ws_batch *b);
  * batches. */
 int ws_batch_commit(ws_batch *b);
 
+/* An upper estimate of the pages the batch's LMDB write transaction holds
+ * in memory (each page it changes is copied into the heap until the
+ * commit writes it): per table, the keys written, but no more than the
+ * table's pages when the batch began, plus a page per 16 keys for the
+ * pages their inserts add. A worker commits early when it passes its
+ * share of WS_BATCH_PAGES_MAX, which bounds the memory of a batch whose
+ * keys are scattered over a large state (docs/DECISIONS.md, "Batch
+ * memory"). */
+#define WS_BATCH_PAGES_MAX 49152
+size_t ws_batch_pages(const ws_batch *b);
+
 /* Writes the batch's working set into its LMDB transaction now (commit
  * does it too): a full map or transaction shows here. Returns 0,
  * WS_ERR_MAP_FULL, WS_ERR_TXN_FULL, WS_ERR_NO_SPACE or WS_ERR_STORE; on
@@ -232,6 +243,17 @@ int ws_store_recover(ws_store *s, char *err);
 int ws_batch_wallet_get(ws_batch *b, const char *id, size_t n, ws_wallet *w);
 int ws_batch_wallet_put(ws_batch *b, const char *id, size_t n,
                         const ws_wallet *w);
+
+/* What a coming record will read, asked of the CPU's caches ahead
+ * (ws_wset_prefetch; entries 0: the working set's slots, 1: the entries
+ * in them, once the slots are cached): its id, wallet and product, the
+ * top credits of product/currency when currency is not NULL (a credit),
+ * and the debit day *day when day is not NULL (a debit or its cancel).
+ * Changes nothing. */
+void ws_batch_prefetch(const ws_batch *b, int entries, const char *tx_id,
+                       size_t tn, const char *wallet, size_t wn,
+                       const char *product, size_t pn, const char *currency,
+                       const int32_t *day);
 
 /* Records that the wallet had a debit day; *added is 1 when the day is
  * new for the wallet, 0 when it was already recorded. */

@@ -75,6 +75,11 @@
 #define STATE_OLD "state.old"
 #define FORMAT_NEW FORMAT_FILE ".new"
 
+/* Bytes of wallets, top lists and products a shard's working set keeps
+ * from one batch to the next (split between the shards; wset.h,
+ * ws_wset_clear_keeping): about 200,000 wallets in all. */
+#define WS_BATCH_KEEP_BYTES ((size_t)32 << 20)
+
 /* A remembered id's value with its applying record's source. */
 #define SEEN_SOURCED (16 + 4 + 8)
 
@@ -108,6 +113,7 @@ struct ws_batch {
     int dirty;          /* entries changed since the last write-back */
     ws_counts delta;
     int err;            /* first LMDB error met in this batch */
+    size_t pages[DB_COUNT];     /* each table's pages when it began */
 };
 
 /* One shard: an LMDB environment in state/<index>/ and its tables. */

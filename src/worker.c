@@ -28,6 +28,8 @@
 /* Records applied between looks at the mailbox for other shards' claims
  * (their records wait for the verdicts). */
 #define REFILL_EVERY 128
+/* How often (records) a batch compares ws_batch_pages with its share. */
+#define PAGES_CHECK_EVERY 1024
 
 /* ------------------------------------------------------- small helpers */
 
@@ -237,7 +239,15 @@ static int commit(struct worker *w)
     return WS_OK;
 }
 
-/* Applies one record of this shard whose claim is decided. */
+/* Prefetches for the record of item it, if a decoded record. */
+static void prefetch(struct worker *w, struct item *it, int entries)
+{
+    if (it && it->kind == IT_APPLY && rec_of_apply(it)->decoded)
+        ws_engine_prefetch(w->batch, &rec_of_apply(it)->res.txn, entries);
+}
+
+/* Applies one record of this shard whose claim is decided (taken off the
+ * head of the items). */
 static int apply(struct worker *w, struct rec *rc)
 {
     struct ws_router *r = w->r;
@@ -247,6 +257,10 @@ static int apply(struct worker *w, struct rec *rc)
 
     if ((e = ensure_batch(w)) != WS_OK)
         return e;
+    /* The keys of the next two records reach the caches while this one
+     * applies: the slots of the second, the entries of the first. */
+    prefetch(w, w->head ? w->head->next : NULL, 0);
+    prefetch(w, w->head, 1);
     v = atomic_load_explicit(&rc->verdict, memory_order_acquire);
     if (rc->decoded && v == V_SOLO) {
         if ((e = ws_engine_apply(w->batch, &rc->res.txn, &rc->res)) != WS_OK)
@@ -358,6 +372,21 @@ static int take_in(struct worker *w, struct resolution *ctl,
     return e;
 }
 
+/* Hands the records applied so far back to the router for reuse (under
+ * the worker's lock): during a long run of records too, else the router
+ * allocates (and the kernel zeroes) a new record for every one routed
+ * meanwhile (measured: 12 % of a replay). */
+static void give_back(struct worker *w)
+{
+    if (!w->done)
+        return;
+    w->done_tail->wait_next = w->returned;
+    if (!w->returned)
+        w->returned_tail = w->done_tail;
+    w->returned = w->done;
+    w->done = w->done_tail = NULL;
+}
+
 /* Takes what arrived meanwhile, in the middle of a long run of records:
  * other shards' claims are decided now (their records wait for them) and
  * resolutions applied; the rest joins the queue. */
@@ -372,6 +401,7 @@ static int refill(struct worker *w)
     taken = w->reset ? NULL : w->items_head;
     if (taken)
         w->items_head = w->items_tail = NULL;
+    give_back(w);
     ctl = w->ctl_head;
     w->ctl_head = w->ctl_tail = NULL;
     pthread_mutex_unlock(&w->lock);
@@ -408,7 +438,10 @@ static int work(struct worker *w)
                 w->done_tail = rc;
             if (e == WS_OK && ++applied % REFILL_EVERY == 0)
                 e = refill(w);
-            if (e == WS_OK && w->in_batch >= r->o.batch_max)
+            if (e == WS_OK && (w->in_batch >= r->o.batch_max ||
+                               (w->in_batch % PAGES_CHECK_EVERY == 0 &&
+                                ws_batch_pages(w->batch) >
+                                    WS_BATCH_PAGES_MAX / (size_t)r->n)))
                 e = commit(w);
         } else if (it->kind == IT_MARK) {
             struct mark *m = (struct mark *)(void *)it;
@@ -514,13 +547,7 @@ void *worker_main(void *arg)
             taken = w->items_head;
             w->items_head = w->items_tail = NULL;
         }
-        if (w->done) {
-            w->done_tail->wait_next = w->returned;
-            if (!w->returned)
-                w->returned_tail = w->done_tail;
-            w->returned = w->done;
-            w->done = w->done_tail = NULL;
-        }
+        give_back(w);
         ctl = w->ctl_head;
         w->ctl_head = w->ctl_tail = NULL;
         reset = w->reset;

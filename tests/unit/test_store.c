@@ -798,6 +798,90 @@ static void test_outbox_is_delivered_at_open(void)
     ws_store_close(s);
 }
 
+/* The wallets a batch kept from the last commit are the committed ones:
+ * an aborted batch's changes are never read by the next batch. */
+static void test_next_batch_never_reads_an_aborted_batch(void)
+{
+    char dir[300], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL;
+    ws_batch *b;
+    ws_wallet w = sample_wallet(), got;
+
+    fresh_dir(dir, sizeof dir, "kept");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    w.transactions = 1;
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_wallet_put(b, "k", 1, &w), WS_OK);
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_wallet_get(b, "k", 1, &got), WS_OK);
+    CHECK_EQ_INT(got.transactions, 1);
+    got.transactions = 2;
+    CHECK_EQ_INT(ws_batch_wallet_put(b, "k", 1, &got), WS_OK);
+    CHECK_EQ_INT(ws_batch_wallet_put(b, "new", 3, &got), WS_OK);
+    CHECK_EQ_INT(ws_batch_flush(b), WS_OK);
+    ws_batch_abort(b);
+
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_wallet_get(b, "k", 1, &got), WS_OK);
+    CHECK_EQ_INT(got.transactions, 1);
+    CHECK_EQ_INT(ws_batch_wallet_get(b, "new", 3, &got), WS_ERR_NOT_FOUND);
+    got.transactions = 3;
+    CHECK_EQ_INT(ws_batch_wallet_put(b, "k", 1, &got), WS_OK);
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_wallet_get(b, "k", 1, &got), WS_OK);
+    CHECK_EQ_INT(got.transactions, 3);
+    ws_batch_abort(b);
+    ws_store_close(s);
+
+    /* and what the next process reads is what was committed */
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_wallet_get(b, "k", 1, &got), WS_OK);
+    CHECK_EQ_INT(got.transactions, 3);
+    ws_batch_abort(b);
+    ws_store_close(s);
+}
+
+/* A batch's page estimate grows with the keys it writes, and stops
+ * growing with keys that land on pages it already counted. */
+static void test_batch_pages_estimate_bounds_the_write_set(void)
+{
+    char dir[300], err[WS_STORE_ERR_MAX], key[32];
+    ws_store *s = NULL;
+    ws_batch *b;
+    ws_wallet w = sample_wallet();
+    size_t fresh, again;
+    int i;
+
+    fresh_dir(dir, sizeof dir, "pages");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_pages(b), 0);
+    for (i = 0; i < 3200; i++) {
+        int n = snprintf(key, sizeof key, "wallet-%06d", i);
+
+        CHECK_EQ_INT(ws_batch_wallet_put(b, key, (size_t)n, &w), WS_OK);
+    }
+    /* an empty table: only what the inserts add, a page per 16 keys */
+    fresh = ws_batch_pages(b);
+    CHECK_EQ_INT(fresh, 200);
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    /* the same 3,200 keys again: no more than the table's pages + 200 */
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    for (i = 0; i < 3200; i++) {
+        int n = snprintf(key, sizeof key, "wallet-%06d", i);
+
+        CHECK_EQ_INT(ws_batch_wallet_put(b, key, (size_t)n, &w), WS_OK);
+    }
+    again = ws_batch_pages(b);
+    CHECK(again > 200 && again < 200 + 3200 / 10);
+    ws_batch_abort(b);
+    ws_store_close(s);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/ws-test-store-XXXXXX";
@@ -824,6 +908,8 @@ int main(void)
     RUN(test_whole_tables_iterate_in_key_order);
     RUN(test_shards_read_as_one_state);
     RUN(test_outbox_is_delivered_at_open);
+    RUN(test_next_batch_never_reads_an_aborted_batch);
+    RUN(test_batch_pages_estimate_bounds_the_write_set);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0)
         printf("  cannot remove %s\n", root);
