@@ -308,7 +308,7 @@ int ws_batch_seen_release(ws_batch *b, const char *id, size_t n)
 int ws_batch_wallet_get(ws_batch *b, const char *id, size_t n, ws_wallet *w)
 {
     int err = WS_OK;
-    ws_wentry *e = load(b, DB_WALLETS, id, n, WALLET_SIZE, &err);
+    ws_wentry *e = load(b, DB_WALLETS, id, n, WALLET_MAX, &err);
     MDB_val v;
 
     if (!e)
@@ -322,14 +322,13 @@ int ws_batch_wallet_get(ws_batch *b, const char *id, size_t n, ws_wallet *w)
 int ws_batch_wallet_put(ws_batch *b, const char *id, size_t n,
                         const ws_wallet *w)
 {
-    unsigned char rec[WALLET_SIZE];
+    unsigned char rec[WALLET_MAX];
     int err = WS_OK;
-    ws_wentry *e = load(b, DB_WALLETS, id, n, WALLET_SIZE, &err);
+    ws_wentry *e = load(b, DB_WALLETS, id, n, WALLET_MAX, &err);
 
     if (!e)
         return err;
-    wallet_encode(w, rec);
-    return store_value(b, e, rec, sizeof rec);
+    return store_value(b, e, rec, wallet_encode(w, rec));
 }
 
 /* The debit_days key of wallet[0..n) and day; returns its length. */

@@ -60,33 +60,131 @@ uint64_t get_u64(const unsigned char *p)
     return v;
 }
 
-/* Wallet record, WALLET_SIZE (72) bytes:
+/* Wallet record. Written as version 2, a varint layout (about 25 bytes
+ * for a typical wallet, docs/BENCHMARKS.md "Per-core cost"):
+ *   0 version (2), 1-3 currency, 4 scale, then varints (7 bits a byte,
+ *   least significant first): balance and total_debit (zigzag, 128-bit),
+ *   transactions, first_day (zigzag), last_day - first_day (zigzag),
+ *   debit_days, last_event sec - first_day * 86400 (zigzag), last_event
+ *   nsec.
+ * Read also as version 1, the fixed layout of data format 2 (72 bytes):
  *   0 version, 1-3 currency, 4 scale, 5-7 zero,
  *   8 balance (16), 24 total_debit (16), 40 transactions (8),
  *   48 first_day (4), 52 last_day (4), 56 debit_days (4),
  *   60 last_event nsec (4), 64 last_event sec (8) */
-void wallet_encode(const ws_wallet *w, unsigned char *p)
+#define WALLET_V1 1
+#define WALLET_V2 2
+#define WALLET_V1_SIZE 72
+
+/* An unsigned (hi:lo) as a varint at p; returns its length (<= 19). */
+static size_t put_var(unsigned char *p, uint64_t lo, uint64_t hi)
 {
-    memset(p, 0, WALLET_SIZE);
-    p[0] = RECORD_VERSION;
-    memcpy(p + 1, w->currency, 3);
-    p[4] = w->scale;
-    ws_dec_store(w->balance, p + 8);
-    ws_dec_store(w->total_debit, p + 24);
-    put_u64(p + 40, (uint64_t)w->transactions);
-    put_u32(p + 48, (uint32_t)w->first_day);
-    put_u32(p + 52, (uint32_t)w->last_day);
-    put_u32(p + 56, (uint32_t)w->debit_days);
-    put_u32(p + 60, (uint32_t)w->last_event.nsec);
-    put_u64(p + 64, (uint64_t)w->last_event.sec);
+    size_t n = 0;
+
+    while (hi || lo >= 0x80) {
+        p[n++] = (unsigned char)(lo | 0x80);
+        lo = lo >> 7 | hi << 57;
+        hi >>= 7;
+    }
+    p[n++] = (unsigned char)lo;
+    return n;
 }
 
-int wallet_decode(const MDB_val *v, ws_wallet *w)
+/* The varint at *p (before end) into (hi:lo); 0, or -1 when it runs past
+ * end or beyond 128 bits. */
+static int get_var(const unsigned char **p, const unsigned char *end,
+                   uint64_t *lo, uint64_t *hi)
 {
-    const unsigned char *p = v->mv_data;
+    unsigned shift = 0;
 
-    if (v->mv_size != WALLET_SIZE || p[0] != RECORD_VERSION)
-        return WS_ERR_CORRUPT;
+    *lo = *hi = 0;
+    for (;;) {
+        uint64_t b;
+
+        if (*p >= end || shift > 126)
+            return -1;
+        b = *(*p)++ & 0x7f;
+        if (shift < 64) {
+            *lo |= b << shift;
+            if (shift > 57)
+                *hi |= b >> (64 - shift);
+        } else {
+            *hi |= b << (shift - 64);
+        }
+        if (!((*p)[-1] & 0x80))
+            return 0;
+        shift += 7;
+    }
+}
+
+/* Zigzag: signed as unsigned, small magnitudes small. */
+static void put_svar128(unsigned char *p, size_t *o, ws_dec v)
+{
+    uint64_t sign = v.hi < 0 ? ~(uint64_t)0 : 0;
+    uint64_t hi = (uint64_t)v.hi << 1 | v.lo >> 63, lo = v.lo << 1;
+
+    *o += put_var(p + *o, lo ^ sign, hi ^ sign);
+}
+
+static int get_svar128(const unsigned char **p, const unsigned char *end,
+                       ws_dec *v)
+{
+    uint64_t lo, hi, sign;
+
+    if (get_var(p, end, &lo, &hi) != 0)
+        return -1;
+    sign = (lo & 1) ? ~(uint64_t)0 : 0;
+    v->lo = (lo >> 1 | hi << 63) ^ sign;
+    v->hi = (int64_t)((hi >> 1) ^ sign);
+    return 0;
+}
+
+static void put_svar(unsigned char *p, size_t *o, int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+
+    *o += put_var(p + *o, u << 1 ^ (v < 0 ? ~(uint64_t)0 : 0), 0);
+}
+
+static int get_svar(const unsigned char **p, const unsigned char *end,
+                    int64_t *v)
+{
+    uint64_t lo, hi;
+
+    if (get_var(p, end, &lo, &hi) != 0 || hi)
+        return -1;
+    *v = (int64_t)(lo >> 1 ^ ((lo & 1) ? ~(uint64_t)0 : 0));
+    return 0;
+}
+
+static int get_uvar(const unsigned char **p, const unsigned char *end,
+                    uint64_t *v)
+{
+    uint64_t hi;
+
+    return get_var(p, end, v, &hi) != 0 || hi ? -1 : 0;
+}
+
+size_t wallet_encode(const ws_wallet *w, unsigned char *p)
+{
+    size_t o = 5;
+
+    p[0] = WALLET_V2;
+    memcpy(p + 1, w->currency, 3);
+    p[4] = w->scale;
+    put_svar128(p, &o, w->balance);
+    put_svar128(p, &o, w->total_debit);
+    o += put_var(p + o, (uint64_t)w->transactions, 0);
+    put_svar(p, &o, w->first_day);
+    put_svar(p, &o, (int64_t)w->last_day - w->first_day);
+    o += put_var(p + o, (uint64_t)(uint32_t)w->debit_days, 0);
+    put_svar(p, &o, w->last_event.sec - (int64_t)w->first_day * 86400);
+    o += put_var(p + o, (uint64_t)(uint32_t)w->last_event.nsec, 0);
+    return o;
+}
+
+static int wallet_decode_v1(const unsigned char *p, ws_wallet *w)
+{
     memcpy(w->currency, p + 1, 3);
     w->scale = p[4];
     w->balance = ws_dec_load(p + 8);
@@ -97,6 +195,37 @@ int wallet_decode(const MDB_val *v, ws_wallet *w)
     w->debit_days = (int32_t)get_u32(p + 56);
     w->last_event.nsec = (int32_t)get_u32(p + 60);
     w->last_event.sec = (int64_t)get_u64(p + 64);
+    return WS_OK;
+}
+
+int wallet_decode(const MDB_val *v, ws_wallet *w)
+{
+    const unsigned char *p = v->mv_data, *end = p + v->mv_size;
+    int64_t first, span, since;
+    uint64_t n, days, nsec;
+
+    if (v->mv_size == WALLET_V1_SIZE && p[0] == WALLET_V1)
+        return wallet_decode_v1(p, w);
+    if (v->mv_size < 5 || v->mv_size > WALLET_MAX || p[0] != WALLET_V2)
+        return WS_ERR_CORRUPT;
+    memcpy(w->currency, p + 1, 3);
+    w->scale = p[4];
+    p += 5;
+    if (get_svar128(&p, end, &w->balance) || get_svar128(&p, end, &w->total_debit) ||
+        get_uvar(&p, end, &n) || get_svar(&p, end, &first) ||
+        get_svar(&p, end, &span) || get_uvar(&p, end, &days) ||
+        get_svar(&p, end, &since) || get_uvar(&p, end, &nsec) || p != end ||
+        n > INT64_MAX || first < INT32_MIN || first > INT32_MAX ||
+        span < 0 || span > (int64_t)UINT32_MAX || first + span > INT32_MAX ||
+        days > INT32_MAX || since > INT64_MAX / 2 || since < INT64_MIN / 2 ||
+        nsec > 999999999)
+        return WS_ERR_CORRUPT;
+    w->transactions = (int64_t)n;
+    w->first_day = (int32_t)first;
+    w->last_day = (int32_t)(first + span);
+    w->debit_days = (int32_t)days;
+    w->last_event.sec = since + first * 86400;
+    w->last_event.nsec = (int32_t)nsec;
     return WS_OK;
 }
 

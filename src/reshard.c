@@ -1,6 +1,6 @@
 /*
  * reshard.c - ws_store_reshard: rewrites the state of a data directory
- * into another number of shards (and format 1 into format 2). The new
+ * into another number of shards (and format 1 into format 3). The new
  * state is written into state.new/ and made durable before it replaces
  * state/; interrupted, it leaves the old state intact or the new one
  * complete, and running it again finishes it (until then store.c
@@ -39,17 +39,6 @@ static int rm_tree(const char *dir, const char *name)
     if (!path_exists(dir, name))
         return 0;
     return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int sync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), ok;
-
-    if (fd < 0)
-        return -1;
-    ok = fsync(fd) == 0;
-    close(fd);
-    return ok ? 0 : -1;
 }
 
 /* One destination shard's open write transaction while re-sharding. */
@@ -301,13 +290,14 @@ int ws_store_reshard(const char *dir, int shards, int *from, int *format,
     }
     if (e != WS_OK)
         goto out;
-    if (*format != 1 && *format != WS_STORE_FORMAT) {
+    if (*format != 1 && (*format < WS_STORE_FORMAT_OLDEST ||
+                         *format > WS_STORE_FORMAT)) {
         snprintf(err, WS_STORE_ERR_MAX, "%s holds data format %d, which "
                  "this walletstream cannot read", dir, *format);
         e = WS_ERR_FORMAT;
         goto out;
     }
-    if (*format == WS_STORE_FORMAT && *from == shards) {
+    if (*format >= WS_STORE_FORMAT_OLDEST && *from == shards) {
         *format = 0;    /* nothing to do */
         e = WS_OK;
         goto out;

@@ -63,8 +63,9 @@ static int check_file_size(struct shard *sh, const char *path, char *err)
 
 /* Opens the named databases and checks (or, on a new environment,
  * writes) the format and the shard's place recorded inside it; `format`
- * is the data format expected, `place` ("index/count") is checked when
- * not NULL. */
+ * is the data format expected (the marker's; a writer records format 2
+ * as WS_STORE_FORMAT), `place` ("index/count") is checked when not
+ * NULL. */
 static int open_dbs(struct shard *sh, int writer, const char *path,
                     int format, const char *place, char *err)
 {
@@ -102,6 +103,11 @@ static int open_dbs(struct shard *sh, int writer, const char *path,
         if (!expect)
             continue;
         rc = get(txn, sh->dbi[DB_META], name, strlen(name), &v);
+        /* A format-2 directory whose upgrade stopped after this shard:
+         * its own records are read the same either way. */
+        if (k == 0 && rc == 0 && format == WS_STORE_FORMAT_OLDEST &&
+            v.mv_size == 1 && *(const char *)v.mv_data == '0' + WS_STORE_FORMAT)
+            continue;
         if (rc == MDB_NOTFOUND && writer) {
             MDB_val key = val(name, strlen(name));
             MDB_val data = val(expect, strlen(expect));
@@ -126,6 +132,20 @@ static int open_dbs(struct shard *sh, int writer, const char *path,
         if (rc != 0) {
             mdb_txn_abort(txn);
             goto fail;
+        }
+        /* A writer upgrades format 2 in place: nothing but the format
+         * changes (records.c reads format 2's records as they are). */
+        if (k == 0 && writer && format == WS_STORE_FORMAT_OLDEST) {
+            MDB_val key = val(name, strlen(name));
+            char now[16];
+            MDB_val data;
+
+            snprintf(now, sizeof now, "%d", WS_STORE_FORMAT);
+            data = val(now, strlen(now));
+            if ((rc = mdb_put(txn, sh->dbi[DB_META], &key, &data, 0)) != 0) {
+                mdb_txn_abort(txn);
+                goto fail;
+            }
         }
     }
     rc = mdb_txn_commit(txn);

@@ -76,6 +76,17 @@ int write_file_synced(const char *path, const char *text)
     return close(fd) == 0 && ok ? 0 : -1;
 }
 
+int sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), ok;
+
+    if (fd < 0)
+        return -1;
+    ok = fsync(fd) == 0;
+    close(fd);
+    return ok ? 0 : -1;
+}
+
 int path_exists(const char *dir, const char *name)
 {
     char path[4096];
@@ -83,6 +94,23 @@ int path_exists(const char *dir, const char *name)
 
     snprintf(path, sizeof path, "%s/%s", dir, name);
     return stat(path, &st) == 0;
+}
+
+/* Writes dir's format marker (WS_STORE_FORMAT, `shards`) durably, new
+ * or over an older one (a temporary file renamed over it, so that the
+ * marker is always whole): 0 or -1 with errno set. */
+static int write_marker(const char *dir, int shards)
+{
+    char path[4096], tmp[4096], buf[256];
+
+    snprintf(buf, sizeof buf, "%sformat %d\nshards %d\n", FORMAT_MAGIC,
+             WS_STORE_FORMAT, shards);
+    snprintf(path, sizeof path, "%s/%s", dir, FORMAT_FILE);
+    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, FORMAT_FILE);
+    unlink(tmp);        /* left by a crash: never read */
+    if (write_file_synced(tmp, buf) != 0 || rename(tmp, path) != 0)
+        return -1;
+    return sync_dir(dir);
 }
 
 static int reshard_pending(const char *dir)
@@ -133,9 +161,9 @@ int read_format(const char *dir, int *format, int *shards, char *err)
  * an existing one with another count is refused with what to do.
  * Nothing is written unless the directory is new. */
 static int check_format(const char *dir, enum ws_store_mode mode, int want,
-                        int *shards, char *err)
+                        int *shards, int *found, char *err)
 {
-    char path[4096], buf[256];
+    char path[4096];
     struct stat st;
     int format = -1, empty, e;
 
@@ -178,9 +206,8 @@ static int check_format(const char *dir, enum ws_store_mode mode, int want,
             return WS_ERR_IO;
         }
         *shards = want > 0 ? want : want < 0 ? -want : 1;
-        snprintf(buf, sizeof buf, "%sformat %d\nshards %d\n", FORMAT_MAGIC,
-                 WS_STORE_FORMAT, *shards);
-        if (write_file_synced(path, buf) != 0) {
+        *found = WS_STORE_FORMAT;
+        if (write_marker(dir, *shards) != 0) {
             snprintf(err, WS_STORE_ERR_MAX, "cannot write %s: %s", path,
                      strerror(errno));
             return WS_ERR_IO;
@@ -200,13 +227,15 @@ static int check_format(const char *dir, enum ws_store_mode mode, int want,
                  WS_STORE_FORMAT, dir);
         return WS_ERR_FORMAT;
     }
-    if (format != WS_STORE_FORMAT) {
+    if (format < WS_STORE_FORMAT_OLDEST || format > WS_STORE_FORMAT) {
         snprintf(err, WS_STORE_ERR_MAX,
                  "%s was written by data format %d; this walletstream "
-                 "(%s) reads format %d only; the directory was left "
-                 "untouched", dir, format, WS_VERSION, WS_STORE_FORMAT);
+                 "(%s) reads formats %d to %d only; the directory was left "
+                 "untouched", dir, format, WS_VERSION,
+                 WS_STORE_FORMAT_OLDEST, WS_STORE_FORMAT);
         return WS_ERR_FORMAT;
     }
+    *found = format;
     if (reshard_pending(dir)) {
         snprintf(err, WS_STORE_ERR_MAX,
                  "%s holds an interrupted reshard; finish it with "
@@ -281,7 +310,7 @@ int ws_store_open_shards(const char *dir, enum ws_store_mode mode,
 {
     char path[4096];
     ws_store *s;
-    int e, i;
+    int e, i, format = WS_STORE_FORMAT;
 
     *out = NULL;
     err[0] = '\0';
@@ -302,7 +331,7 @@ int ws_store_open_shards(const char *dir, enum ws_store_mode mode,
     s->mode = mode;
     s->lock_fd = -1;
 
-    e = check_format(dir, mode, shards, &s->nshards, err);
+    e = check_format(dir, mode, shards, &s->nshards, &format, err);
     if (e != WS_OK)
         goto fail;
     if (mode == WS_STORE_WRITE) {
@@ -323,10 +352,18 @@ int ws_store_open_shards(const char *dir, enum ws_store_mode mode,
         map_max = (map_max / (uint64_t)s->nshards) & ~(uint64_t)4095;
     for (i = 0; i < s->nshards; i++) {
         snprintf(path, sizeof path, "%s/%s/%d", dir, STATE_DIR, i);
-        e = shard_open(s, &s->sh[i], path, i, s->nshards, WS_STORE_FORMAT,
-                       map_max, err);
+        e = shard_open(s, &s->sh[i], path, i, s->nshards, format, map_max,
+                       err);
         if (e != WS_OK)
             goto fail;
+    }
+    /* Every shard records the new format now: so does the marker. */
+    if (mode == WS_STORE_WRITE && format < WS_STORE_FORMAT &&
+        write_marker(dir, s->nshards) != 0) {
+        snprintf(err, WS_STORE_ERR_MAX, "cannot upgrade the format marker "
+                 "of %s: %s", dir, strerror(errno));
+        e = WS_ERR_IO;
+        goto fail;
     }
     if (mode == WS_STORE_WRITE && (e = ws_store_recover(s, err)) != WS_OK)
         goto fail;

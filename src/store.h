@@ -31,9 +31,13 @@
 #include "decimal.h"
 #include "ws.h"
 
-/* Format of the data directory this build reads and writes: 2 has
- * shards; format 1 (one environment) is upgraded by ws_store_reshard. */
-#define WS_STORE_FORMAT 2
+/* Format of the data directory this build writes: 2 has shards, 3 the
+ * compact wallet records (records.c). A writer upgrades format 2 in place
+ * when it opens it (nothing is rewritten: format-2 records are read as
+ * they are and rewritten compact when they change); readers read both.
+ * Format 1 (one environment) is upgraded by ws_store_reshard. */
+#define WS_STORE_FORMAT 3
+#define WS_STORE_FORMAT_OLDEST 2
 /* Most shards a data directory may have. */
 #define WS_SHARDS_MAX 64
 

@@ -84,7 +84,8 @@
 #define SEEN_SOURCED (16 + 4 + 8)
 
 /* The sizes of the byte layouts of records.c. */
-#define WALLET_SIZE 72
+/* A wallet record's longest encoding (records.c). */
+#define WALLET_MAX 96
 #define TOP_ENTRY_FIXED 33
 #define TOP_MAX (2 + WS_TOP_N * (TOP_ENTRY_FIXED + 2 * WS_MAX_ID))
 
@@ -182,10 +183,10 @@ static inline int get(MDB_txn *txn, MDB_dbi dbi, const void *k, size_t kn,
 void put_u64(unsigned char *p, uint64_t v);
 uint64_t get_u64(const unsigned char *p);
 
-/* A wallet record (WALLET_SIZE bytes) and a top-credit record (at most
- * TOP_MAX bytes; its length returned). The decoders return 0 or
+/* A wallet record (at most WALLET_MAX bytes) and a top-credit record (at
+ * most TOP_MAX bytes), their length returned. The decoders return 0 or
  * WS_ERR_CORRUPT. */
-void wallet_encode(const ws_wallet *w, unsigned char *p);
+size_t wallet_encode(const ws_wallet *w, unsigned char *p);
 int wallet_decode(const MDB_val *v, ws_wallet *w);
 size_t top_encode(const ws_top *t, unsigned char *p);
 int top_decode(const MDB_val *v, const char currency[3], ws_top *t);
@@ -244,6 +245,8 @@ int outbox_drop(MDB_txn *txn, struct shard *sh, int target, uint64_t upto);
 /* Creates `path` (it must not exist) holding `text`, fsync'ed: 0, or
  * -1 with errno set. */
 int write_file_synced(const char *path, const char *text);
+/* fsync()s the directory dir (its entries): 0 or -1 with errno set. */
+int sync_dir(const char *dir);
 /* 1 when dir/name exists. */
 int path_exists(const char *dir, const char *name);
 /* The format and shard count in dir's marker: 0, WS_ERR_NOT_FOUND, or

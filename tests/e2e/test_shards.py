@@ -21,6 +21,7 @@ import gen_events
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE = os.path.join(HERE, "..", "fixtures", "format1")
+FIXTURE2 = os.path.join(HERE, "..", "fixtures", "format2")
 SEED = int(os.environ.get("WS_E2E_SEED", "20240511"))
 COUNT = int(os.environ.get("WS_E2E_EVENTS", "8000"))
 
@@ -58,25 +59,26 @@ def same_exports(a, b, what):
         check_eq(ma.get(key), mb.get(key), "%s: manifest %s" % (what, key))
 
 
-def fixture_copy():
+def fixture_copy(fixture=FIXTURE):
     d = os.path.join(wslib.tempdir(), "data")
-    shutil.copytree(os.path.join(FIXTURE, "data"), d)
+    shutil.copytree(os.path.join(fixture, "data"), d)
     return d
 
 
-def fixture_export():
+def fixture_export(fixture=FIXTURE):
     tables = {}
     for name in ("balances", "avg_debits", "top_credits"):
-        with open(os.path.join(FIXTURE, "export", name + ".csv"), newline="") as f:
+        with open(os.path.join(fixture, "export", name + ".csv"), newline="") as f:
             rows = list(csv.reader(f))
         tables[name] = (rows[0], sorted(rows[1:]))
-    with open(os.path.join(FIXTURE, "export", "manifest.json")) as f:
+    with open(os.path.join(fixture, "export", "manifest.json")) as f:
         manifest = json.load(f)
     return tables, manifest
 
 
 # -------------------------------------------------------------------------
-# Format 1 (the last release) -> format 2
+# Format 1 (the release before shards) -> format 3 (reshard); format 2
+# (the release with shards) -> format 3 (in place, by the first writer)
 
 @test
 def format1_directory_is_refused_untouched_with_the_upgrade_command():
@@ -94,7 +96,7 @@ def format1_directory_is_refused_untouched_with_the_upgrade_command():
 
 
 @test
-def format1_directory_upgrades_with_every_figure_count_and_offset():
+def format1_directory_upgrades_with_every_figure_count_and_offset():  # -> format 3
     """The release's own export of the directory equals ours after the
     upgrade, for 1 and 3 shards; the old state is gone, the new serves."""
     want = fixture_export()
@@ -112,6 +114,48 @@ def format1_directory_upgrades_with_every_figure_count_and_offset():
         # all duplicates (the remembered ids came along)
         r = wslib.replay_ok(ddir, [wslib.example("seed_transactions.jsonl")])
         check_eq(0, r.counts["applied"], "seed records applied again after the upgrade")
+
+
+def _marker(ddir):
+    with open(os.path.join(ddir, "walletstream.format")) as f:
+        return f.read()
+
+
+@test
+def format2_directory_is_read_as_is_and_upgraded_in_place_by_a_writer():
+    """A directory of the release with shards (format 2, fixed-size wallet
+    records) is served and exported unchanged; the first writer records
+    format 3 without rewriting anything, applies on top of it exactly,
+    and the release's own figures hold throughout."""
+    want = fixture_export(FIXTURE2)
+    ddir = fixture_copy(FIXTURE2)
+    check("format 2\n" in _marker(ddir), "fixture marker %r" % _marker(ddir))
+    same_exports(want, export(ddir), "format-2 release export vs ours, read as is")
+    check("format 2\n" in _marker(ddir), "a reader changed the marker: %r" % _marker(ddir))
+    # a writer: the seed again (all duplicates), then a wallet of the seed
+    # changes (its record is rewritten in the new layout)
+    r = wslib.replay_ok(ddir, [wslib.example("seed_transactions.jsonl")])
+    check_eq(0, r.counts["applied"], "seed records applied again on the format-2 state")
+    check("format 3\nshards 2\n" in _marker(ddir), "marker after a writer: %r" % _marker(ddir))
+    tables, manifest = export(ddir)
+    same_exports(want, (tables, want[1]), "format-2 release export vs ours, upgraded")
+    check_eq(want[1]["events"]["duplicate"] + r.counts["duplicate"], manifest["events"]["duplicate"],
+             "duplicates after the seed again")
+    extra = os.path.join(wslib.tempdir(), "extra.jsonl")
+    with open(wslib.example("seed_transactions.jsonl")) as f:
+        first = json.loads(f.readline())
+    more = dict(first, transaction_id="after-upgrade-1", type="credit", amount=1.25)
+    with open(extra, "w") as f:
+        f.write(json.dumps(more) + "\n")
+    r = wslib.replay_ok(ddir, [extra])
+    check_eq(1, r.counts["applied"], "a new record on the upgraded state")
+    # the reference: this build from scratch, same inputs, same shards
+    ref = wslib.data_dir()
+    wslib.replay_ok(ref, [wslib.example("seed_transactions.jsonl"),
+                          wslib.example("conformance_input.jsonl")], extra_args=["--workers", "2"])
+    wslib.replay_ok(ref, [wslib.example("seed_transactions.jsonl")])
+    wslib.replay_ok(ref, [extra])
+    same_exports(export(ref), export(ddir), "fresh format 3 vs upgraded format 2")
 
 
 @test

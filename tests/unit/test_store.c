@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "store.h"
 #include "wstest.h"
 
@@ -882,6 +884,150 @@ static void test_batch_pages_estimate_bounds_the_write_set(void)
     ws_store_close(s);
 }
 
+/* Wallets at the edges of every field survive the varint layout. */
+static void test_wallet_record_edges_round_trip(void)
+{
+    char dir[300], err[WS_STORE_ERR_MAX], key[8];
+    ws_store *s = NULL;
+    ws_batch *b;
+    ws_view *v;
+    ws_wallet w[6], got;
+    uint8_t scale;
+    int i;
+
+    for (i = 0; i < 6; i++)
+        w[i] = sample_wallet();
+    ws_dec_parse_amount("-999999999999999.999999999999999999", 35, &w[0].balance,
+                        &scale);
+    ws_dec_parse_amount("999999999999999.999999999999999999", 34,
+                        &w[0].total_debit, &scale);
+    w[0].scale = 18;
+    w[1].balance.hi = 0;
+    w[1].balance.lo = 0;
+    w[1].transactions = INT64_MAX;
+    w[1].debit_days = INT32_MAX;
+    w[2].first_day = -719162;           /* 0001-01-01 */
+    w[2].last_day = 2932896;            /* 9999-12-31 */
+    w[2].last_event.sec = -62135596800;
+    w[2].last_event.nsec = 999999999;
+    w[3].balance.hi = -1;
+    w[3].balance.lo = ~(uint64_t)0;     /* -1 unit */
+    w[3].last_event.sec = (int64_t)w[3].first_day * 86400 - 1;
+    w[4].balance.hi = INT64_MAX >> 20;  /* beyond 64 bits */
+    w[4].balance.lo = 0x8000000000000000ULL;
+    w[5].balance.hi = -(INT64_MAX >> 20);
+    w[5].balance.lo = 1;
+    fresh_dir(dir, sizeof dir, "edges");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    for (i = 0; i < 6; i++) {
+        snprintf(key, sizeof key, "e%d", i);
+        CHECK_EQ_INT(ws_batch_wallet_put(b, key, 2, &w[i]), WS_OK);
+    }
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    ws_store_close(s);
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_READ, 0, &s, err), WS_OK);
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    for (i = 0; i < 6; i++) {
+        snprintf(key, sizeof key, "e%d", i);
+        CHECK_EQ_INT(ws_view_wallet(v, key, 2, &got), WS_OK);
+        CHECK(ws_dec_cmp(got.balance, w[i].balance) == 0);
+        CHECK(ws_dec_cmp(got.total_debit, w[i].total_debit) == 0);
+        CHECK_EQ_INT(got.scale, w[i].scale);
+        CHECK_EQ_INT(got.transactions, w[i].transactions);
+        CHECK_EQ_INT(got.first_day, w[i].first_day);
+        CHECK_EQ_INT(got.last_day, w[i].last_day);
+        CHECK_EQ_INT(got.debit_days, w[i].debit_days);
+        CHECK_EQ_INT(got.last_event.sec, w[i].last_event.sec);
+        CHECK_EQ_INT(got.last_event.nsec, w[i].last_event.nsec);
+        CHECK(memcmp(got.currency, w[i].currency, 3) == 0);
+    }
+    ws_view_end(v);
+    ws_store_close(s);
+}
+
+/* A wallet record of data format 2 (72 fixed bytes, version 1) is read
+ * as it was written, and rewritten in the new layout when it changes. */
+static void test_wallet_record_of_format_2_is_read(void)
+{
+    char dir[300], path[400], err[WS_STORE_ERR_MAX];
+    unsigned char rec[72] = {0};
+    ws_store *s = NULL;
+    ws_batch *b;
+    ws_view *v;
+    ws_wallet got;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_val k = {2, (void *)"v1"}, d = {sizeof rec, rec};
+    int i;
+
+    fresh_dir(dir, sizeof dir, "v1");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    ws_store_close(s);
+    rec[0] = 1;
+    memcpy(rec + 1, "EUR", 3);
+    rec[4] = 2;
+    rec[8] = 0x39;                      /* balance 12345 units: 123.45 */
+    rec[9] = 0x30;
+    for (i = 24; i < 40; i++)           /* total_debit -1 unit */
+        rec[i] = 0xff;
+    rec[40] = 7;                        /* transactions */
+    rec[48] = 0x10;                     /* first_day 0x4d10 */
+    rec[49] = 0x4d;
+    rec[52] = 0x20;                     /* last_day 0x4d20 */
+    rec[53] = 0x4d;
+    rec[56] = 3;                        /* debit days */
+    rec[60] = 5;                        /* nsec */
+    rec[64] = 0x40;                     /* sec 0x40 */
+    snprintf(path, sizeof path, "%s/state/0", dir);
+    CHECK_EQ_INT(mdb_env_create(&env), 0);
+    CHECK_EQ_INT(mdb_env_set_maxdbs(env, 16), 0);
+    CHECK_EQ_INT(mdb_env_open(env, path, 0, 0644), 0);
+    CHECK_EQ_INT(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    CHECK_EQ_INT(mdb_dbi_open(txn, "wallets", 0, &dbi), 0);
+    CHECK_EQ_INT(mdb_put(txn, dbi, &k, &d, 0), 0);
+    CHECK_EQ_INT(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    CHECK_EQ_INT(ws_view_wallet(v, "v1", 2, &got), WS_OK);
+    ws_view_end(v);
+    CHECK(memcmp(got.currency, "EUR", 3) == 0);
+    CHECK_EQ_INT(got.scale, 2);
+    CHECK_EQ_INT(got.balance.lo, 12345);
+    CHECK_EQ_INT(got.balance.hi, 0);
+    CHECK_EQ_INT(got.total_debit.hi, -1);
+    CHECK_EQ_INT(got.transactions, 7);
+    CHECK_EQ_INT(got.first_day, 0x4d10);
+    CHECK_EQ_INT(got.last_day, 0x4d20);
+    CHECK_EQ_INT(got.debit_days, 3);
+    CHECK_EQ_INT(got.last_event.sec, 0x40);
+    CHECK_EQ_INT(got.last_event.nsec, 5);
+    got.transactions = 8;
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_wallet_put(b, "v1", 2, &got), WS_OK);
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    CHECK_EQ_INT(ws_view_wallet(v, "v1", 2, &got), WS_OK);
+    ws_view_end(v);
+    CHECK_EQ_INT(got.transactions, 8);
+    CHECK_EQ_INT(got.balance.lo, 12345);
+    ws_store_close(s);
+
+    /* the new layout is smaller */
+    CHECK_EQ_INT(mdb_env_create(&env), 0);
+    CHECK_EQ_INT(mdb_env_set_maxdbs(env, 16), 0);
+    CHECK_EQ_INT(mdb_env_open(env, path, MDB_RDONLY, 0644), 0);
+    CHECK_EQ_INT(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    CHECK_EQ_INT(mdb_dbi_open(txn, "wallets", 0, &dbi), 0);
+    CHECK_EQ_INT(mdb_get(txn, dbi, &k, &d), 0);
+    CHECK(d.mv_size < 32);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/ws-test-store-XXXXXX";
@@ -899,6 +1045,8 @@ int main(void)
     RUN(test_reader_of_missing_directory_fails_clearly);
     RUN(test_batch_is_visible_only_after_commit);
     RUN(test_wallet_record_round_trips);
+    RUN(test_wallet_record_edges_round_trip);
+    RUN(test_wallet_record_of_format_2_is_read);
     RUN(test_top_records_iterate_by_currency_and_product);
     RUN(test_counters_accumulate_across_batches_and_restarts);
     RUN(test_lost_counts_commit_with_the_offset);
