@@ -22,7 +22,8 @@
 #   footprint  the store: bytes on disk (du), per database (mdb_stat -efa),
 #              bytes per wallet (everything but the `seen` database over the
 #              wallets) and per remembered transaction id (`seen` over its
-#              entries); the target is on disk <= 256 x wallets + 64 x ids
+#              entries); the targets (issue 14) are on disk <= 160 bytes
+#              per wallet and <= 48 per remembered id
 #   restart    RESTART_RUNS times, alternating: `walletstream run` (embedded
 #              broker) and `walletstream serve` on the store, each timed from
 #              just before its start until GET /readyz answers 200 (loadgen
@@ -185,9 +186,11 @@ FOOT=$(jq -nc --argjson bytes "$STATE_BYTES" --argjson apparent "$STATE_APPARENT
      wallets: $we, transaction_ids: $se, seen_bytes: $seen,
      bytes_per_wallet: (if $we > 0 then ($bytes - $seen) / $we else null end),
      bytes_per_transaction_id: (if $se > 0 then $seen / $se else null end),
-     budget_bytes: (256 * $we + 64 * $se), met: ($bytes <= 256 * $we + 64 * $se), databases: $dbs}')
+     budget_bytes: (160 * $we + 48 * $se),
+     wallet_met: ($we > 0 and ($bytes - $seen) / $we <= 160), id_met: ($se > 0 and $seen / $se <= 48),
+     met: ($we > 0 and $se > 0 and ($bytes - $seen) / $we <= 160 and $seen / $se <= 48), databases: $dbs}')
 printf '%s\n' "$MDB_DBS" | awk -v p="$PAGE" '{printf "    db %-12s %10d pages %15.0f bytes %12d entries\n", $1, $2, $2 * p, $3}'
-jq -r '"  \(.state_bytes) bytes on disk (\(.pages_used) pages, \(.pages_free) free): \(.bytes_per_wallet | floor) bytes per wallet over \(.wallets) wallets (all but seen) + \(.bytes_per_transaction_id | floor) per transaction id over \(.transaction_ids); budget 256 x wallets + 64 x ids = \(.budget_bytes): \(if .met then "met" else "NOT met" end)"' <<<"$FOOT"
+jq -r '"  \(.state_bytes) bytes on disk (\(.pages_used) pages, \(.pages_free) free): \(.bytes_per_wallet | floor) bytes per wallet over \(.wallets) wallets (all but seen) + \(.bytes_per_transaction_id | floor) per transaction id over \(.transaction_ids); targets <= 160 per wallet: \(if .wallet_met then "met" else "NOT met" end), <= 48 per id: \(if .id_met then "met" else "NOT met" end)"' <<<"$FOOT"
 
 # --- restart --------------------------------------------------------------------
 # ready_time SERIES N COLD CMD...: starts CMD (a server on 127.0.0.1:PORT,
@@ -301,4 +304,4 @@ jq -n --slurpfile runs "$RUNS_JSONL" --slurpfile summary "$T/summary.json" --arg
       summary: ($summary[0] + {footprint: $foot}), runs: $runs}' >"$T/result.json"
 result_write scale "$T/result.json"
 bench_result "$(jq -r 'def r: . * 10 | floor / 10; def ms: if . == null then "-" else . * 1000 | r end; .summary |
-    "replay \(.replay.per_s.median | floor) events/s at \('"$WALLETS"') wallets, peak RSS outside the map \(.replay.peak_rss_outside_map_kb.median / 1024 | r) MiB; state \(.footprint.bytes_per_wallet | floor) B/wallet + \(.footprint.bytes_per_transaction_id | floor) B/id (budget \(if .footprint.met then "met" else "NOT met" end)); restart run \(.restart_warm_s.run.median | ms) ms warm, \(.restart_cold_s.run.median | ms) ms cold (mhd_fixed \(.restart_warm_s.mhd_fixed.median | ms) ms); idle RSS outside the map \(if .idle.runs > 0 then (.idle.rss_outside_map_kb.median / 1024 | r) else "-" end) MiB"' "$RESULT_PATH")"
+    "replay \(.replay.per_s.median | floor) events/s at \('"$WALLETS"') wallets, peak RSS outside the map \(.replay.peak_rss_outside_map_kb.median / 1024 | r) MiB; state \(.footprint.bytes_per_wallet | floor) B/wallet + \(.footprint.bytes_per_transaction_id | floor) B/id (targets 160 + 48: \(if .footprint.met then "met" else "NOT met" end)); restart run \(.restart_warm_s.run.median | ms) ms warm, \(.restart_cold_s.run.median | ms) ms cold (mhd_fixed \(.restart_warm_s.mhd_fixed.median | ms) ms); idle RSS outside the map \(if .idle.runs > 0 then (.idle.rss_outside_map_kb.median / 1024 | r) else "-" end) MiB"' "$RESULT_PATH")"

@@ -140,9 +140,18 @@ void ws_json_dec(ws_buf *b, ws_dec v, unsigned scale)
 void ws_json_i64(ws_buf *b, int64_t v)
 {
     char text[24];
-    int n = snprintf(text, sizeof text, "%lld", (long long)v);
+    size_t n = sizeof text;
+    /* Magnitude as unsigned: -INT64_MIN does not fit an int64_t. */
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
 
-    ws_buf_put(b, text, (size_t)n);
+    /* By hand, not snprintf: see ws_time_format. */
+    do {
+        text[--n] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        text[--n] = '-';
+    ws_buf_put(b, text + n, sizeof text - n);
 }
 
 void ws_json_time(ws_buf *b, ws_instant t)

@@ -456,10 +456,57 @@ static void test_epoch_milliseconds_must_be_a_non_negative_integer(void)
     CHECK_EQ_INT(epoch("0x10", NULL), -1);
 }
 
+/* The digit-by-digit printer writes what printf would, over instants
+ * spread across the whole range (every second of a day has its own
+ * digits, fractions of every width). */
+static void test_time_format_matches_printf_everywhere(void)
+{
+    char buf[WS_TIME_TEXT_MAX], want[64];
+    uint64_t x = 88172645463325252ULL;
+    int i, bad = 0;
+
+    for (i = 0; i < 200000; i++) {
+        int64_t sec;
+        int32_t nsec, f, width = 9;
+        int n;
+
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        sec = (int64_t)(x % (uint64_t)WS_TIME_END_SEC);
+        nsec = (int32_t)((x >> 40) % 1000000000u);
+        if (i % 3 == 0)
+            nsec = (nsec / 1000000) * 1000000;
+        if (i % 5 == 0)
+            nsec = 0;
+        /* the date: test_day_format_and_days_from_civil_agree_... */
+        ws_day_format((int32_t)(sec / 86400), want);
+        n = snprintf(want + 10, sizeof want - 10, "T%02d:%02d:%02d",
+                     (int)(sec % 86400 / 3600), (int)(sec % 3600 / 60),
+                     (int)(sec % 60));
+        if (nsec > 0) {
+            f = nsec;
+            while (f % 10 == 0) {
+                f /= 10;
+                width--;
+            }
+            n += snprintf(want + 10 + n, sizeof want - 10 - (size_t)n,
+                          ".%0*d", (int)width, (int)f);
+        }
+        snprintf(want + 10 + n, sizeof want - 10 - (size_t)n, "Z");
+        ws_time_format(inst(sec, nsec), buf);
+        if (strcmp(buf, want) != 0 && bad++ < 5)
+            printf("  %lld.%09d: %s, want %s\n", (long long)sec, (int)nsec,
+                   buf, want);
+    }
+    CHECK_EQ_INT(bad, 0);
+}
+
 int main(void)
 {
     RUN(test_days_from_civil_known_values);
     RUN(test_day_format_known_values);
+    RUN(test_time_format_matches_printf_everywhere);
     RUN(test_day_format_and_days_from_civil_agree_on_every_day);
     RUN(test_time_day_is_the_utc_calendar_day);
     RUN(test_time_format_without_fraction);
