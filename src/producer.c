@@ -12,9 +12,6 @@
 #include "timeutil.h"
 
 #define MAX_HEADERS 8
-/* Topics a producer keeps a handle of (the changelog's three, the dead
- * letters'); others are named on each send. */
-#define MAX_TOPICS 8
 /* Sends between serving the delivery reports (they are served at every
  * flush too, and when the queue is full). */
 #define POLL_EVERY 256
@@ -23,7 +20,7 @@ struct ws_producer {
     rd_kafka_t *rk;
     /* Handles of the topics written, so that a send does not look the
      * topic up by name (measured: docs/BENCHMARKS.md, "Per-core cost"). */
-    rd_kafka_topic_t *rkt[MAX_TOPICS];
+    rd_kafka_topic_t **rkt;
     int ntopics;
     unsigned long sends;
     unsigned long pending;  /* queued since the last flush */
@@ -125,20 +122,23 @@ fail:
     return e;
 }
 
-/* The producer's handle of topic, made on its first send; NULL when the
- * producer keeps MAX_TOPICS already (or cannot make one). */
+/* The producer's handle of topic (a few: the changelog's, the dead
+ * letters'), made on its first send; NULL when it cannot be made. */
 static rd_kafka_topic_t *topic_handle(ws_producer *p, const char *topic)
 {
+    rd_kafka_topic_t **grown, *t;
     int i;
 
     for (i = 0; i < p->ntopics; i++)
         if (strcmp(rd_kafka_topic_name(p->rkt[i]), topic) == 0)
             return p->rkt[i];
-    if (p->ntopics == MAX_TOPICS)
+    grown = realloc(p->rkt, (size_t)(p->ntopics + 1) * sizeof *grown);
+    if (!grown)
         return NULL;
-    if (!(p->rkt[p->ntopics] = rd_kafka_topic_new(p->rk, topic, NULL)))
+    p->rkt = grown;
+    if (!(t = rd_kafka_topic_new(p->rk, topic, NULL)))
         return NULL;
-    return p->rkt[p->ntopics++];
+    return p->rkt[p->ntopics++] = t;
 }
 
 int ws_producer_send(ws_producer *p, const char *topic, const void *key,
@@ -150,6 +150,12 @@ int ws_producer_send(ws_producer *p, const char *topic, const void *key,
     rd_kafka_resp_err_t rc;
     int i, tries;
 
+    if (!rkt) {
+        snprintf(why, WS_SOURCE_ERR_MAX, "topic %s cannot be written: %s",
+                 topic, rd_kafka_err2str(rd_kafka_last_error()));
+        return WS_ERR_IO;
+    }
+
     if (nheaders > 0) {
         hdrs = rd_kafka_headers_new((size_t)nheaders);
         for (i = 0; i < nheaders; i++)
@@ -157,18 +163,12 @@ int ws_producer_send(ws_producer *p, const char *topic, const void *key,
                                 -1);
     }
     for (tries = 0; tries < 600; tries++) {
-        rc = rkt ? rd_kafka_producev(
-                       p->rk, RD_KAFKA_V_RKT(rkt),
-                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                       RD_KAFKA_V_KEY(key, key_len),
-                       RD_KAFKA_V_VALUE((void *)value, value_len),
-                       RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END)
-                 : rd_kafka_producev(
-                       p->rk, RD_KAFKA_V_TOPIC(topic),
-                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                       RD_KAFKA_V_KEY(key, key_len),
-                       RD_KAFKA_V_VALUE((void *)value, value_len),
-                       RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        rc = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_RKT(rkt),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(key, key_len),
+            RD_KAFKA_V_VALUE((void *)value, value_len),
+            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         if (rc != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
         rd_kafka_poll(p->rk, 100);  /* make room */
@@ -255,6 +255,7 @@ void ws_producer_close(ws_producer *p)
     }
     for (i = 0; i < p->ntopics; i++)
         rd_kafka_topic_destroy(p->rkt[i]);
+    free(p->rkt);
     rd_kafka_destroy(p->rk);
     free(p);
 }

@@ -355,9 +355,7 @@ int ws_store_reshard(const char *dir, int shards, int *from, int *format,
         goto lmdb;
     /* Complete and durable: the new state replaces the old. */
     snprintf(path, sizeof path, "%s/%s", dir, FORMAT_NEW);
-    snprintf(buf, sizeof buf, "%sformat %d\nshards %d\n", FORMAT_MAGIC,
-             WS_STORE_FORMAT, shards);
-    if (write_file_synced(path, buf) != 0 || sync_dir(dir) != 0) {
+    if (write_marker_file(path, shards) != 0 || sync_dir(dir) != 0) {
         snprintf(err, WS_STORE_ERR_MAX, "cannot write %s: %s", path,
                  strerror(errno));
         e = WS_ERR_IO;

@@ -96,19 +96,26 @@ int path_exists(const char *dir, const char *name)
     return stat(path, &st) == 0;
 }
 
+int write_marker_file(const char *path, int shards)
+{
+    char buf[256];
+
+    snprintf(buf, sizeof buf, "%sformat %d\nshards %d\n", FORMAT_MAGIC,
+             WS_STORE_FORMAT, shards);
+    return write_file_synced(path, buf);
+}
+
 /* Writes dir's format marker (WS_STORE_FORMAT, `shards`) durably, new
  * or over an older one (a temporary file renamed over it, so that the
  * marker is always whole): 0 or -1 with errno set. */
 static int write_marker(const char *dir, int shards)
 {
-    char path[4096], tmp[4096], buf[256];
+    char path[4096], tmp[4096];
 
-    snprintf(buf, sizeof buf, "%sformat %d\nshards %d\n", FORMAT_MAGIC,
-             WS_STORE_FORMAT, shards);
     snprintf(path, sizeof path, "%s/%s", dir, FORMAT_FILE);
     snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, FORMAT_FILE);
     unlink(tmp);        /* left by a crash: never read */
-    if (write_file_synced(tmp, buf) != 0 || rename(tmp, path) != 0)
+    if (write_marker_file(tmp, shards) != 0 || rename(tmp, path) != 0)
         return -1;
     return sync_dir(dir);
 }

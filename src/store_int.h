@@ -245,6 +245,8 @@ int outbox_drop(MDB_txn *txn, struct shard *sh, int target, uint64_t upto);
 /* Creates `path` (it must not exist) holding `text`, fsync'ed: 0, or
  * -1 with errno set. */
 int write_file_synced(const char *path, const char *text);
+/* The same with the text of a format marker (WS_STORE_FORMAT, shards). */
+int write_marker_file(const char *path, int shards);
 /* fsync()s the directory dir (its entries): 0 or -1 with errno set. */
 int sync_dir(const char *dir);
 /* 1 when dir/name exists. */
