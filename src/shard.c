@@ -72,7 +72,7 @@ static int open_dbs(struct shard *sh, int writer, const char *path,
     MDB_txn *txn;
     MDB_val v;
     unsigned flags = writer ? MDB_CREATE : 0;
-    char want[16];
+    char want[16], now[16];  /* the format expected, the one written */
     int rc, i, k;
 
     rc = mdb_txn_begin(sh->env, NULL, writer ? 0 : MDB_RDONLY, &txn);
@@ -96,6 +96,7 @@ static int open_dbs(struct shard *sh, int writer, const char *path,
         }
     }
     snprintf(want, sizeof want, "%d", format);
+    snprintf(now, sizeof now, "%d", WS_STORE_FORMAT);
     for (k = 0; k < 2; k++) {
         const char *name = k == 0 ? "format" : "shard";
         const char *expect = k == 0 ? want : place;
@@ -106,7 +107,7 @@ static int open_dbs(struct shard *sh, int writer, const char *path,
         /* A format-2 directory whose upgrade stopped after this shard:
          * its own records are read the same either way. */
         if (k == 0 && rc == 0 && format == WS_STORE_FORMAT_OLDEST &&
-            v.mv_size == 1 && *(const char *)v.mv_data == '0' + WS_STORE_FORMAT)
+            v.mv_size == strlen(now) && memcmp(v.mv_data, now, v.mv_size) == 0)
             continue;
         if (rc == MDB_NOTFOUND && writer) {
             MDB_val key = val(name, strlen(name));
@@ -137,11 +138,8 @@ static int open_dbs(struct shard *sh, int writer, const char *path,
          * changes (records.c reads format 2's records as they are). */
         if (k == 0 && writer && format == WS_STORE_FORMAT_OLDEST) {
             MDB_val key = val(name, strlen(name));
-            char now[16];
-            MDB_val data;
+            MDB_val data = val(now, strlen(now));
 
-            snprintf(now, sizeof now, "%d", WS_STORE_FORMAT);
-            data = val(now, strlen(now));
             if ((rc = mdb_put(txn, sh->dbi[DB_META], &key, &data, 0)) != 0) {
                 mdb_txn_abort(txn);
                 goto fail;
