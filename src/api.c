@@ -4,6 +4,14 @@
  *   GET|HEAD /balance/{wallet_id}
  *   GET|HEAD /average_daily_debit/{wallet_id}
  *   GET|HEAD /top_credits/{product_id}[?currency=XXX]
+ *   GET|HEAD /wallets/{wallet_id}/transactions[?limit=N&before=CURSOR]
+ *            the wallet's statement, newest first
+ *   ?min_offset=P:O[,P:O...][&wait_ms=MS] on the wallet and product
+ *            routes: answered once the state includes offset O of
+ *            partition P (read-your-writes), else 504 after the wait, 409
+ *            when the topic has no partition P
+ *   Every answer read from the state carries Walletstream-Offsets: the
+ *   last offset of each partition it includes.
  *   GET|HEAD /healthz, /readyz, /metrics, /openapi.json
  *   GET|HEAD /          the dashboard page (src/dashboard.html)
  *   GET|HEAD /status    the process's state as JSON, for the dashboard
@@ -18,6 +26,7 @@
  */
 #include "api.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "decode.h"
@@ -187,6 +196,315 @@ static void top_credits(ws_view *v, const char *id, size_t n,
     ws_figures_tops_end(&walk);
 }
 
+/* ---------------------------------------------------------- statements */
+
+#define STATEMENT_SUFFIX "/transactions"
+#define STATEMENT_LIMIT_DEFAULT 20
+#define STATEMENT_LIMIT_MAX 1000
+
+/* An unsigned decimal (at most `max`) from a raw query value; 0 or -1. */
+static int query_uint(const char *raw, uint64_t max, uint64_t *out)
+{
+    char text[24];
+    size_t n, i;
+    uint64_t v = 0;
+
+    if (ws_api_percent_decode(raw, strlen(raw), text, sizeof text - 1, &n) ||
+        n == 0)
+        return -1;
+    for (i = 0; i < n; i++) {
+        if (text[i] < '0' || text[i] > '9' ||
+            v > (max - (uint64_t)(text[i] - '0')) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(text[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* The cursor of a statement page: the seq of its last line, in lower-case
+ * hex. Opaque to clients. */
+static int cursor_parse(const char *raw, int64_t *seq)
+{
+    char text[24];
+    size_t n, i;
+    uint64_t v = 0;
+
+    if (ws_api_percent_decode(raw, strlen(raw), text, sizeof text - 1, &n) ||
+        n == 0 || n > 15)
+        return -1;
+    for (i = 0; i < n; i++) {
+        int d = hexval(text[i]);
+
+        if (d < 0)
+            return -1;
+        v = v << 4 | (uint64_t)d;
+    }
+    *seq = (int64_t)v;
+    return v > 0 ? 0 : -1;
+}
+
+struct statement {
+    ws_buf *b;
+    uint64_t limit, n;
+    int64_t last;       /* seq of the last line written */
+    int more;           /* a line beyond the limit exists */
+};
+
+static int statement_line(const ws_history_entry *h, void *arg)
+{
+    struct statement *st = arg;
+    ws_buf *b = st->b;
+
+    if (st->n == st->limit) {
+        st->more = 1;
+        return 1;
+    }
+    ws_buf_puts(b, st->n++ ? ",{\"seq\":" : "{\"seq\":");
+    ws_json_i64(b, h->seq);
+    ws_buf_puts(b, ",\"transaction_id\":");
+    ws_json_str(b, h->tx_id, h->tx_id_len);
+    ws_buf_puts(b, ",\"type\":\"");
+    ws_buf_puts(b, ws_type_name((enum ws_type)h->type));
+    ws_buf_puts(b, "\",\"product_id\":");
+    ws_json_str(b, h->product_id, h->product_id_len);
+    ws_buf_puts(b, ",\"amount\":");
+    ws_json_dec(b, h->amount, h->scale);
+    ws_buf_puts(b, ",\"timestamp\":");
+    ws_json_time(b, h->ts);
+    ws_buf_puts(b, ",\"balance_after\":");
+    ws_json_dec(b, h->balance, h->balance_scale);
+    ws_buf_puts(b, ",\"partition\":");
+    ws_json_i64(b, h->src.partition);
+    ws_buf_puts(b, ",\"offset\":");
+    ws_json_i64(b, h->src.offset);
+    ws_buf_putc(b, '}');
+    st->last = h->seq;
+    return 0;
+}
+
+static void statement(ws_view *v, const char *id, size_t n, const ws_query *q,
+                      ws_reply *r)
+{
+    struct statement st;
+    uint64_t limit = STATEMENT_LIMIT_DEFAULT;
+    int64_t before = 0;
+    ws_wallet w;
+    int days, e;
+
+    if (q->limit &&
+        (query_uint(q->limit, STATEMENT_LIMIT_MAX, &limit) || limit == 0)) {
+        reply_error(r, 400, "invalid_limit");
+        return;
+    }
+    if (q->before && cursor_parse(q->before, &before) != 0) {
+        reply_error(r, 400, "invalid_cursor");
+        return;
+    }
+    if (load_wallet(v, id, n, &w, r) != WS_OK)
+        return;
+    if ((e = ws_view_history_kept(v, &days)) != WS_OK) {
+        reply_error(r, 500, "store_error");
+        return;
+    }
+    if (days == WS_HISTORY_OFF) {
+        reply_status(r, 404);
+        ws_buf_puts(&r->body, "{\"error\":\"statements_not_kept\","
+                              "\"wallet_id\":");
+        ws_json_str(&r->body, id, n);
+        ws_buf_putc(&r->body, '}');
+        return;
+    }
+    reply_status(r, 200);
+    ws_buf_puts(&r->body, "{\"wallet_id\":");
+    ws_json_str(&r->body, id, n);
+    ws_buf_puts(&r->body, ",\"currency\":\"");
+    ws_buf_put(&r->body, w.currency, 3);
+    ws_buf_puts(&r->body, "\",\"transactions\":[");
+    memset(&st, 0, sizeof st);
+    st.b = &r->body;
+    st.limit = limit;
+    e = ws_view_history(v, id, n, before, 1, statement_line, &st);
+    if (e != WS_OK && e != 1) {
+        reply_error(r, 500, "store_error");
+        return;
+    }
+    ws_buf_puts(&r->body, "],\"next\":");
+    if (st.more)
+        ws_buf_printf(&r->body, "\"%llx\"", (unsigned long long)st.last);
+    else
+        ws_buf_puts(&r->body, "null");
+    ws_buf_putc(&r->body, '}');
+}
+
+/* ------------------------------------------------------ read-your-writes */
+
+#define MIN_OFFSETS_MAX 64
+
+struct want {
+    int32_t partition;
+    int64_t offset;
+};
+
+/* Parses "P:O[,P:O...]"; the number of pairs, or -1. */
+static int parse_min_offset(const char *raw, struct want *w)
+{
+    char text[MIN_OFFSETS_MAX * 32];
+    size_t n, i = 0;
+    int k = 0;
+
+    if (ws_api_percent_decode(raw, strlen(raw), text, sizeof text - 1, &n) ||
+        n == 0)
+        return -1;
+    text[n] = '\0';
+    while (i < n) {
+        uint64_t part = 0, off = 0;
+        size_t d = 0;
+
+        if (k == MIN_OFFSETS_MAX)
+            return -1;
+        for (; i < n && text[i] >= '0' && text[i] <= '9' && d < 10; i++, d++)
+            part = part * 10 + (uint64_t)(text[i] - '0');
+        if (d == 0 || part > INT32_MAX || i >= n || text[i++] != ':')
+            return -1;
+        for (d = 0; i < n && text[i] >= '0' && text[i] <= '9' && d < 18;
+             i++, d++)
+            off = off * 10 + (uint64_t)(text[i] - '0');
+        if (d == 0 || (i < n && text[i] != ','))
+            return -1;
+        if (i < n && ++i == n)
+            return -1;      /* a trailing comma */
+        w[k].partition = (int32_t)part;
+        w[k].offset = (int64_t)off;
+        k++;
+    }
+    return k;
+}
+
+/* The last '/' of s[0..n), or NULL. */
+static const char *last_slash(const char *s, size_t n)
+{
+    while (n > 0)
+        if (s[--n] == '/')
+            return s + n;
+    return NULL;
+}
+
+/* Finds the stored source of partition p ("<topic>/p"). */
+struct source_find {
+    int32_t partition;
+    char key[600];
+    size_t n;
+};
+
+static int source_find(const char *source, size_t n, int64_t next, void *arg)
+{
+    struct source_find *f = arg;
+    const char *slash = last_slash(source, n);
+    char num[16];
+    size_t dn;
+
+    (void)next;
+    if (!slash)
+        return 0;
+    dn = n - (size_t)(slash + 1 - source);
+    if (dn == 0 || dn >= sizeof num)
+        return 0;
+    memcpy(num, slash + 1, dn);
+    num[dn] = '\0';
+    if (atol(num) != f->partition || n >= sizeof f->key)
+        return 0;
+    memcpy(f->key, source, n);
+    f->n = n;
+    return 1;
+}
+
+/* The next offset of partition p that `shard` (-1: every shard) holds:
+ * -1 when none is stored yet. */
+static int64_t held_next(ws_view *v, int shard, int32_t p)
+{
+    struct source_find f;
+    int64_t next;
+    int e;
+
+    f.partition = p;
+    f.n = 0;
+    if (ws_view_each_offset(v, source_find, &f) != 1)
+        return -1;
+    e = shard < 0 ? ws_view_offset(v, f.key, f.n, &next)
+                  : ws_view_shard_offset(v, shard, f.key, f.n, &next);
+    return e == WS_OK ? next : -1;
+}
+
+/* Whether the state of the view includes every offset wanted for the
+ * answer (of a wallet's shard, or of every shard when shard is -1): 1
+ * yes, 0 not yet, -1 the topic has no such partition (*bad set). */
+static int includes(const ws_api *api, ws_view *v, int shard,
+                    const struct want *w, int nw, int64_t *held, int *bad)
+{
+    int parts = api->partitions ? api->partitions(api->partitions_arg) : 0;
+    int i, all = 1;
+
+    for (i = 0; i < nw; i++) {
+        if (parts > 0 && w[i].partition >= parts) {
+            *bad = i;
+            return -1;
+        }
+        held[i] = held_next(v, shard, w[i].partition);
+        if (held[i] <= w[i].offset)
+            all = 0;
+    }
+    return all;
+}
+
+/* 504 (or 409): how far the state is. */
+static void reply_behind(const ws_api *api, ws_reply *r, int status,
+                         const struct want *w, int nw, const int64_t *held,
+                         int bad, int64_t waited)
+{
+    int i;
+
+    reply_status(r, (unsigned)status);
+    ws_buf_reset(&r->body);
+    if (status == 409) {
+        ws_buf_printf(&r->body, "{\"error\":\"partition_not_followed\","
+                      "\"partition\":%d,\"partitions\":%d}",
+                      (int)w[bad].partition,
+                      api->partitions(api->partitions_arg));
+        return;
+    }
+    ws_buf_puts(&r->body, "{\"error\":\"not_yet_applied\",\"waited_ms\":");
+    ws_json_i64(&r->body, waited);
+    ws_buf_puts(&r->body, ",\"wanted\":{");
+    for (i = 0; i < nw; i++)
+        ws_buf_printf(&r->body, "%s\"%d\":%lld", i ? "," : "",
+                      (int)w[i].partition, (long long)w[i].offset);
+    /* The last offset included, -1: none of that partition yet. */
+    ws_buf_puts(&r->body, "},\"included\":{");
+    for (i = 0; i < nw; i++)
+        ws_buf_printf(&r->body, "%s\"%d\":%lld", i ? "," : "",
+                      (int)w[i].partition,
+                      (long long)(held[i] < 0 ? -1 : held[i] - 1));
+    ws_buf_puts(&r->body, "}}");
+}
+
+/* The Walletstream-Offsets header of a view. */
+static int offsets_header(const char *source, size_t n, int64_t next,
+                          void *arg)
+{
+    ws_buf *b = arg;
+    const char *slash = last_slash(source, n);
+
+    if (!slash || next <= 0)
+        return 0;
+    if (b->len)
+        ws_buf_putc(b, ',');
+    ws_buf_put(b, slash + 1, n - (size_t)(slash + 1 - source));
+    ws_buf_putc(b, ':');
+    ws_json_i64(b, next - 1);
+    return 0;
+}
+
 /* 1 when ready, else 0 with the reason in why[0..cap). */
 static int is_ready(const ws_api *api, char *why, size_t cap)
 {
@@ -308,8 +626,8 @@ void ws_api_sample(const ws_api *api, int64_t time_ms)
     ws_view_end(v);
 }
 
-enum route { R_NONE, R_BALANCE, R_AVERAGE, R_TOP, R_HEALTH, R_READY,
-             R_METRICS, R_OPENAPI, R_DASHBOARD, R_STATUS };
+enum route { R_NONE, R_BALANCE, R_AVERAGE, R_TOP, R_STATEMENT, R_HEALTH,
+             R_READY, R_METRICS, R_OPENAPI, R_DASHBOARD, R_STATUS };
 
 /* Every route: how its path is matched (exactly, or by a prefix the id
  * follows) and its name in metrics, which is its path in openapi.json. */
@@ -322,6 +640,7 @@ static const struct {
     {"/balance/", 1, R_BALANCE, "/balance/{wallet_id}"},
     {"/average_daily_debit/", 1, R_AVERAGE, "/average_daily_debit/{wallet_id}"},
     {"/top_credits/", 1, R_TOP, "/top_credits/{product_id}"},
+    {"/wallets/", 1, R_STATEMENT, "/wallets/{wallet_id}/transactions"},
     {"/healthz", 0, R_HEALTH, "/healthz"},
     {"/readyz", 0, R_READY, "/readyz"},
     {"/metrics", 0, R_METRICS, "/metrics"},
@@ -332,19 +651,71 @@ static const struct {
 
 #define NROUTES (sizeof routes / sizeof routes[0])
 
+/* Routes that take min_offset: of a wallet (its shard) or a product
+ * (every shard). */
+static int takes_min_offset(enum route route)
+{
+    return route == R_BALANCE || route == R_AVERAGE || route == R_TOP ||
+           route == R_STATEMENT;
+}
+
+/* The view for a request: once it includes q->min_offset (0), or with
+ * the reply made (409, 504, 400) or out->wait set (-1). */
+static int view_for(const ws_api *api, const ws_query *q, enum route route,
+                    const char *id, size_t n, ws_view **v, ws_reply *out)
+{
+    struct want w[MIN_OFFSETS_MAX];
+    int64_t held[MIN_OFFSETS_MAX], waited;
+    uint64_t wait = WS_API_WAIT_DEFAULT_MS;
+    int nw = 0, bad = 0, in;
+
+    if (q->min_offset && takes_min_offset(route)) {
+        if ((nw = parse_min_offset(q->min_offset, w)) < 0) {
+            reply_error(out, 400, "invalid_min_offset");
+            return -1;
+        }
+        if (q->wait_ms && query_uint(q->wait_ms, WS_API_WAIT_MAX_MS, &wait)) {
+            reply_error(out, 400, "invalid_wait_ms");
+            return -1;
+        }
+    }
+    if (ws_store_view(api->store, v) != WS_OK) {
+        reply_error(out, 503, "store_unavailable");
+        return -1;
+    }
+    if (nw == 0)
+        return 0;
+    in = includes(api, *v, route == R_TOP ? -1
+                           : ws_store_shard_of(api->store, id, n),
+                  w, nw, held, &bad);
+    if (in == 1)
+        return 0;
+    waited = ws_clock_ms() - q->arrived_ms;
+    if (in == 0 && waited < (int64_t)wait)
+        out->wait = 1;
+    else
+        reply_behind(api, out, in < 0 ? 409 : 504, w, nw, held, bad, waited);
+    ws_view_end(*v);
+    *v = NULL;
+    return -1;
+}
+
 void ws_api_handle(const ws_api *api, const char *method, const char *path,
-                   const char *currency, int authorized, ws_reply *out)
+                   const ws_query *q, int authorized, ws_reply *out)
 {
     char id[WS_MAX_ID];
     size_t n = 0, k, plen;
     const char *rest = NULL;
+    char raw[3 * WS_MAX_ID + 1];
     enum route route = R_NONE;
     ws_view *v;
 
     ws_buf_init(&out->body);
+    ws_buf_init(&out->offsets);
     out->allow = NULL;
     out->www_authenticate = NULL;
     out->route = "other";
+    out->wait = 0;
     for (k = 0; k < NROUTES; k++) {
         plen = strlen(routes[k].path);
         if (routes[k].prefix ? strncmp(path, routes[k].path, plen) == 0
@@ -354,6 +725,21 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
             if (routes[k].prefix)
                 rest = path + plen;
             break;
+        }
+    }
+    if (route == R_STATEMENT) {
+        /* /wallets/{wallet_id}/transactions: the id is what precedes the
+         * suffix (a '/' inside an id comes percent-encoded). */
+        size_t rn = strlen(rest), sn = strlen(STATEMENT_SUFFIX);
+
+        if (rn <= sn || strcmp(rest + rn - sn, STATEMENT_SUFFIX) != 0 ||
+            rn - sn >= sizeof raw) {
+            route = R_NONE;
+            out->route = "other";
+        } else {
+            memcpy(raw, rest, rn - sn);
+            raw[rn - sn] = '\0';
+            rest = raw;
         }
     }
     if (!authorized && route != R_HEALTH && route != R_READY) {
@@ -404,14 +790,16 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
         }
         return;
     }
-    if (ws_store_view(api->store, &v) != WS_OK) {
-        reply_error(out, 503, "store_unavailable");
+    if (view_for(api, q, route, id, n, &v, out) != 0)
         return;
-    }
+    if (ws_view_each_offset(v, offsets_header, &out->offsets) != WS_OK ||
+        out->offsets.oom)
+        ws_buf_reset(&out->offsets);
     switch (route) {
     case R_BALANCE: balance(v, id, n, out); break;
     case R_AVERAGE: average(v, id, n, out); break;
-    case R_TOP: top_credits(v, id, n, currency, out); break;
+    case R_TOP: top_credits(v, id, n, q->currency, out); break;
+    case R_STATEMENT: statement(v, id, n, q, out); break;
     case R_METRICS: metrics(api, v, out); break;
     case R_STATUS: status(api, v, out); break;
     default: break;

@@ -19,12 +19,34 @@
  * copied into why[0..cap). Called from any HTTP thread. */
 typedef int (*ws_ready_fn)(void *arg, char *why, size_t cap);
 
+/* The number of partitions of the input topic, 0 when not known. Any
+ * thread. */
+typedef int (*ws_partitions_fn)(void *arg);
+
 /* What the routes need; owned by the caller, read-only while serving. */
 typedef struct ws_api {
     ws_store *store;
     ws_ready_fn ready;      /* NULL: ready whenever the store is open */
     void *ready_arg;
+    ws_partitions_fn partitions;    /* NULL: not known (serve) */
+    void *partitions_arg;
 } ws_api;
+
+/* The query parameters a route reads, raw (still percent-encoded), NULL
+ * when absent, and when the request arrived (ws_clock_ms) for min_offset's
+ * wait. */
+typedef struct ws_query {
+    const char *currency;
+    const char *limit;
+    const char *before;
+    const char *min_offset;
+    const char *wait_ms;
+    int64_t arrived_ms;
+} ws_query;
+
+/* Longest wait a request may ask for with wait_ms, and the default. */
+#define WS_API_WAIT_MAX_MS 10000
+#define WS_API_WAIT_DEFAULT_MS 1000
 
 typedef struct ws_reply {
     unsigned status;
@@ -33,15 +55,22 @@ typedef struct ws_reply {
     ws_buf body;            /* JSON (or Prometheus text for /metrics) */
     const char *content_type;
     const char *route;      /* the route's name, for metrics */
+    int wait;               /* 1: min_offset is not committed yet and the
+                               request may wait: ask again later (nothing
+                               else of the reply is set) */
+    ws_buf offsets;         /* value of the Walletstream-Offsets header
+                               (empty: none): per partition, the last
+                               offset the answer's state includes,
+                               "0:123,1:97" */
 } ws_reply;
 
 /* Answers one request. `path` is the raw (still percent-encoded) path
- * without the query; `currency` the raw value of ?currency= or NULL;
- * `authorized` 0 when authentication is on and the request did not carry
- * the token: then every route but /healthz and /readyz answers 401.
- * Fills *out (the caller frees out->body with ws_buf_free). Any thread. */
+ * without the query; `authorized` 0 when authentication is on and the
+ * request did not carry the token: then every route but /healthz and
+ * /readyz answers 401. Fills *out (the caller frees out->body and
+ * out->offsets with ws_buf_free, whatever out->wait). Any thread. */
 void ws_api_handle(const ws_api *api, const char *method, const char *path,
-                   const char *currency, int authorized, ws_reply *out);
+                   const ws_query *q, int authorized, ws_reply *out);
 
 /* Records one sample of the stored outcome totals for the dashboard's
  * history (ws_metrics_sample), taken at Unix time `time_ms`. Any thread. */

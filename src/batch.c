@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "store_int.h"
+#include "timeutil.h"
 
 /* ---------------------------------------------------------- LMDB helpers */
 
@@ -373,6 +374,65 @@ void ws_batch_prefetch(const ws_batch *b, int entries, const char *tx_id,
     if (day)
         ws_wset_prefetch(b->ws, DB_DEBIT_DAYS, key,
                          debit_day_key(wallet, wn, *day, key), entries);
+}
+
+/* Drops the committed lines of a wallet's statement older than `cutoff`
+ * (a day), oldest first, up to the first that is not. */
+static int history_prune(ws_batch *b, const char *wallet, size_t n,
+                         int32_t cutoff)
+{
+    unsigned char k[HISTORY_KEY_MAX];
+    MDB_cursor *cur;
+    MDB_val key, data;
+    int rc;
+
+    key = val(k, history_key(wallet, n, 0, k));
+    if ((rc = mdb_cursor_open(b->txn, b->sh->dbi[DB_HISTORY], &cur)) != 0)
+        return batch_rc(b, rc);
+    rc = mdb_cursor_get(cur, &key, &data, MDB_SET_RANGE);
+    while (rc == 0 && key.mv_size == n + 9 &&
+           memcmp(key.mv_data, wallet, n) == 0 &&
+           ((const char *)key.mv_data)[n] == '\0') {
+        ws_history_entry h;
+
+        if (history_decode(&data, &h) != WS_OK) {
+            mdb_cursor_close(cur);
+            return batch_err(b, WS_ERR_CORRUPT);
+        }
+        if (ws_time_day(h.ts) >= cutoff)
+            break;
+        if ((rc = mdb_cursor_del(cur, 0)) == 0) {
+            key = val(k, n + 9);
+            rc = mdb_cursor_get(cur, &key, &data, MDB_SET_RANGE);
+        }
+    }
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? WS_OK : batch_rc(b, rc);
+}
+
+int ws_batch_history_add(ws_batch *b, const char *wallet, size_t n,
+                         const ws_history_entry *h)
+{
+    unsigned char k[HISTORY_KEY_MAX], v[HISTORY_MAX];
+    size_t kn, vn;
+    int days = b->store->history_days, e;
+
+    if (days == WS_HISTORY_OFF)
+        return WS_OK;
+    if (n > WS_MAX_ID || h->tx_id_len > WS_MAX_ID ||
+        h->product_id_len > WS_MAX_ID)
+        return batch_err(b, WS_ERR_USAGE);
+    if (days > 0 &&
+        (e = history_prune(b, wallet, n, ws_time_day(h->ts) - days)) != WS_OK)
+        return e;
+    kn = history_key(wallet, n, h->seq, k);
+    vn = history_encode(h, v);
+    /* A new key (the wallet's next seq): into the working set without a
+     * lookup, written back in key order with the rest. */
+    if (!ws_wset_add(b->ws, DB_HISTORY, k, kn, WS_WE_DIRTY, v, vn, vn))
+        return batch_err(b, WS_ERR_NOMEM);
+    b->dirty = 1;
+    return WS_OK;
 }
 
 int ws_batch_top_get(ws_batch *b, const char *product, size_t n,

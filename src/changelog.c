@@ -20,13 +20,24 @@
 #define METADATA_RETRY_MS 100
 
 const char *const ws_changelog_suffixes[WS_CL_COUNT] = {
-    "balances", "avg_debits", "top_credits"};
+    "balances", "avg_debits", "top_credits", "applied"};
+
+/* An applied record of the batch: its key and its value up to the commit
+ * time, in c->applied. */
+struct applied {
+    size_t off, key_len, len;
+};
 
 struct ws_changelog {
     char topics[WS_CL_COUNT][600];
+    const char *source;         /* the input topic */
     ws_keyset *wallets;
     ws_keyset *products;
     ws_buf value;
+    ws_buf applied;             /* keys and values of struct applied */
+    struct applied *recs;
+    size_t nrecs, cap;
+    int oom;
 };
 
 int ws_changelog_new(const char *topic, ws_changelog **out)
@@ -41,7 +52,9 @@ int ws_changelog_new(const char *topic, ws_changelog **out)
     for (i = 0; i < WS_CL_COUNT; i++)
         snprintf(c->topics[i], sizeof c->topics[i], "%s.%s", topic,
                  ws_changelog_suffixes[i]);
+    c->source = topic;
     ws_buf_init(&c->value);
+    ws_buf_init(&c->applied);
     *out = c;
     return WS_OK;
 }
@@ -53,10 +66,68 @@ void ws_changelog_free(ws_changelog *c)
     ws_keyset_free(c->wallets);
     ws_keyset_free(c->products);
     ws_buf_free(&c->value);
+    ws_buf_free(&c->applied);
+    free(c->recs);
     free(c);
 }
 
-int ws_changelog_note(ws_changelog *c, const ws_result *res)
+/* The applied record's value up to its commit time, after its key. */
+static int note_applied(ws_changelog *c, int partition, int64_t offset,
+                        const ws_result *res)
+{
+    const ws_txn *t = &res->txn;
+    ws_buf *b = &c->applied;
+    struct applied *a;
+
+    if (c->nrecs == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 1024;
+        struct applied *p = realloc(c->recs, cap * sizeof *p);
+
+        if (!p)
+            return WS_ERR_NOMEM;
+        c->recs = p;
+        c->cap = cap;
+    }
+    a = &c->recs[c->nrecs];
+    a->off = b->len;
+    a->key_len = t->wallet_id_len;
+    ws_buf_put(b, t->wallet_id, t->wallet_id_len);
+    ws_buf_puts(b, "{\"transaction_id\":");
+    ws_json_str(b, t->tx_id, t->tx_id_len);
+    ws_buf_puts(b, ",\"wallet_id\":");
+    ws_json_str(b, t->wallet_id, t->wallet_id_len);
+    ws_buf_puts(b, ",\"product_id\":");
+    ws_json_str(b, t->product_id, t->product_id_len);
+    ws_buf_puts(b, ",\"type\":\"");
+    ws_buf_puts(b, ws_type_name(t->type));
+    ws_buf_puts(b, "\",\"amount\":");
+    ws_json_dec(b, t->amount, t->scale);
+    ws_buf_puts(b, ",\"currency\":\"");
+    ws_buf_put(b, t->currency, 3);
+    ws_buf_puts(b, "\",\"timestamp\":");
+    ws_json_time(b, t->ts);
+    ws_buf_puts(b, ",\"source\":");
+    ws_buf_reset(&c->value);
+    ws_buf_puts(&c->value, c->source);
+    ws_buf_putc(&c->value, '/');
+    ws_json_i64(&c->value, partition);
+    ws_buf_putc(&c->value, '/');
+    ws_json_i64(&c->value, offset);
+    ws_json_str(b, c->value.p ? c->value.p : "", c->value.len);
+    ws_buf_puts(b, ",\"seq\":");
+    ws_json_i64(b, res->seq);
+    ws_buf_puts(b, ",\"balance_after\":");
+    ws_json_dec(b, res->balance_after, res->balance_scale);
+    ws_buf_puts(b, ",\"committed_at\":");
+    if (b->oom || c->value.oom)
+        return WS_ERR_NOMEM;
+    a->len = b->len - a->off - a->key_len;
+    c->nrecs++;
+    return WS_OK;
+}
+
+int ws_changelog_note(ws_changelog *c, int partition, int64_t offset,
+                      const ws_result *res)
 {
     const ws_txn *t = &res->txn;
     int e;
@@ -66,6 +137,8 @@ int ws_changelog_note(ws_changelog *c, const ws_result *res)
     e = ws_keyset_add(c->wallets, t->wallet_id, t->wallet_id_len);
     if (e == WS_OK && res->top_changed)
         e = ws_keyset_add(c->products, t->product_id, t->product_id_len);
+    if (e == WS_OK)
+        e = note_applied(c, partition, offset, res);
     return e;
 }
 
@@ -78,6 +151,8 @@ void ws_changelog_reset(ws_changelog *c)
 {
     ws_keyset_clear(c->wallets);
     ws_keyset_clear(c->products);
+    ws_buf_reset(&c->applied);
+    c->nrecs = 0;
 }
 
 static int send_value(ws_changelog *c, ws_producer *p, int topic,
@@ -89,6 +164,26 @@ static int send_value(ws_changelog *c, ws_producer *p, int topic,
     }
     return ws_producer_send(p, c->topics[topic], key, n, c->value.p,
                             c->value.len, NULL, 0, why);
+}
+
+/* Sends the batch's applied records, in the order applied, each ending
+ * with the commit time `at` (a JSON string with its closing brace). */
+static int publish_applied(ws_changelog *c, ws_producer *p, const char *at,
+                           size_t at_len, char *why)
+{
+    size_t i;
+    int e = WS_OK;
+
+    for (i = 0; e == WS_OK && i < c->nrecs; i++) {
+        const struct applied *a = &c->recs[i];
+        const char *k = c->applied.p + a->off;
+
+        ws_buf_reset(&c->value);
+        ws_buf_put(&c->value, k + a->key_len, a->len);
+        ws_buf_put(&c->value, at, at_len);
+        e = send_value(c, p, WS_CL_APPLIED, k, a->key_len, why);
+    }
+    return e;
 }
 
 int ws_changelog_publish(ws_changelog *c, ws_batch *b, ws_producer *p,
@@ -128,6 +223,18 @@ int ws_changelog_publish(ws_changelog *c, ws_batch *b, ws_producer *p,
         }
         ws_figures_tops_end(&tw);
         e = send_value(c, p, WS_CL_TOP_CREDITS, id, n, why);
+    }
+    if (e == WS_OK && c->nrecs > 0) {
+        ws_buf at;
+
+        ws_buf_init(&at);
+        ws_json_time(&at, ws_time_now_ms());
+        ws_buf_putc(&at, '}');
+        e = at.oom ? WS_ERR_NOMEM
+                   : publish_applied(c, p, at.p, at.len, why);
+        if (at.oom)
+            snprintf(why, WS_SOURCE_ERR_MAX, "out of memory");
+        ws_buf_free(&at);
     }
     ws_changelog_reset(c);
     return e;
@@ -185,10 +292,10 @@ int ws_changelog_create_topics(rd_kafka_t *rk, const char *topic, char *why)
     for (i = 0; i < WS_CL_COUNT; i++) {
         nt[i] = rd_kafka_NewTopic_new(names[i], -1, -1, errstr,
                                       sizeof errstr);
-        if (nt[i])
+        if (nt[i] && i < WS_CL_COMPACTED)
             rd_kafka_NewTopic_set_config(nt[i], "cleanup.policy", "compact");
     }
-    if (q && nt[0] && nt[1] && nt[2]) {
+    if (q && nt[0] && nt[1] && nt[2] && nt[3]) {
         rd_kafka_CreateTopics(rk, nt, WS_CL_COUNT, NULL, q);
         ev = rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS + 1000);
     }
@@ -207,7 +314,7 @@ int ws_changelog_create_topics(rd_kafka_t *rk, const char *topic, char *why)
             rd_kafka_resp_err_t err = rd_kafka_topic_result_error(tr[k]);
 
             if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-                ws_log(WS_LOG_INFO, "changelog", "created compacted topic %s",
+                ws_log(WS_LOG_INFO, "changelog", "created topic %s",
                        rd_kafka_topic_result_name(tr[k]));
             else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
                 ws_log(WS_LOG_WARN, "changelog", "cannot create %s: %s",

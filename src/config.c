@@ -57,6 +57,17 @@ static const struct option options[] = {
      "publish changed figures to compacted topics NAME.balances, "
      "NAME.avg_debits and NAME.top_credits (auto: when they exist or can "
      "be created)"},
+    {"history", "on|off", K_CHOICE, AT(history), "on",
+     WS_CMD_RUN | WS_CMD_REPLAY,
+     "keep each wallet's statement (its applied transactions with the "
+     "balance after each) for GET /wallets/{id}/transactions and export; "
+     "off drops the statements kept so far (docs/DECISIONS.md, "
+     "\"Statements\": about 60 bytes per applied transaction)"},
+    {"history-days", "D", K_NUMBER, AT(history_days), "0",
+     WS_CMD_RUN | WS_CMD_REPLAY,
+     "keep only the statement lines of each wallet's last D days of event "
+     "time (counted back from its latest transaction; older lines go when "
+     "the wallet next changes); 0: all"},
     {"partitions", "N", K_COUNT, AT(partitions), "3",
      WS_CMD_RUN | WS_CMD_BROKER,
      "partitions of the input topic the embedded broker creates "

@@ -32,6 +32,7 @@ typedef struct ws_config {
     const char *log_level;
     const char *log_format;     /* text or json */
     const char *changelog;      /* auto, on or off */
+    const char *history;        /* on or off */
     const char *recreated_topic;    /* refuse or read-from-start */
     const char *format;         /* export: csv or jsonl */
     const char *out;            /* export: output directory */
@@ -49,6 +50,7 @@ typedef struct ws_config {
     uint64_t max_connections_per_ip;    /* 0: no limit */
     uint64_t http_timeout;              /* seconds */
     uint64_t max_state_size;
+    uint64_t history_days;      /* 0: all */
     char *props[WS_CONFIG_MAX_PROPS];   /* -X key=value, in order */
     int nprops;
     char props_env[4096];       /* WALLETSTREAM_X, split in place */

@@ -59,6 +59,25 @@ void ws_engine_prefetch(const ws_batch *b, const ws_txn *t, int entries)
                       debit ? &day : NULL);
 }
 
+void ws_engine_history_entry(const ws_result *res, const ws_source_pos *src,
+                             ws_history_entry *h)
+{
+    const ws_txn *t = &res->txn;
+
+    h->seq = res->seq;
+    h->type = (int)t->type;
+    h->amount = t->amount;
+    h->scale = t->scale;
+    h->balance = res->balance_after;
+    h->balance_scale = res->balance_scale;
+    h->ts = t->ts;
+    h->src = *src;
+    h->tx_id_len = (uint16_t)t->tx_id_len;
+    h->product_id_len = (uint16_t)t->product_id_len;
+    memcpy(h->tx_id, t->tx_id, t->tx_id_len);
+    memcpy(h->product_id, t->product_id, t->product_id_len);
+}
+
 static void reject(ws_result *res, enum ws_reason r)
 {
     res->outcome = WS_REJECTED;
@@ -165,6 +184,9 @@ int ws_engine_apply_claimed(ws_batch *b, const ws_txn *t, enum ws_claim c,
             return e;
         w.debit_days += added;
     }
+    res->balance_after = w.balance;
+    res->balance_scale = w.scale;
+    res->seq = w.transactions;
     if ((e = ws_batch_wallet_put(b, t->wallet_id, t->wallet_id_len, &w)) ||
         (e = ws_batch_product_mark(b, t->product_id, t->product_id_len,
                                    &added)))

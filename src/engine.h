@@ -25,7 +25,17 @@ typedef struct ws_result {
                                        rejected by decode */
     int top_changed;                /* applied, and the product's top
                                        credits (or its existence) changed */
+    /* Applied: the wallet after it (its statement line, SPEC 8a). */
+    ws_dec balance_after;
+    uint8_t balance_scale;
+    int64_t seq;                    /* the wallet's applied transactions,
+                                       this one the last */
 } ws_result;
+
+/* The statement line of an applied result read from partition/offset
+ * `src` (ws_batch_history_add). */
+void ws_engine_history_entry(const ws_result *res, const ws_source_pos *src,
+                             ws_history_entry *h);
 
 /* Decodes the record value buf[0..len), applies it to the open batch and
  * counts its outcome there. Stream thread only. Returns 0 with *res set,

@@ -5,6 +5,11 @@
  * its first: libmicrohttpd 0.9.75 otherwise answers `Connection: close`
  * and keep-alive throughput drops about fivefold (DESIGN §1).
  *
+ * A read that must wait for its min_offset (api.h) is suspended
+ * (MHD_suspend_connection) so that it holds no thread; the resumer thread
+ * resumes the waiting requests every WS_HTTP_RECHECK_MS and libmicrohttpd
+ * calls the handler again, which answers or suspends again.
+ *
  * Hostile clients are bounded by libmicrohttpd itself: a connection limit
  * (over it, new connections wait in the listen queue), an optional limit
  * per client address (over it: closed at once), an idle timeout, and
@@ -15,6 +20,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "timeutil.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -43,13 +49,26 @@ struct ws_http {
     char start_err[WS_HTTP_ERR_MAX];
     pthread_t sampler;
     int sampling;           /* the sampler thread was started */
-    pthread_mutex_t lock;   /* guards stopping, with wake */
+    pthread_mutex_t lock;   /* guards stopping and the waiting list */
     pthread_cond_t wake;
     int stopping;
+    pthread_t resumer;
+    int resuming;           /* the resumer thread was started */
+    pthread_cond_t wait_cond;   /* a request was suspended */
+    struct MHD_Connection **waiting;    /* suspended, to resume */
+    size_t nwaiting, waiting_cap;
 };
+
+/* Between checks of suspended requests' min_offset. */
+#define WS_HTTP_RECHECK_MS 1
 
 /* A marker for "first call seen" in *req_cls. */
 static int request_started;
+
+/* *req_cls of a request that waits for its min_offset. */
+struct waiter {
+    int64_t arrived_ms;
+};
 
 /* Paths reach the routes still percent-encoded: api.c decodes strictly. */
 static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
@@ -115,6 +134,42 @@ static int has_body(struct MHD_Connection *conn)
                                        MHD_HTTP_HEADER_TRANSFER_ENCODING);
 }
 
+/* Suspends a request that waits for its min_offset; 0, or -1 when it
+ * cannot wait (stopping, out of memory): answer it now. */
+static int suspend(ws_http *h, struct MHD_Connection *conn, void **req_cls,
+                   int64_t arrived)
+{
+    struct waiter *w = *req_cls != &request_started ? *req_cls : NULL;
+
+    pthread_mutex_lock(&h->lock);
+    if (h->stopping || !h->resuming) {
+        pthread_mutex_unlock(&h->lock);
+        return -1;
+    }
+    if (h->nwaiting == h->waiting_cap) {
+        size_t cap = h->waiting_cap ? h->waiting_cap * 2 : 64;
+        struct MHD_Connection **p = realloc(h->waiting, cap * sizeof *p);
+
+        if (!p) {
+            pthread_mutex_unlock(&h->lock);
+            return -1;
+        }
+        h->waiting = p;
+        h->waiting_cap = cap;
+    }
+    if (!w && !(w = malloc(sizeof *w))) {
+        pthread_mutex_unlock(&h->lock);
+        return -1;
+    }
+    w->arrived_ms = arrived;
+    *req_cls = w;
+    MHD_suspend_connection(conn);
+    h->waiting[h->nwaiting++] = conn;
+    pthread_cond_signal(&h->wait_cond);
+    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
                               const char *url, const char *method,
                               const char *version, const char *upload_data,
@@ -123,6 +178,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
     ws_http *h = cls;
     struct MHD_Response *resp;
     ws_reply reply;
+    ws_query q;
     enum MHD_Result ret;
 
     (void)version;
@@ -140,17 +196,35 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
         *upload_size = 0;   /* request bodies are ignored */
         return MHD_YES;
     }
-    ws_api_handle(h->api, method, url,
-                  MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND,
-                                              "currency"),
-                  authorized(h, conn), &reply);
+#define ARG(name) MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name)
+    q.currency = ARG("currency");
+    q.limit = ARG("limit");
+    q.before = ARG("before");
+    q.min_offset = ARG("min_offset");
+    q.wait_ms = ARG("wait_ms");
+#undef ARG
+    q.arrived_ms = *req_cls != &request_started
+                       ? ((struct waiter *)*req_cls)->arrived_ms
+                       : ws_clock_ms();
+    for (;;) {
+        ws_api_handle(h->api, method, url, &q, authorized(h, conn), &reply);
+        if (!reply.wait)
+            break;
+        ws_buf_free(&reply.body);
+        ws_buf_free(&reply.offsets);
+        if (suspend(h, conn, req_cls, q.arrived_ms) == 0)
+            return MHD_YES;
+        q.arrived_ms = INT64_MIN / 2;   /* cannot wait: answer now */
+    }
     ws_metrics_http(reply.route, reply.status);
     resp = MHD_create_response_from_buffer(reply.body.len,
                                            reply.body.p ? reply.body.p : "",
                                            MHD_RESPMEM_MUST_COPY);
     ws_buf_free(&reply.body);
-    if (!resp)
+    if (!resp) {
+        ws_buf_free(&reply.offsets);
         return MHD_NO;
+    }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             reply.content_type);
     if (reply.allow)
@@ -158,9 +232,73 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
     if (reply.www_authenticate)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 reply.www_authenticate);
+    if (reply.offsets.len && !reply.offsets.oom)
+        MHD_add_response_header(resp, "Walletstream-Offsets",
+                                reply.offsets.p);
+    ws_buf_free(&reply.offsets);
     ret = MHD_queue_response(conn, reply.status, resp);
     MHD_destroy_response(resp);
     return ret;
+}
+
+/* A request is finished: its waiter, if it waited, is freed. */
+static void completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    if (*req_cls && *req_cls != &request_started)
+        free(*req_cls);
+    *req_cls = NULL;
+}
+
+/* The resumer thread: while requests wait, resumes them all every
+ * WS_HTTP_RECHECK_MS (each is checked again by its handler); on stop,
+ * resumes the last ones (libmicrohttpd must not stop with suspended
+ * connections) and returns. */
+static void *resume_loop(void *arg)
+{
+    ws_http *h = arg;
+    struct MHD_Connection **batch = NULL;
+    size_t n, cap = 0, i;
+
+    pthread_mutex_lock(&h->lock);
+    for (;;) {
+        while (!h->stopping && h->nwaiting == 0)
+            pthread_cond_wait(&h->wait_cond, &h->lock);
+        if (h->nwaiting > cap) {
+            struct MHD_Connection **p =
+                realloc(batch, h->nwaiting * sizeof *p);
+
+            if (p) {
+                batch = p;
+                cap = h->nwaiting;
+            }
+        }
+        n = h->nwaiting < cap ? h->nwaiting : cap;
+        if (n)
+            memcpy(batch, h->waiting + (h->nwaiting - n), n * sizeof *batch);
+        h->nwaiting -= n;
+        pthread_mutex_unlock(&h->lock);
+        for (i = 0; i < n; i++)
+            MHD_resume_connection(batch[i]);
+        pthread_mutex_lock(&h->lock);
+        if (h->stopping && h->nwaiting == 0)
+            break;
+        if (!h->stopping) {
+            struct timespec until;
+
+            pthread_mutex_unlock(&h->lock);
+            until.tv_sec = 0;
+            until.tv_nsec = WS_HTTP_RECHECK_MS * 1000000L;
+            nanosleep(&until, NULL);
+            pthread_mutex_lock(&h->lock);
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+    free(batch);
+    return NULL;
 }
 
 static int parse_listen(const char *listen, struct sockaddr_storage *ss,
@@ -306,6 +444,8 @@ static void *sample_loop(void *arg)
 
 static void free_http(ws_http *h)
 {
+    pthread_cond_destroy(&h->wait_cond);
+    free(h->waiting);
     pthread_cond_destroy(&h->wake);
     pthread_mutex_destroy(&h->lock);
     free_secret(h->token, h->token_len);
@@ -371,6 +511,7 @@ int ws_http_start(const ws_http_opts *o, const ws_api *api, ws_http **out,
     h->api = api;
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->wake, NULL);
+    pthread_cond_init(&h->wait_cond, NULL);
     e = load_tls(h, o, err);
     if (e == WS_OK && o->token_file && o->token_file[0])
         e = load_token(h, o->token_file, err);
@@ -383,10 +524,12 @@ int ws_http_start(const ws_http_opts *o, const ws_api *api, ws_http **out,
      * is MHD_OPTION_END. */
     h->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+            MHD_ALLOW_SUSPEND_RESUME |
             (h->cert ? MHD_USE_TLS : 0) |
             (ss.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
         0, NULL, NULL, handle, h,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, h,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL,
@@ -417,6 +560,9 @@ int ws_http_start(const ws_http_opts *o, const ws_api *api, ws_http **out,
     info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : 0;
     h->sampling = pthread_create(&h->sampler, NULL, sample_loop, h) == 0;
+    pthread_mutex_lock(&h->lock);
+    h->resuming = pthread_create(&h->resumer, NULL, resume_loop, h) == 0;
+    pthread_mutex_unlock(&h->lock);
     *out = h;
     return WS_OK;
 }
@@ -430,13 +576,15 @@ void ws_http_stop(ws_http *h)
 {
     if (!h)
         return;
-    if (h->sampling) {
-        pthread_mutex_lock(&h->lock);
-        h->stopping = 1;
-        pthread_cond_signal(&h->wake);
-        pthread_mutex_unlock(&h->lock);
+    pthread_mutex_lock(&h->lock);
+    h->stopping = 1;
+    pthread_cond_signal(&h->wake);
+    pthread_cond_signal(&h->wait_cond);
+    pthread_mutex_unlock(&h->lock);
+    if (h->sampling)
         pthread_join(h->sampler, NULL);
-    }
+    if (h->resuming)
+        pthread_join(h->resumer, NULL);
     MHD_stop_daemon(h->daemon);
     free_http(h);
 }

@@ -61,8 +61,25 @@ static int open_writer(const ws_config *c, ws_store **s, char *err)
                                         ? WS_SHARDS_MAX + 1 : c->workers)
                             : -cores();
 
-    return ws_store_open_shards(c->data_dir, WS_STORE_WRITE,
-                                c->max_state_size, shards, s, err);
+    int e;
+
+    if (c->history_days > WS_HISTORY_DAYS_MAX) {
+        snprintf(err, WS_STORE_ERR_MAX, "--history-days is at most %d",
+                 WS_HISTORY_DAYS_MAX);
+        return WS_ERR_USAGE;
+    }
+    e = ws_store_open_shards(c->data_dir, WS_STORE_WRITE, c->max_state_size,
+                             shards, s, err);
+    if (e == WS_OK &&
+        (e = ws_store_set_history(*s, strcmp(c->history, "off") == 0
+                                          ? WS_HISTORY_OFF
+                                          : (int)c->history_days)) != WS_OK) {
+        snprintf(err, WS_STORE_ERR_MAX, "cannot record the --history "
+                 "setting in %s: %s", c->data_dir, ws_strerror(e));
+        ws_store_close(*s);
+        *s = NULL;
+    }
+    return e;
 }
 
 /* ------------------------------------------------------------- replay */
@@ -413,6 +430,8 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     api.store = r.store;
     api.ready = ready;
     api.ready_arg = r.status;
+    api.partitions = ws_status_partitions;
+    api.partitions_arg = r.status;
     e = start_http(c, &api, &r.http, err);
     if (e != WS_OK) {
         ws_log_fail("run", "%s", err);

@@ -425,3 +425,110 @@ int ws_top_insert(ws_top *t, const ws_top_entry *e)
     t->e[pos] = *e;
     return 1;
 }
+
+/* ------------------------------------------------------ statement lines */
+
+/* A statement line's key: wallet_id NUL seq (u64 BE), so that a wallet's
+ * lines are adjacent and in the order they were applied. */
+size_t history_key(const char *wallet, size_t n, int64_t seq,
+                   unsigned char *key)
+{
+    int i;
+
+    memcpy(key, wallet, n);
+    key[n] = '\0';
+    for (i = 0; i < 8; i++)
+        key[n + 1 + (size_t)i] = (unsigned char)((uint64_t)seq >> (56 - 8 * i));
+    return n + 9;
+}
+
+int history_key_split(const MDB_val *key, const char **wallet, size_t *n,
+                      int64_t *seq)
+{
+    const unsigned char *k = key->mv_data;
+    uint64_t s = 0;
+    size_t i;
+
+    if (key->mv_size < 10 || key->mv_size > WS_MAX_ID + 9 ||
+        k[key->mv_size - 9] != '\0')
+        return WS_ERR_CORRUPT;
+    for (i = key->mv_size - 8; i < key->mv_size; i++)
+        s = s << 8 | k[i];
+    *wallet = (const char *)k;
+    *n = key->mv_size - 9;
+    *seq = (int64_t)s;
+    return WS_OK;
+}
+
+/* A statement line (version 1):
+ *   0 version, 1 type, 2 amount scale, 3 balance scale, then varints:
+ *   amount (128-bit), balance after (zigzag, 128-bit), event sec
+ *   (zigzag), event nsec, partition + 1, offset + 1, then the
+ *   transaction_id and the product_id, each a varint length and its
+ *   bytes. The currency is the wallet's. */
+#define HISTORY_V1 1
+
+size_t history_encode(const ws_history_entry *h, unsigned char *p)
+{
+    size_t o = 4;
+
+    p[0] = HISTORY_V1;
+    p[1] = (unsigned char)h->type;
+    p[2] = h->scale;
+    p[3] = h->balance_scale;
+    o += put_var(p + o, h->amount.lo, (uint64_t)h->amount.hi);
+    put_svar128(p, &o, h->balance);
+    put_svar(p, &o, h->ts.sec);
+    o += put_var(p + o, (uint64_t)(uint32_t)h->ts.nsec, 0);
+    o += put_var(p + o, (uint64_t)((int64_t)h->src.partition + 1), 0);
+    o += put_var(p + o, (uint64_t)(h->src.offset + 1), 0);
+    o += put_var(p + o, h->tx_id_len, 0);
+    memcpy(p + o, h->tx_id, h->tx_id_len);
+    o += h->tx_id_len;
+    o += put_var(p + o, h->product_id_len, 0);
+    memcpy(p + o, h->product_id, h->product_id_len);
+    return o + h->product_id_len;
+}
+
+/* Reads a length-prefixed id at *p into out (its length in *n). */
+static int get_id(const unsigned char **p, const unsigned char *end,
+                  char *out, uint16_t *n)
+{
+    uint64_t len;
+
+    if (get_uvar(p, end, &len) != 0 || len > WS_MAX_ID ||
+        len > (uint64_t)(end - *p))
+        return -1;
+    memcpy(out, *p, (size_t)len);
+    *p += len;
+    *n = (uint16_t)len;
+    return 0;
+}
+
+int history_decode(const MDB_val *v, ws_history_entry *h)
+{
+    const unsigned char *p = v->mv_data, *end = p + v->mv_size;
+    uint64_t lo, hi, nsec, part, off;
+
+    if (v->mv_size < 4 || p[0] != HISTORY_V1 || p[1] > 3 /* enum ws_type */)
+        return WS_ERR_CORRUPT;
+    h->type = p[1];
+    h->scale = p[2];
+    h->balance_scale = p[3];
+    p += 4;
+    if (get_var(&p, end, &lo, &hi) != 0 ||
+        get_svar128(&p, end, &h->balance) != 0 ||
+        get_svar(&p, end, &h->ts.sec) != 0 ||
+        get_uvar(&p, end, &nsec) != 0 || nsec >= 1000000000u ||
+        get_uvar(&p, end, &part) != 0 || part > INT32_MAX ||
+        get_uvar(&p, end, &off) != 0 || off > INT64_MAX ||
+        get_id(&p, end, h->tx_id, &h->tx_id_len) != 0 ||
+        get_id(&p, end, h->product_id, &h->product_id_len) != 0 || p != end)
+        return WS_ERR_CORRUPT;
+    h->amount.lo = lo;
+    h->amount.hi = (int64_t)hi;
+    h->ts.nsec = (int32_t)nsec;
+    h->src.partition = (int32_t)part - 1;
+    h->src.offset = (int64_t)off - 1;
+    return WS_OK;
+}

@@ -98,10 +98,12 @@ static int hook_dead_letter(void *ctx, int shard, const ws_input *in,
     return 0;
 }
 
-static int hook_note(void *ctx, int shard, const ws_result *res)
+static int hook_note(void *ctx, int shard, const ws_input *in,
+                     const ws_result *res)
 {
     struct replay *r = ctx;
 
+    (void)in;
     r->out[shard].pending[res->outcome]++;
     return 0;
 }

@@ -125,6 +125,8 @@ static size_t shard_key_len(int db, const MDB_val *k)
 
     if (db == DB_DEBIT_DAYS)
         return k->mv_size >= 5 ? k->mv_size - 5 : k->mv_size;
+    if (db == DB_HISTORY)
+        return k->mv_size >= 9 ? k->mv_size - 9 : k->mv_size;
     if (db == DB_TOP) {
         const char *nul = memchr(p, '\0', k->mv_size);
 
@@ -139,7 +141,7 @@ static int reshard_copy(struct shard *from, MDB_txn *rt, struct dest *d,
                         int nd)
 {
     static const int dbs[] = {DB_WALLETS, DB_DEBIT_DAYS, DB_TOP, DB_PRODUCTS,
-                              DB_SEEN, DB_COUNTERS, DB_OUTBOX};
+                              DB_SEEN, DB_COUNTERS, DB_OUTBOX, DB_HISTORY};
     size_t i;
     int rc = 0;
 
@@ -148,8 +150,8 @@ static int reshard_copy(struct shard *from, MDB_txn *rt, struct dest *d,
         MDB_cursor *cur;
         MDB_val k, v;
 
-        if (from->dbi[db] == 0 && db == DB_OUTBOX)
-            continue;       /* format 1 */
+        if (from->dbi[db] == 0 && (db == DB_OUTBOX || db == DB_HISTORY))
+            continue;       /* format 1; a state without statements */
         if ((rc = mdb_cursor_open(rt, from->dbi[db], &cur)) != 0)
             break;
         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);

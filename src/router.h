@@ -63,7 +63,8 @@ typedef struct ws_router_hooks {
     int (*dead_letter)(void *ctx, int shard, const ws_input *in,
                        const ws_result *res, char *why);
     /* A record's outcome, for the changelog; may be NULL. */
-    int (*note)(void *ctx, int shard, const ws_result *res);
+    int (*note)(void *ctx, int shard, const ws_input *in,
+                const ws_result *res);
     /* The shard's batch is about to commit: make its outputs durable. */
     int (*before_commit)(void *ctx, int shard, ws_batch *b, char *why);
     /* The commit was tried (ok 1: it committed `records` in `seconds`);

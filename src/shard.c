@@ -20,7 +20,7 @@
 
 const char *const db_names[DB_COUNT] = {
     "meta", "offsets", "wallets", "debit_days", "top", "products", "seen",
-    "counters", "outbox", "inbox",
+    "counters", "outbox", "inbox", "history",
 };
 
 /* What an operator should do about an LMDB error meaning the state files
@@ -84,6 +84,10 @@ static int open_dbs(struct shard *sh, int writer, const char *path,
             continue;
         }
         rc = mdb_dbi_open(txn, db_names[i], flags, &sh->dbi[i]);
+        if (rc == MDB_NOTFOUND && i == DB_HISTORY) {
+            sh->dbi[i] = 0;     /* written before statements: none */
+            continue;
+        }
         if (rc != 0) {
             mdb_txn_abort(txn);
             if (rc == MDB_NOTFOUND) {

@@ -337,6 +337,7 @@ int ws_store_open_shards(const char *dir, enum ws_store_mode mode,
     }
     s->mode = mode;
     s->lock_fd = -1;
+    s->history_days = WS_HISTORY_OFF;
 
     e = check_format(dir, mode, shards, &s->nshards, &format, err);
     if (e != WS_OK)
@@ -515,4 +516,52 @@ int ws_store_recover(ws_store *s, char *err)
         return rc ? map_err(rc) : e;
     }
     return WS_OK;
+}
+
+/* --------------------------------------------------------- statements */
+
+/* The text of a history setting: "off", "all" or the days. */
+static size_t history_text(int days, char *buf)
+{
+    if (days == WS_HISTORY_OFF)
+        return (size_t)snprintf(buf, 16, "off");
+    if (days == WS_HISTORY_ALL)
+        return (size_t)snprintf(buf, 16, "all");
+    return (size_t)snprintf(buf, 16, "%d", days);
+}
+
+int ws_store_set_history(ws_store *s, int days)
+{
+    char text[16];
+    MDB_val key = val("history", 7), data;
+    int i, rc = 0;
+
+    if (s->mode != WS_STORE_WRITE)
+        return WS_ERR_STORE;
+    s->history_days = days < 0 ? WS_HISTORY_OFF : days;
+    data = val(text, history_text(s->history_days, text));
+    for (i = 0; i < s->nshards && rc == 0; i++) {
+        struct shard *sh = &s->sh[i];
+        MDB_txn *txn;
+        MDB_val old;
+
+        if ((rc = mdb_txn_begin(sh->env, NULL, 0, &txn)) != 0)
+            break;
+        rc = get(txn, sh->dbi[DB_META], "history", 7, &old);
+        if (rc == 0 && old.mv_size == data.mv_size &&
+            memcmp(old.mv_data, text, data.mv_size) == 0) {
+            mdb_txn_abort(txn);     /* unchanged */
+            continue;
+        }
+        rc = 0;
+        if (s->history_days == WS_HISTORY_OFF)
+            rc = mdb_drop(txn, sh->dbi[DB_HISTORY], 0);
+        if (rc == 0)
+            rc = mdb_put(txn, sh->dbi[DB_META], &key, &data, 0);
+        if (rc == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    return map_err(rc);
 }

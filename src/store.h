@@ -297,6 +297,62 @@ int ws_batch_offset_set(ws_batch *b, const char *source, size_t n,
 int ws_batch_lost_add(ws_batch *b, const char *source, size_t n,
                       int64_t records);
 
+/* ------------------------------------------------- wallet statements */
+
+/* One line of a wallet's statement: an applied transaction with the
+ * wallet's balance after it (SPEC 8a). `seq` numbers the wallet's
+ * applied transactions from 1, in the order they were applied (it is the
+ * wallet's `transactions` count after this one). */
+typedef struct ws_history_entry {
+    int64_t seq;
+    int type;                   /* enum ws_type */
+    ws_dec amount;
+    uint8_t scale;              /* of the amount, as written */
+    ws_dec balance;             /* the wallet's balance after it */
+    uint8_t balance_scale;      /* the wallet's scale after it */
+    ws_instant ts;
+    ws_source_pos src;          /* Kafka partition and offset; for a
+                                   replayed file, its index and the line */
+    uint16_t tx_id_len;
+    uint16_t product_id_len;
+    char tx_id[WS_MAX_ID];
+    char product_id[WS_MAX_ID];
+} ws_history_entry;
+
+/* What a writer keeps of statements: none (WS_HISTORY_OFF), all
+ * (WS_HISTORY_ALL) or, when > 0, the lines of the last `days` days of
+ * each wallet's event time (counted back from its latest line; older
+ * lines are dropped when the wallet next changes). */
+#define WS_HISTORY_OFF (-1)
+#define WS_HISTORY_ALL 0
+#define WS_HISTORY_DAYS_MAX 3650000
+
+/* Writer only, before its first batch: records the setting in every
+ * shard; turning statements off drops the lines kept so far (turned on
+ * again, statements start with the transactions applied from then on).
+ * Returns 0 or a store error. */
+int ws_store_set_history(ws_store *s, int days);
+
+/* Adds the line of an applied transaction (h->seq is the wallet's new
+ * `transactions`) to the wallet's statement, unless statements are off,
+ * and drops the wallet's lines older than the kept days. Returns 0 or a
+ * store error. */
+int ws_batch_history_add(ws_batch *b, const char *wallet, size_t n,
+                         const ws_history_entry *h);
+
+/* Whether the state keeps statements (its writer's last setting):
+ * *days as ws_store_set_history. Returns 0 or a store error. */
+int ws_view_history_kept(ws_view *v, int *days);
+
+/* Calls fn for the lines of a wallet's statement: newest first from the
+ * line before seq `from` (0: the newest), or oldest first from the line
+ * after `from`. Stops when fn returns non-zero (and returns that value);
+ * else returns 0 or a store error. The entry is valid during the call. */
+int ws_view_history(ws_view *v, const char *wallet, size_t n, int64_t from,
+                    int newest_first,
+                    int (*fn)(const ws_history_entry *h, void *arg),
+                    void *arg);
+
 /* -------------------------------------------------- reads: any thread */
 
 /* Opens a view of the latest committed batch. Returns 0, WS_ERR_NOMEM or
@@ -334,8 +390,9 @@ int ws_view_shard_offset(ws_view *v, int shard, const char *source, size_t n,
 
 /* Entries of the tables that grow with the input, named by
  * ws_state_table_names: wallets, products, top-credit lists (one per
- * product and currency), debit days, transaction ids seen. */
-#define WS_STATE_TABLES 5
+ * product and currency), debit days, transaction ids seen, statement
+ * lines. */
+#define WS_STATE_TABLES 6
 typedef struct ws_state_sizes {
     uint64_t entries[WS_STATE_TABLES];
 } ws_state_sizes;

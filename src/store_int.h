@@ -52,6 +52,10 @@
  *   counters    "outcome:<name>" / "reason:<code>" -> int64 LE;
  *               "lost:<source>" -> records of that source deleted from the
  *               log before they were read (kafka_source.c), int64 LE
+ *   history     wallet_id NUL seq (u64 BE) -> statement line (records.c);
+ *               meta "history" says what is kept ("off", "all" or the
+ *               days). Added without a format change: a state written
+ *               before it has no such table (readers see no statements)
  */
 #ifndef WS_STORE_INT_H
 #define WS_STORE_INT_H
@@ -96,7 +100,7 @@
 /* The named databases of a shard, in the order of db_names (shard.c). */
 enum {
     DB_META, DB_OFFSETS, DB_WALLETS, DB_DEBIT_DAYS, DB_TOP, DB_PRODUCTS,
-    DB_SEEN, DB_COUNTERS, DB_OUTBOX, DB_INBOX, DB_COUNT
+    DB_SEEN, DB_COUNTERS, DB_OUTBOX, DB_INBOX, DB_HISTORY, DB_COUNT
 };
 
 extern const char *const db_names[DB_COUNT];
@@ -135,6 +139,7 @@ struct ws_store {
     int lock_fd;
     int nshards;
     struct shard sh[WS_SHARDS_MAX];
+    int history_days;   /* ws_store_set_history; WS_HISTORY_OFF at open */
     /* Next outbox sequence from shard [from] to shard [target]. */
     uint64_t next_seq[WS_SHARDS_MAX][WS_SHARDS_MAX];
 };
@@ -201,6 +206,17 @@ size_t counter_key(const char *prefix, const char *name, size_t n,
                    char *key);
 void outbox_key(int target, uint64_t seq, unsigned char k[10]);
 uint64_t outbox_seq(const unsigned char *k);
+/* A statement line's key (at most WS_MAX_ID + 9 bytes) and its parts
+ * (0 or WS_ERR_CORRUPT); a line (at most HISTORY_MAX bytes) and its
+ * decoding (0 or WS_ERR_CORRUPT). */
+#define HISTORY_KEY_MAX (WS_MAX_ID + 9)
+#define HISTORY_MAX (4 + 19 + 19 + 10 + 5 + 5 + 10 + 2 * (3 + WS_MAX_ID))
+size_t history_key(const char *wallet, size_t n, int64_t seq,
+                   unsigned char *key);
+int history_key_split(const MDB_val *key, const char **wallet, size_t *n,
+                      int64_t *seq);
+size_t history_encode(const ws_history_entry *h, unsigned char *p);
+int history_decode(const MDB_val *v, ws_history_entry *h);
 void inbox_key(int from, unsigned char k[2]);
 
 /* The source of a remembered id (12 bytes after its fingerprint), and

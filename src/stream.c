@@ -39,6 +39,7 @@ struct ws_status {
     pthread_mutex_t lock;
     char reason[512];
     int ready;
+    int partitions;
 };
 
 int ws_status_new(ws_status **out)
@@ -59,6 +60,24 @@ void ws_status_free(ws_status *st)
         return;
     pthread_mutex_destroy(&st->lock);
     free(st);
+}
+
+void ws_status_set_partitions(ws_status *st, int n)
+{
+    pthread_mutex_lock(&st->lock);
+    st->partitions = n;
+    pthread_mutex_unlock(&st->lock);
+}
+
+int ws_status_partitions(void *arg)
+{
+    ws_status *st = arg;
+    int n;
+
+    pthread_mutex_lock(&st->lock);
+    n = st->partitions;
+    pthread_mutex_unlock(&st->lock);
+    return n;
 }
 
 void ws_status_set(ws_status *st, const char *reason)
@@ -132,6 +151,8 @@ static void publish_status(struct loop *l)
                           ? "partitions not assigned yet" : NULL;
 
     ws_status_set(l->o->status, why);
+    ws_status_set_partitions(l->o->status,
+                             ws_source_partitions(l->o->source));
 }
 
 /* Sleeps up to ms, waking early on a stop. */
@@ -264,12 +285,15 @@ static int hook_dead_letter(void *ctx, int shard, const ws_input *in,
                        why) == WS_OK ? 0 : -1;
 }
 
-static int hook_note(void *ctx, int shard, const ws_result *res)
+static int hook_note(void *ctx, int shard, const ws_input *in,
+                     const ws_result *res)
 {
     struct shared *sh = ctx;
 
     return sh->changelog[shard]
-               ? ws_changelog_note(sh->changelog[shard], res) : 0;
+               ? ws_changelog_note(sh->changelog[shard], in->partition,
+                                   in->offset, res)
+               : 0;
 }
 
 /* Dead letters and changelog records are delivered before the batch

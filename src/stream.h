@@ -38,6 +38,10 @@ void ws_status_free(ws_status *st);
 void ws_status_set(ws_status *st, const char *reason);
 /* Returns 1 when ready; else 0 with the reason copied into why[0..cap). */
 int ws_status_ready(ws_status *st, char *why, size_t cap);
+/* The input topic's partitions (0: not known yet), set with the
+ * readiness; the getter has the signature of ws_partitions_fn (api.h). */
+void ws_status_set_partitions(ws_status *st, int n);
+int ws_status_partitions(void *st);
 
 typedef struct ws_stream_opts {
     ws_store *store;

@@ -245,6 +245,17 @@ size_t ws_time_format(ws_instant t, char *buf)
     return n;
 }
 
+ws_instant ws_time_now_ms(void)
+{
+    struct timespec ts;
+    ws_instant t;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    t.sec = (int64_t)ts.tv_sec;
+    t.nsec = (int32_t)(ts.tv_nsec / 1000000 * 1000000);
+    return t;
+}
+
 int64_t ws_clock_ms(void)
 {
     struct timespec ts;

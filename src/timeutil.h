@@ -49,6 +49,9 @@ int ws_time_cmp(ws_instant a, ws_instant b);
  * least WS_TIME_TEXT_MAX bytes. */
 size_t ws_time_format(ws_instant t, char *buf);
 
+/* The wall clock now, to the millisecond (a commit time). Any thread. */
+ws_instant ws_time_now_ms(void);
+
 /* The monotonic clock in milliseconds, for deadlines. Any thread. */
 int64_t ws_clock_ms(void);
 

@@ -329,7 +329,8 @@ int ws_view_sizes(ws_view *v, ws_state_sizes *out)
      * and top-credit lists may be in several and are counted once; an id
      * committed by another shard and not yet delivered counts too. */
     static const int dbs[WS_STATE_TABLES] = {
-        DB_WALLETS, DB_PRODUCTS, DB_TOP, DB_DEBIT_DAYS, DB_SEEN};
+        DB_WALLETS, DB_PRODUCTS, DB_TOP, DB_DEBIT_DAYS, DB_SEEN,
+        DB_HISTORY};
     int n = v->store->nshards, i, k, t, rc, e;
     MDB_stat st;
 
@@ -345,6 +346,8 @@ int ws_view_sizes(ws_view *v, ws_state_sizes *out)
             continue;
         }
         for (k = 0; k < n; k++) {
+            if (v->store->sh[k].dbi[dbs[i]] == 0)
+                continue;   /* no statements table */
             rc = mdb_stat(v->txn[k], v->store->sh[k].dbi[dbs[i]], &st);
             if (rc != 0)
                 return map_err(rc);
@@ -360,7 +363,7 @@ int ws_view_sizes(ws_view *v, ws_state_sizes *out)
 
 const char *const ws_state_table_names[WS_STATE_TABLES] = {
     "wallets", "products", "top_credit_lists", "debit_days",
-    "transaction_ids"};
+    "transaction_ids", "statement_lines"};
 
 /* ---------------------------------------------------------- whole tables */
 
@@ -510,4 +513,87 @@ int ws_view_each_offset(ws_view *v,
     if (e == WS_OK && rc != MDB_NOTFOUND)
         e = map_err(rc);
     return e;
+}
+
+/* ----------------------------------------------------------- statements */
+
+int ws_view_history_kept(ws_view *v, int *days)
+{
+    struct shard *sh = &v->store->sh[0];
+    MDB_val data;
+    char text[16];
+    int rc;
+
+    *days = WS_HISTORY_OFF;
+    if (sh->dbi[DB_HISTORY] == 0)
+        return WS_OK;       /* written before statements */
+    rc = get(v->txn[0], sh->dbi[DB_META], "history", 7, &data);
+    if (rc == MDB_NOTFOUND) {
+        *days = WS_HISTORY_ALL;     /* resharded: the setting comes back
+                                       with the next writer */
+        return WS_OK;
+    }
+    if (rc != 0)
+        return map_err(rc);
+    if (data.mv_size == 0 || data.mv_size >= sizeof text)
+        return WS_ERR_CORRUPT;
+    memcpy(text, data.mv_data, data.mv_size);
+    text[data.mv_size] = '\0';
+    if (strcmp(text, "off") == 0)
+        *days = WS_HISTORY_OFF;
+    else if (strcmp(text, "all") == 0)
+        *days = WS_HISTORY_ALL;
+    else if ((*days = atoi(text)) <= 0)
+        return WS_ERR_CORRUPT;
+    return WS_OK;
+}
+
+int ws_view_history(ws_view *v, const char *wallet, size_t n, int64_t from,
+                    int newest_first,
+                    int (*fn)(const ws_history_entry *h, void *arg),
+                    void *arg)
+{
+    int k = ws_store_shard_of(v->store, wallet, n);
+    struct shard *sh = &v->store->sh[k];
+    unsigned char start[HISTORY_KEY_MAX];
+    MDB_cursor *cur;
+    MDB_val key, data;
+    ws_history_entry h;
+    int rc, e = WS_OK;
+
+    if (sh->dbi[DB_HISTORY] == 0 || n > WS_MAX_ID)
+        return WS_OK;
+    if ((rc = mdb_cursor_open(v->txn[k], sh->dbi[DB_HISTORY], &cur)) != 0)
+        return map_err(rc);
+    if (newest_first) {
+        /* The first key at or after (wallet, from), then one back; from 0:
+         * the first key after the wallet's lines. */
+        key = val(start, history_key(wallet, n, from > 0 ? from : INT64_MAX,
+                                     start));
+        rc = mdb_cursor_get(cur, &key, &data, MDB_SET_RANGE);
+        rc = mdb_cursor_get(cur, &key, &data, rc == 0 ? MDB_PREV : MDB_LAST);
+    } else {
+        key = val(start, history_key(wallet, n, from + 1, start));
+        rc = mdb_cursor_get(cur, &key, &data, MDB_SET_RANGE);
+    }
+    while (rc == 0 && e == WS_OK) {
+        const char *w;
+        size_t wn;
+
+        if (history_key_split(&key, &w, &wn, &h.seq) != WS_OK) {
+            e = WS_ERR_CORRUPT;
+            break;
+        }
+        if (wn != n || memcmp(w, wallet, n) != 0)
+            break;
+        if ((e = history_decode(&data, &h)) != WS_OK ||
+            (e = fn(&h, arg)) != WS_OK)
+            break;
+        rc = mdb_cursor_get(cur, &key, &data,
+                            newest_first ? MDB_PREV : MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (e != WS_OK)
+        return e;
+    return rc == 0 || rc == MDB_NOTFOUND ? WS_OK : map_err(rc);
 }

@@ -286,6 +286,17 @@ static int apply(struct worker *w, struct rec *rc)
                 return e;
         }
     }
+    if (rc->res.outcome == WS_APPLIED) {
+        ws_source_pos src;
+        ws_history_entry h;
+
+        src.partition = rc->in.partition;
+        src.offset = rc->in.offset;
+        ws_engine_history_entry(&rc->res, &src, &h);
+        if ((e = ws_batch_history_add(w->batch, rc->res.txn.wallet_id,
+                                      rc->res.txn.wallet_id_len, &h)))
+            return e;
+    }
     ws_batch_count(w->batch, rc->res.outcome, rc->res.reason);
     why[0] = '\0';
     if (rc->res.outcome == WS_REJECTED && hk->dead_letter &&
@@ -293,7 +304,7 @@ static int apply(struct worker *w, struct rec *rc)
         fail(r, WS_ERR_IO, why[0] ? why : "dead letter not written");
         return WS_ERR_IO;
     }
-    if (hk->note && hk->note(hk->ctx, w->shard, &rc->res) != 0) {
+    if (hk->note && hk->note(hk->ctx, w->shard, &rc->in, &rc->res) != 0) {
         fail(r, WS_ERR_NOMEM, "changelog: out of memory");
         return WS_ERR_NOMEM;
     }

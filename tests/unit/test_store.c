@@ -1028,6 +1028,176 @@ static void test_wallet_record_of_format_2_is_read(void)
     mdb_env_close(env);
 }
 
+/* ------------------------------------------------------- statements */
+
+static ws_history_entry line_of(int64_t seq, int64_t sec, const char *tx)
+{
+    ws_history_entry h;
+
+    memset(&h, 0, sizeof h);
+    h.seq = seq;
+    h.type = (int)(seq % 4);
+    h.amount.lo = (uint64_t)seq * 1000000000000000000ull;
+    h.amount.hi = 0;
+    h.scale = 2;
+    h.balance.lo = (uint64_t)-(int64_t)seq;     /* negative: -seq units */
+    h.balance.hi = -1;
+    h.balance_scale = 18;
+    h.ts.sec = sec;
+    h.ts.nsec = 123456789;
+    h.src.partition = (int32_t)(seq % 3) - 1;   /* -1 included */
+    h.src.offset = seq * 1000 - 1;
+    h.tx_id_len = (uint16_t)strlen(tx);
+    memcpy(h.tx_id, tx, h.tx_id_len);
+    h.product_id_len = 255;
+    memset(h.product_id, 'p', 255);
+    return h;
+}
+
+static int same_line(const ws_history_entry *a, const ws_history_entry *b)
+{
+    return a->seq == b->seq && a->type == b->type &&
+           a->amount.lo == b->amount.lo && a->amount.hi == b->amount.hi &&
+           a->scale == b->scale && a->balance.lo == b->balance.lo &&
+           a->balance.hi == b->balance.hi &&
+           a->balance_scale == b->balance_scale && a->ts.sec == b->ts.sec &&
+           a->ts.nsec == b->ts.nsec &&
+           a->src.partition == b->src.partition &&
+           a->src.offset == b->src.offset && a->tx_id_len == b->tx_id_len &&
+           memcmp(a->tx_id, b->tx_id, a->tx_id_len) == 0 &&
+           a->product_id_len == b->product_id_len &&
+           memcmp(a->product_id, b->product_id, a->product_id_len) == 0;
+}
+
+struct lines {
+    int64_t seq[16];
+    ws_history_entry first;
+    int n;
+};
+
+static int collect_line(const ws_history_entry *h, void *arg)
+{
+    struct lines *l = arg;
+
+    if (l->n == 0)
+        l->first = *h;
+    if (l->n < 16)
+        l->seq[l->n] = h->seq;
+    l->n++;
+    return 0;
+}
+
+/* Lines round-trip exactly, page newest first and oldest first, stay
+ * with their wallet (a prefix of another wallet's id is another wallet),
+ * and an aborted batch leaves none. */
+static void test_statement_lines_round_trip_and_page(void)
+{
+    char dir[300], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL;
+    ws_batch *b;
+    ws_view *v;
+    struct lines l;
+    ws_history_entry h;
+    int days, i;
+
+    fresh_dir(dir, sizeof dir, "history");
+    CHECK_EQ_INT(ws_store_open_shards(dir, WS_STORE_WRITE, 0, 2, &s, err),
+                 WS_OK);
+    CHECK_EQ_INT(ws_store_set_history(s, WS_HISTORY_ALL), WS_OK);
+    CHECK_EQ_INT(ws_store_begin_shard(s, ws_store_shard_of(s, "w", 1), &b),
+                 WS_OK);
+    for (i = 1; i <= 5; i++) {
+        h = line_of(i, 1700000000 + i, "tx");
+        CHECK_EQ_INT(ws_batch_history_add(b, "w", 1, &h), WS_OK);
+    }
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    CHECK_EQ_INT(ws_store_begin_shard(s, ws_store_shard_of(s, "ww", 2), &b),
+                 WS_OK);
+    h = line_of(1, 1700000000, "other");
+    CHECK_EQ_INT(ws_batch_history_add(b, "ww", 2, &h), WS_OK);
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    CHECK_EQ_INT(ws_store_begin_shard(s, ws_store_shard_of(s, "w", 1), &b),
+                 WS_OK);
+    h = line_of(6, 1700000006, "aborted");
+    CHECK_EQ_INT(ws_batch_history_add(b, "w", 1, &h), WS_OK);
+    CHECK_EQ_INT(ws_batch_flush(b), WS_OK);
+    ws_batch_abort(b);
+
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    CHECK_EQ_INT(ws_view_history_kept(v, &days), WS_OK);
+    CHECK_EQ_INT(days, WS_HISTORY_ALL);
+    memset(&l, 0, sizeof l);
+    CHECK_EQ_INT(ws_view_history(v, "w", 1, 0, 1, collect_line, &l), WS_OK);
+    CHECK_EQ_INT(l.n, 5);
+    CHECK_EQ_INT(l.seq[0], 5);
+    CHECK_EQ_INT(l.seq[4], 1);
+    h = line_of(5, 1700000005, "tx");
+    CHECK(same_line(&l.first, &h));
+    memset(&l, 0, sizeof l);
+    CHECK_EQ_INT(ws_view_history(v, "w", 1, 3, 1, collect_line, &l), WS_OK);
+    CHECK_EQ_INT(l.n, 2);
+    CHECK_EQ_INT(l.seq[0], 2);
+    memset(&l, 0, sizeof l);
+    CHECK_EQ_INT(ws_view_history(v, "w", 1, 3, 0, collect_line, &l), WS_OK);
+    CHECK_EQ_INT(l.n, 2);
+    CHECK_EQ_INT(l.seq[0], 4);
+    memset(&l, 0, sizeof l);
+    CHECK_EQ_INT(ws_view_history(v, "ww", 2, 0, 1, collect_line, &l), WS_OK);
+    CHECK_EQ_INT(l.n, 1);
+    memset(&l, 0, sizeof l);
+    CHECK_EQ_INT(ws_view_history(v, "x", 1, 0, 1, collect_line, &l), WS_OK);
+    CHECK_EQ_INT(l.n, 0);
+    ws_view_end(v);
+    ws_store_close(s);
+}
+
+/* --history-days drops a wallet's lines older than its latest line's day
+ * minus D when it changes; off drops them all and says so. */
+static void test_statement_days_and_off(void)
+{
+    char dir[300], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL;
+    ws_batch *b;
+    ws_view *v;
+    struct lines l;
+    ws_history_entry h;
+    int days, i;
+
+    fresh_dir(dir, sizeof dir, "history-days");
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    CHECK_EQ_INT(ws_store_set_history(s, 2), WS_OK);
+    for (i = 1; i <= 4; i++) {   /* days 0, 1, 2, 3: one batch each */
+        CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+        h = line_of(i, (int64_t)(i - 1) * 86400, "tx");
+        CHECK_EQ_INT(ws_batch_history_add(b, "w", 1, &h), WS_OK);
+        CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    }
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    CHECK_EQ_INT(ws_view_history_kept(v, &days), WS_OK);
+    CHECK_EQ_INT(days, 2);
+    memset(&l, 0, sizeof l);
+    CHECK_EQ_INT(ws_view_history(v, "w", 1, 0, 0, collect_line, &l), WS_OK);
+    CHECK_EQ_INT(l.n, 3);       /* day 0 went when day 3 came */
+    CHECK_EQ_INT(l.seq[0], 2);
+    ws_view_end(v);
+    ws_store_close(s);
+
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    CHECK_EQ_INT(ws_store_set_history(s, WS_HISTORY_OFF), WS_OK);
+    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
+    h = line_of(5, 4 * 86400, "tx");
+    CHECK_EQ_INT(ws_batch_history_add(b, "w", 1, &h), WS_OK);
+    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    CHECK_EQ_INT(ws_view_history_kept(v, &days), WS_OK);
+    CHECK_EQ_INT(days, WS_HISTORY_OFF);
+    memset(&l, 0, sizeof l);
+    CHECK_EQ_INT(ws_view_history(v, "w", 1, 0, 1, collect_line, &l), WS_OK);
+    CHECK_EQ_INT(l.n, 0);
+    ws_view_end(v);
+    ws_store_close(s);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/ws-test-store-XXXXXX";
@@ -1058,6 +1228,8 @@ int main(void)
     RUN(test_outbox_is_delivered_at_open);
     RUN(test_next_batch_never_reads_an_aborted_batch);
     RUN(test_batch_pages_estimate_bounds_the_write_set);
+    RUN(test_statement_lines_round_trip_and_page);
+    RUN(test_statement_days_and_off);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0)
         printf("  cannot remove %s\n", root);
