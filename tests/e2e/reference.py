@@ -424,7 +424,7 @@ def decode(raw):
 
 class Wallet:
     __slots__ = ("currency", "scale", "balance", "total_debit", "count",
-                 "last_event", "first_day", "last_day", "debit_days")
+                 "last_event", "first_day", "last_day", "debit_days", "lines")
 
     def __init__(self, currency):
         self.currency = currency
@@ -436,6 +436,7 @@ class Wallet:
         self.first_day = None
         self.last_day = None
         self.debit_days = set()
+        self.lines = []     # statement: (Txn, balance after, scale, source)
 
 
 class Outcome:
@@ -467,9 +468,11 @@ class Model:
 
     # -- processing -------------------------------------------------------
 
-    def process(self, raw):
-        """Process one record value (bytes). Returns its Outcome."""
+    def process(self, raw, src=None):
+        """Process one record value (bytes) read from src (partition,
+        offset), or None. Returns its Outcome."""
         self.counts["records"] += 1
+        self._src = src
         o = self._process(raw)
         self.counts[o.outcome] += 1
         return o
@@ -509,6 +512,7 @@ class Model:
             w.last_day = day
         if t.type in ("debit", "cancelDebit"):
             w.debit_days.add(day)
+        w.lines.append((t, bal, w.scale, self._src))
         tops = self.products.setdefault(t.product, {})
         if t.type == "credit":
             lst = tops.setdefault(t.currency, [])
@@ -520,12 +524,39 @@ class Model:
         self.seen[t.tid] = t.content()
         return APPLIED
 
-    def process_lines(self, lines):
-        """Process replay lines (bytes, no newline). Returns a list with one
-        entry per line: an Outcome, or None for a blank (skipped) line."""
+    def process_lines(self, lines, file_index=None):
+        """Process replay lines (bytes, no newline) of the replay's file
+        number file_index (their source: that and the line number).
+        Returns a list with one entry per line: an Outcome, or None for a
+        blank (skipped) line."""
         out = []
-        for line in lines:
-            out.append(None if is_blank(line) else self.process(line))
+        for i, line in enumerate(lines):
+            src = None if file_index is None else (file_index, i + 1)
+            out.append(None if is_blank(line) else self.process(line, src))
+        return out
+
+    def statement(self, wallet_id):
+        """GET /wallets/{id}/transactions's lines, newest first, all of
+        them (partition and offset only where the source is known)."""
+        w = self.wallets.get(wallet_id)
+        if w is None:
+            return None
+        out = []
+        for seq, (t, bal, scale, src) in enumerate(w.lines, 1):
+            line = {
+                "seq": Num(str(seq)),
+                "transaction_id": t.tid,
+                "type": t.type,
+                "product_id": t.product,
+                "amount": Num(format_units(t.amount.units, t.amount.scale)),
+                "timestamp": format_instant(t.instant),
+                "balance_after": Num(format_units(bal, scale)),
+            }
+            if src is not None:
+                line["partition"] = Num(str(src[0]))
+                line["offset"] = Num(str(src[1]))
+            out.append(line)
+        out.reverse()
         return out
 
     # -- figures, as SPEC §5 prints them ---------------------------------

@@ -5,7 +5,9 @@ Connect worker with the CQL sink, and Cassandra, all started by
 scripts/cassandra-pipeline in a temporary run directory. The tables of
 keyspace `betting` are read back with the Python driver and compared with
 the reference model (and examples/*_expected.json) exactly: decimals by
-their printed text (value and scale), instants to the nanosecond.
+their printed text (value and scale), instants to the nanosecond. The
+`betting.transactions` table (issue 15), fed from T.applied, is compared
+with the statement API and the reference model row by row.
 
 WS_E2E_NO_CASSANDRA=1 skips the whole script. Needs java, mvn (once, to
 resolve the jars), kcat, curl and Debian's python3-cassandra.
@@ -26,15 +28,19 @@ import cassandra_cql  # noqa: E402
 HAVE_DRIVER = cassandra_cql.import_driver()  # may re-run this script under Debian's python3
 
 import calendar  # noqa: E402
+import decimal  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
+import re  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
+import urllib.parse  # noqa: E402
 
 import wslib  # noqa: E402
 from wslib import test, check, check_eq, check_no_diffs, Fail  # noqa: E402
 import reference as ref  # noqa: E402
+import gen_events  # noqa: E402
 
 PIPELINE = os.path.join(wslib.REPO, "scripts", "cassandra-pipeline")
 TOPIC = "ws_cassandra_e2e"
@@ -63,6 +69,7 @@ class Pipeline:
         self.env = {}
         self.session = None
         self.lines = []  # every input record value produced so far, in order (one partition)
+        self.started_at = None  # wall clock of the first start (commit times come after it)
 
     def run(self, *args, timeout=START_TIMEOUT):
         env = dict(os.environ, PIPELINE_PARTITIONS="1", WALLETSTREAM_BIN=wslib.binary(),
@@ -80,6 +87,8 @@ class Pipeline:
         return out, err
 
     def start(self, *components):
+        if self.started_at is None:
+            self.started_at = time.time()
         t0 = time.monotonic()
         out, err = self.run("start", *components)
         for line in out.splitlines():
@@ -291,7 +300,7 @@ def expected_now(pipe):
 
 def connector_states(pipe):
     out = {}
-    for c in ("balances", "avg_debits", "top_credits"):
+    for c in ("balances", "avg_debits", "top_credits", "applied"):
         try:
             st, _, body = wslib.http_request(int(pipe.env["CONNECT_URL"].rsplit(":", 1)[1]), "GET",
                                              "/connectors/cassandra-%s/status" % c, timeout=5)
@@ -312,6 +321,135 @@ def api_figure_diffs(pipe, model):
             continue
         diffs += ["GET /%s/%s: %s" % (route, key, d) for d in ref.compare(want, ref.parse_response(body))]
     return diffs
+
+
+# -------------------------------------------------------------------------
+# betting.transactions (issue 15): rows in one canonical shape
+
+STMT_SEED = 15
+STMT_EVENTS = int(os.environ.get("WS_E2E_STATEMENT_EVENTS", "1500"))
+STMT_SAMPLE = int(os.environ.get("WS_E2E_STATEMENT_WALLETS", "30"))
+APPLIED_FIELDS = {"transaction_id", "wallet_id", "product_id", "type", "amount", "currency", "timestamp",
+                  "source", "seq", "balance_after", "committed_at"}
+
+
+def dec_text(d):
+    """A decimal's exact text, value and scale: 10.00 stays 10.00 (two
+    decimals with the same text have the same value and the same scale)."""
+    if not isinstance(d, decimal.Decimal):
+        return "not a decimal: %r" % (d,)
+    return format(d, "f") if d.as_tuple().exponent <= 0 else "exponent form %s" % d
+
+
+def tx_row(wallet, seq, tid, typ, product, amount, balance_after, currency, source, inst):
+    """One applied transaction, as every reader here gives it (amounts as
+    dec_text, the event instant as (sec, nsec))."""
+    return {"wallet_id": wallet, "seq": seq, "transaction_id": tid, "type": typ, "product_id": product,
+            "amount": amount, "balance_after": balance_after, "currency": currency, "source": source,
+            "timestamp": inst}
+
+
+def row_diffs(where, want, got):
+    """Field-by-field differences of two lists of tx_row (same order; the
+    commit time that cassandra_rows adds is checked apart)."""
+    out = []
+    if len(want) != len(got):
+        out.append("%s: %d rows expected, %d found (seqs %s vs %s)"
+                   % (where, len(want), len(got), [r["seq"] for r in want][:12], [r["seq"] for r in got][:12]))
+    for w, g in zip(want, got):
+        for k in w:
+            if k != "committed_ms" and w[k] != g.get(k):
+                out.append("%s seq %s %s: expected %r, got %r" % (where, w["seq"], k, w[k], g.get(k)))
+    return out
+
+
+class StatementModel(wslib.CountingModel):
+    """The reference model, with each wallet's applied transactions (the
+    statement SPEC 8a describes) in apply order. Fed the input topic's
+    records in offset order, as walletstream reads one partition."""
+
+    def __init__(self):
+        wslib.CountingModel.__init__(self)
+        self.statements = {}
+
+    def feed(self, offset, raw):
+        o = self.process(raw)
+        if o.outcome == "applied":
+            t = ref.decode(raw)
+            w = self.wallets[t.wallet]
+            self.statements.setdefault(t.wallet, []).append(tx_row(
+                t.wallet, w.count, t.tid, t.type, t.product, t.amount.text(),
+                ref.format_units(w.balance, w.scale), w.currency, "%s/0/%d" % (TOPIC, offset), t.instant))
+        return o
+
+
+def statement_model(pipe):
+    m = StatementModel()
+    for i, raw in enumerate(pipe.lines):  # one partition: the record at offset i
+        m.feed(i, raw)
+    return m
+
+
+def cassandra_rows(sess, wallet=None):
+    """{wallet: [tx_row, newest event first]} of betting.transactions (the
+    sink test's rows left out), and the problems of the commit times."""
+    if wallet is None:
+        rs = sess.execute("SELECT %s FROM betting.transactions" % TX_COLUMNS, timeout=60)
+    else:
+        rs = sess.execute(sess.prepare("SELECT %s FROM betting.transactions WHERE wallet_id = ?" % TX_COLUMNS),
+                          (wallet,), timeout=30)
+    out, bad = {}, []
+    for r in rs:
+        if r.wallet_id.startswith(SINKTEST):
+            continue
+        where = "%s/%s" % (r.wallet_id, r.transaction_id)
+        if r.ms is None or r.event_time_nanos is None or r.ms % 1000 != r.event_time_nanos // 1000000:
+            bad.append("%s: event_time %r ms disagrees with event_time_nanos %r" % (where, r.ms, r.event_time_nanos))
+        if r.cms is None or r.committed_at_nanos != r.cms % 1000 * 1000000:
+            bad.append("%s: committed_at %r ms, committed_at_nanos %r" % (where, r.cms, r.committed_at_nanos))
+        out.setdefault(r.wallet_id, []).append(tx_row(
+            r.wallet_id, r.seq, r.transaction_id, r.type, r.product_id, dec_text(r.amount),
+            dec_text(r.balance_after), r.currency, r.source,
+            (r.ms // 1000, r.event_time_nanos) if r.ms is not None else None))
+        out[r.wallet_id][-1]["committed_ms"] = r.cms
+    return out, bad
+
+
+def api_statement(port, wallet, limit=None):
+    """GET /wallets/{wallet}/transactions, every page (following `next`):
+    ([tx_row, in the API's order], problems). JSON read with exact decimals."""
+    base = "/wallets/%s/transactions" % wslib.quote_id(wallet)
+    query = [] if limit is None else ["limit=%d" % limit]
+    rows, bad, pages = [], [], 0
+    while True:
+        path = base + ("?" + "&".join(query) if query else "")
+        st, _, body = wslib.http_request(port, "GET", path)
+        pages += 1
+        if st != 200:
+            bad.append("GET %s: %d %r" % (path, st, body[:200]))
+            break
+        doc = json.loads(body, parse_float=decimal.Decimal, parse_int=decimal.Decimal)
+        if doc.get("wallet_id") != wallet:
+            bad.append("GET %s: wallet_id %r" % (path, doc.get("wallet_id")))
+        page = doc.get("transactions")
+        if not isinstance(page, list) or len(page) > (limit or 20) or (not page and doc.get("next") is not None):
+            bad.append("GET %s: %d lines (limit %s), next %r" % (path, len(page or []), limit, doc.get("next")))
+            break
+        for e in page:
+            inst = ref.parse_response_instant(e.get("timestamp"))
+            if inst is None:
+                bad.append("GET %s: timestamp %r" % (path, e.get("timestamp")))
+            rows.append(tx_row(wallet, int(e["seq"]), e["transaction_id"], e["type"], e["product_id"],
+                               dec_text(e["amount"]), dec_text(e["balance_after"]), doc.get("currency"),
+                               "%s/%d/%d" % (TOPIC, int(e["partition"]), int(e["offset"])), inst))
+        nxt = doc.get("next")
+        if nxt is None:
+            break
+        if pages > 10000:
+            bad.append("GET %s: more than 10000 pages" % base)
+            break
+        query = query[:1 if limit is not None else 0] + ["before=" + urllib.parse.quote(nxt, safe="")]
+    return rows, bad
 
 
 # -------------------------------------------------------------------------
@@ -387,6 +525,105 @@ def cassandra_sink_keeps_decimals_and_instants_exact():
         if time.monotonic() > deadline:
             check_no_diffs(d, "rows written by the sink")
         time.sleep(0.1)
+
+
+def applied_record(wallet, tid, seq, typ, amount, balance_after, ts, source, committed_at,
+                   product="p1", currency="USD"):
+    """A T.applied record value in walletstream's shape (numbers as JSON number text)."""
+    return ('{"transaction_id":%s,"wallet_id":%s,"product_id":%s,"type":"%s","amount":%s,"currency":"%s",'
+            '"timestamp":"%s","source":"%s","seq":%d,"balance_after":%s,"committed_at":"%s"}'
+            % (json.dumps(tid), json.dumps(wallet), json.dumps(product), typ, amount, currency, ts, source, seq,
+               balance_after, committed_at)).encode("utf-8")
+
+
+TX_COLUMNS = ("wallet_id, transaction_id, seq, type, product_id, amount, balance_after, currency, source,"
+              " event_time_nanos, toUnixTimestamp(event_time) AS ms,"
+              " committed_at_nanos, toUnixTimestamp(committed_at) AS cms")
+
+
+@test
+def cassandra_applied_sink_writes_every_record():
+    """Records of the applied topic's shape produced straight into
+    T.applied: every record of a key is written (cql.key.dedup=false), not
+    only the last of a batch; a record published again (same source, later
+    committed_at) upserts its row; decimals keep value and scale, instants
+    their nanoseconds (1970 and 9999 too); rows come newest event first,
+    nanoseconds included; the documented LIMIT and day-range queries answer."""
+    pipe = pipeline()
+    a, j = SINKTEST + "a1", SINKTEST + "j1"
+    src = TOPIC + "/0/%d"
+    recs = [
+        (a, applied_record(a, "t1", 1, "credit", "10.00", "10.00", "2024-05-11T12:50:00Z", src % 1,
+                           "2026-12-06T07:20:00.123Z")),
+        (a, applied_record(a, "t2", 2, "debit", "0.000000000000000001", "9.999999999999999999",
+                           "2024-05-11T12:50:00.123456789Z", src % 2, "2026-12-06T07:20:00.123Z")),
+        (a, applied_record(a, "t3", 3, "cancelDebit", "1000000000000604.180000000000000002",
+                           "1000000000000614.180000000000000001", "2024-05-11T12:50:00.12345679Z", src % 3,
+                           "2026-12-06T07:20:00.123Z", product="p2")),
+        # t2 again, as after a crash: same source and content, a later commit
+        (a, applied_record(a, "t2", 2, "debit", "0.000000000000000001", "9.999999999999999999",
+                           "2024-05-11T12:50:00.123456789Z", src % 2, "2026-12-06T07:20:01.5Z")),
+        (a, applied_record(a, "t4", 4, "cancelCredit", "3.5", "1000000000000610.680000000000000001",
+                           "2024-05-12T00:00:00Z", src % 4, "2026-12-06T07:20:02Z")),
+        (j, applied_record(j, "tj1", 1, "credit", "100000000000000000000", "100000000000000000000",
+                           "1970-01-01T00:00:00.000000001Z", src % 5, "2026-12-06T07:20:00Z", currency="JPY")),
+        (j, applied_record(j, "tj2", 2, "debit", "100000000000000000001", "-1",
+                           "9999-12-31T23:59:59.999999999Z", src % 6, "2026-12-06T07:20:00.001Z", currency="JPY")),
+    ]
+    wslib.kcat_produce(pipe.brokers, TOPIC + ".applied", [(w.encode(), v) for w, v in recs])
+    # (seq, tid, type, product, amount, balance_after, currency, source, ms, nanos, committed ms), newest first
+    want = {
+        a: [(4, "t4", "cancelCredit", "p1", "3.5", "1000000000000610.680000000000000001", "USD", src % 4,
+             1715472000000, 0, 1796541602000),
+            (3, "t3", "cancelDebit", "p2", "1000000000000604.180000000000000002",
+             "1000000000000614.180000000000000001", "USD", src % 3, 1715431800123, 123456790, 1796541600123),
+            (2, "t2", "debit", "p1", "0.000000000000000001", "9.999999999999999999", "USD", src % 2,
+             1715431800123, 123456789, 1796541601500),
+            (1, "t1", "credit", "p1", "10.00", "10.00", "USD", src % 1, 1715431800000, 0, 1796541600123)],
+        j: [(2, "tj2", "debit", "p1", "100000000000000000001", "-1", "JPY", src % 6, 253402300799999, 999999999,
+             1796541600001),
+            (1, "tj1", "credit", "p1", "100000000000000000000", "100000000000000000000", "JPY", src % 5, 0, 1,
+             1796541600000)],
+    }
+    sess = pipe.cql()
+    q = sess.prepare("SELECT %s FROM betting.transactions WHERE wallet_id = ?" % TX_COLUMNS)
+
+    def rows_of(w):
+        out = []
+        for r in sess.execute(q, (w,), timeout=30):
+            if r.committed_at_nanos != r.cms % 1000 * 1000000:
+                out.append(("committed_at_nanos %r disagrees with %r ms" % (r.committed_at_nanos, r.cms),))
+            out.append((r.seq, r.transaction_id, r.type, r.product_id, dec_text(r.amount),
+                        dec_text(r.balance_after), r.currency, r.source, r.ms, r.event_time_nanos, r.cms))
+        return out
+
+    def diffs():
+        out = []
+        for w, rows in want.items():
+            got = rows_of(w)
+            if got != rows:
+                out.append("%s: expected %r, got %r" % (w, rows, got))
+        return out
+    deadline = time.monotonic() + CONVERGE_TIMEOUT
+    while True:
+        d = diffs()
+        if not d:
+            break
+        if time.monotonic() > deadline:
+            check_no_diffs(d, "rows of betting.transactions written by the sink")
+        time.sleep(0.1)
+    # the support agent's queries of docs/CASSANDRA.md, through cassandra_cql.py
+    port = int(pipe.env["CQL_PORT"])
+    last2 = [json.loads(l) for l in cql_query(
+        port, "SELECT seq, transaction_id, amount, balance_after FROM betting.transactions"
+              " WHERE wallet_id = '%s' LIMIT 2" % a)]
+    check_eq([{"seq": 4, "transaction_id": "t4", "amount": "3.5", "balance_after": "1000000000000610.680000000000000001"},
+              {"seq": 3, "transaction_id": "t3", "amount": "1000000000000604.180000000000000002",
+               "balance_after": "1000000000000614.180000000000000001"}], last2, "LIMIT 2 (newest event first)")
+    day = [json.loads(l)["transaction_id"] for l in cql_query(
+        port, "SELECT transaction_id FROM betting.transactions WHERE wallet_id = '%s'"
+              " AND event_time >= '2024-05-11T00:00:00Z' AND event_time < '2024-05-12T00:00:00Z'" % a)]
+    check_eq(["t3", "t2", "t1"], day, "transactions of 2024-05-11 (UTC)")
 
 
 def cql_query(port, cql):
@@ -515,6 +752,137 @@ def cassandra_end_to_end_delay():
               % (len(delays), p50 * 1000, p99 * 1000, delays[-1] * 1000))
     _, expected = expected_now(pipe)
     wait_cassandra(pipe, expected, "after the delay samples")
+
+
+@test
+def cassandra_transactions_match_statements_and_applied_count():
+    """Generated events with duplicates and rejects (walletstream killed
+    mid-stream and restarted, so records can be published again): once
+    walletstream has counted every record, betting.transactions holds one
+    row per applied transaction, as many rows as
+    walletstream_events_total{outcome="applied"}, each row exactly the
+    reference model's (every field, decimals by value and scale, instants
+    to the nanosecond, source, seq, balance_after), and for sampled
+    wallets exactly the statement API's lines, paged. T.applied holds each
+    applied transaction (republished copies identical but committed_at)
+    and nothing else."""
+    pipe = pipeline()
+    port = pipe.api_port()
+    recs = wslib.keyed_for_kafka(gen_events.generate(STMT_SEED, STMT_EVENTS, max_big=2))
+    first = len(pipe.lines)
+
+    def counted():
+        st, _, body = wslib.http_request(port, "GET", "/metrics")
+        return sum(wslib.Metrics(body.decode("utf-8", "replace")).outcomes().values()) if st == 200 else -1
+    base = counted()
+    cut = len(recs) * 2 // 3
+    kp = wslib.kcat_produce(pipe.brokers, TOPIC, recs[:cut], background=True)
+    pipe.lines.extend(v for _, v in recs[:cut])
+    wslib.wait_until(lambda: counted() >= base + cut // 3, CONVERGE_TIMEOUT, "walletstream to count a third")
+    pipe.stop("walletstream", kill=True)  # mid-stream: delivered records of an uncommitted batch come again
+    wslib.kcat_wait(kp)
+    pipe.start("walletstream")
+    produce_input(pipe, [v for _, v in recs[cut:]])
+
+    model = statement_model(pipe)
+    mine = StatementModel()
+    for i, raw in enumerate(pipe.lines[first:]):
+        mine.feed(i, raw)
+    check(mine.counts["duplicate"] > 0 and mine.counts["rejected"] > 0 and mine.counts["applied"] > 0,
+          "generated events: %s" % mine.counts)
+    want_counts = {o: model.counts[o] for o in ("applied", "duplicate", "rejected")}
+    sess = pipe.cql()
+    t0 = time.monotonic()
+    deadline = t0 + CONVERGE_TIMEOUT
+    while True:  # walletstream has counted every record, and Cassandra holds as many rows as applied
+        st, _, body = wslib.http_request(port, "GET", "/metrics")
+        got_counts = wslib.Metrics(body.decode("utf-8", "replace")).outcomes() if st == 200 else {}
+        try:
+            n_rows = sum(1 for r in sess.execute("SELECT wallet_id FROM betting.transactions", timeout=60)
+                         if not r.wallet_id.startswith(SINKTEST))
+        except Exception as e:  # a slow full scan on a loaded machine: try again
+            n_rows = "?%s" % e
+        if got_counts == want_counts and n_rows == want_counts["applied"]:
+            break
+        if time.monotonic() > deadline:
+            raise Fail("after %.0f s: events_total %s (model %s), %s rows in betting.transactions"
+                       % (CONVERGE_TIMEOUT, got_counts, want_counts, n_rows))
+        time.sleep(0.2)
+    wslib.log("statements: %d records (%s of this test), %d rows in betting.transactions = events_total applied,"
+              " %.2f s after the last produce" % (model.counts["records"], mine.counts, n_rows,
+                                                 time.monotonic() - t0))
+
+    # every row against the model
+    rows, diffs = cassandra_rows(sess)
+    lo, hi = (pipe.started_at - 5) * 1000, (time.time() + 5) * 1000
+    diffs += ["%s/%s: committed_at %r ms outside this run" % (w, r["transaction_id"], r["committed_ms"])
+              for w, rs in rows.items() for r in rs if not lo <= (r["committed_ms"] or 0) <= hi]
+    for w in sorted(set(rows) | set(model.statements)):
+        got = sorted(rows.get(w, []), key=lambda r: r["seq"])
+        diffs += row_diffs("cassandra %s" % w, model.statements.get(w, []), got)
+        # clustering: newest event first, nanoseconds included, ties by transaction_id
+        order = [(-r["timestamp"][0], -r["timestamp"][1], r["transaction_id"].encode("utf-8")) for r in rows.get(w, [])]
+        if order != sorted(order):
+            diffs.append("cassandra %s: rows not in (event time desc, transaction_id) order" % w)
+    check_no_diffs(diffs, "betting.transactions against the reference model")
+
+    # sampled wallets: Cassandra against the statement API, every field
+    rnd = random.Random(STMT_SEED)
+    gen_wallets = sorted(mine.statements)
+    busiest = sorted(gen_wallets, key=lambda w: -len(model.statements[w]))[:3]
+    odd = [w for w in gen_wallets if not w.isascii() or not w.isalnum()][:8]
+    sample = list(dict.fromkeys(busiest + odd + rnd.sample(gen_wallets, min(len(gen_wallets), STMT_SAMPLE))))
+    sample = sample[:max(STMT_SAMPLE, len(busiest) + len(odd))]
+    n_lines = 0
+    for i, w in enumerate(sample):
+        got, bad = cassandra_rows(sess, w)
+        crows = sorted(got.get(w, []), key=lambda r: -r["seq"])
+        # the busiest wallet page by page (7 a page), one with the default limit, the rest 1000 a page
+        limit = 7 if i == 0 else (None if i == 1 else 1000)
+        arows, abad = api_statement(port, w, limit)
+        diffs += bad + abad + row_diffs("API %s (limit %s) vs cassandra" % (w, limit), crows, arows)
+        n_lines += len(arows)
+    check_no_diffs(diffs, "betting.transactions against GET /wallets/{id}/transactions")
+    wslib.log("statements: %d sampled wallets, %d lines compared with the API (busiest %d lines)"
+              % (len(sample), n_lines, len(model.statements[busiest[0]])))
+
+    # the topic itself: every applied transaction, nothing else; a copy published again is identical
+    by_source, copies = {}, 0
+    for r in wslib.kcat_consume(pipe.brokers, TOPIC + ".applied"):
+        try:
+            d = json.loads(r.value or b"", parse_float=decimal.Decimal, parse_int=decimal.Decimal)
+        except ValueError as e:
+            diffs.append("T.applied %d/%d: not JSON (%s)" % (r.partition, r.offset, e))
+            continue
+        if str(d.get("wallet_id", "")).startswith(SINKTEST):
+            continue
+        if set(d) != APPLIED_FIELDS or r.key != d["wallet_id"].encode("utf-8"):
+            diffs.append("T.applied %d/%d: fields %s, key %r" % (r.partition, r.offset, sorted(d), r.key))
+            continue
+        if not re.match(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?Z\Z", d["committed_at"]):
+            diffs.append("T.applied %d/%d: committed_at %r" % (r.partition, r.offset, d["committed_at"]))
+        ts = d["timestamp"]
+        row = tx_row(d["wallet_id"], int(d["seq"]), d["transaction_id"], d["type"], d["product_id"],
+                     dec_text(d["amount"]), dec_text(d["balance_after"]), d["currency"], d["source"],
+                     ref.parse_response_instant(ts))
+        if ts != ref.format_instant(row["timestamp"] or (0, 0)):
+            diffs.append("T.applied %d/%d: timestamp %r is not canonical" % (r.partition, r.offset, ts))
+        prev = by_source.setdefault(d["source"], row)
+        if prev is not row:
+            copies += 1
+            if prev != row:
+                diffs.append("T.applied %s published twice with different content: %r, %r" % (d["source"], prev, row))
+    want = {r["source"]: r for rs in model.statements.values() for r in rs}
+    for src in sorted(set(want) | set(by_source)):
+        if src not in by_source:
+            diffs.append("T.applied: no record of %s" % src)
+        elif src not in want:
+            diffs.append("T.applied: %s was not applied: %r" % (src, by_source[src]))
+        else:
+            diffs += row_diffs("T.applied", [want[src]], [by_source[src]])
+    check_no_diffs(diffs, "the records of %s.applied" % TOPIC)
+    wslib.log("statements: %s.applied holds %d applied transactions, %d published again after the kill"
+              % (TOPIC, len(by_source), copies))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 """Differential test: seeded generated events (valid and faulty of every
 kind) replayed in several files and invocations; every wallet's and
 product's figures over HTTP, the dead letters and the summary counts must
-equal reference.py's. Also: the same events in two halves while `serve`
-is already running (it sees each committed batch).
+equal reference.py's, and so must sampled wallets' statements (every
+applied transaction, in order, with its balance after and its file and
+line). Also: the same events in two halves while `serve` is already
+running (it sees each committed batch).
 
 WS_E2E_SEED picks the seed (printed on stderr), WS_E2E_EVENTS the count."""
 
@@ -49,8 +51,8 @@ def _replay_groups(ddir, groups, model):
     expected = {}
     for group in groups:
         outs_all = []
-        for path, part in group:
-            outs = model.process_lines(part)
+        for index, (path, part) in enumerate(group):
+            outs = model.process_lines(part, index)
             outs_all += outs
             expected.update(wslib.expected_rejections(path, part, outs))
         wslib.replay_ok(ddir, [p for p, _ in group], wslib.model_counts(outs_all))
@@ -70,6 +72,8 @@ def differential_figures_and_dead_letters():
         diffs = wslib.check_all_figures(srv, model, absent_wallets=d["absent_w"][:50],
                                         absent_products=d["absent_p"][:50])
         check_no_diffs(diffs, "figures (seed %d)" % SEED)
+        sample = sorted(model.wallets)[::7] + d["absent_w"][:3]
+        check_no_diffs(wslib.check_statements(srv, model, sample), "statements (seed %d)" % SEED)
     check_no_diffs(wslib.check_dead_letters(wslib.read_dead_letters(ddir), expected),
                    "dead letters (seed %d)" % SEED)
 
@@ -81,11 +85,14 @@ def differential_dense_few_ids():
     seed = SEED + 7
     lines = gen_events.Generator(seed, n_wallets=6, n_products=3, max_big=5).lines(8000)
     path = wslib.write_lines(os.path.join(wslib.tempdir(), "dense.jsonl"), lines)
-    model, outs = ref.run(lines)
+    model = ref.Model()
+    outs = model.process_lines(lines, 0)
     ddir = wslib.data_dir()
     wslib.replay_ok(ddir, [path], wslib.model_counts(outs))
     with wslib.Server(ddir) as srv:
         check_no_diffs(wslib.check_all_figures(srv, model), "dense figures (seed %d)" % seed)
+        check_no_diffs(wslib.check_statements(srv, model, sorted(model.wallets), page=50),
+                       "dense statements (seed %d)" % seed)
     check_no_diffs(wslib.check_dead_letters(wslib.read_dead_letters(ddir),
                                             wslib.expected_rejections(path, lines, outs)),
                    "dense dead letters (seed %d)" % seed)

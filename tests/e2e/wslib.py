@@ -17,6 +17,7 @@ Every wait polls a condition against a deadline; nothing sleeps a guessed time.
 """
 
 import base64
+import decimal
 import http.client
 import json
 import os
@@ -567,6 +568,70 @@ def check_all_figures(srv, model, absent_wallets=(), absent_products=()):
     for p in absent_products:
         if p not in model.products:
             diffs += check_figure(srv, "top_credits", p, None)
+    return diffs
+
+
+def get_statement(srv, wallet, page=7):
+    """Every line of a wallet's statement, newest first, read page by page
+    through the cursor. Returns (lines, differences)."""
+    lines, diffs, before, pages = [], [], None, 0
+    while True:
+        path = "/wallets/%s/transactions?limit=%d" % (quote_id(wallet), page)
+        if before is not None:
+            path += "&before=" + urllib.parse.quote(before, safe="")
+        status, _, body = srv.get(path)
+        if status != 200:
+            return lines, diffs + ["GET %s: %d %r" % (path, status, body[:200])]
+        got = ref.parse_response(body)
+        if got.get("wallet_id") != wallet:
+            diffs.append("GET %s: wallet_id %r" % (path, got.get("wallet_id")))
+        txs = got.get("transactions")
+        if not isinstance(txs, list) or len(txs) > page:
+            return lines, diffs + ["GET %s: transactions %r" % (path, txs)]
+        lines += txs
+        before = got.get("next")
+        pages += 1
+        if before is None:
+            return lines, diffs
+        if not txs or pages > 100000:
+            return lines, diffs + ["GET %s: a cursor with no lines" % path]
+
+
+def check_statements(srv, model, wallets, page=7):
+    """Each wallet's statement against the model's: every applied
+    transaction, newest first, seq n..1, each balance after equal to the
+    one before it plus or minus its amount (and the last the balance).
+    Returns a list of differences."""
+    diffs = []
+    for w in wallets:
+        want = model.statement(w)
+        if want is None:
+            path = "/wallets/%s/transactions" % quote_id(w)
+            status, _, body = srv.get(path)
+            if status != 404 or b'"wallet_not_found"' not in body:
+                diffs.append("GET %s: expected 404 wallet_not_found, got %d %r" % (path, status, body[:200]))
+            continue
+        lines, d = get_statement(srv, w, page)
+        diffs += d
+        if len(lines) != len(want):
+            diffs.append("statement of %r: %d lines, expected %d" % (w, len(lines), len(want)))
+            continue
+        diffs += ["statement of %r: %s" % (w, x) for x in ref.compare(want, lines)]
+        bal = None
+        for line in reversed(lines):
+            try:
+                amt = decimal.Decimal(line["amount"].text)
+                after = decimal.Decimal(line["balance_after"].text)
+            except (KeyError, AttributeError, decimal.InvalidOperation) as e:
+                diffs.append("statement of %r: %r" % (w, e))
+                break
+            sign = 1 if line["type"] in ("credit", "cancelDebit") else -1
+            exact = decimal.Context(prec=100)   # balances have up to 34 digits
+            prev = bal if bal is not None else decimal.Decimal(0)
+            if after != (exact.add(prev, amt) if sign > 0 else exact.subtract(prev, amt)):
+                diffs.append("statement of %r: seq %s balance_after %s does not follow" % (
+                    w, line["seq"].text, line["balance_after"].text))
+            bal = after
     return diffs
 
 
@@ -1140,8 +1205,8 @@ class CountingModel(ref.Model):
         ref.Model.__init__(self)
         self.reasons = {}
 
-    def process(self, raw):
-        o = ref.Model.process(self, raw)
+    def process(self, raw, src=None):
+        o = ref.Model.process(self, raw, src)
         if o.outcome == "rejected":
             self.reasons[o.reason] = self.reasons.get(o.reason, 0) + 1
         return o
@@ -1344,7 +1409,8 @@ def model_of_topic(records):
     m = CountingModel()
     outs = {}
     for r in sorted(records, key=lambda r: (r.partition, r.offset)):
-        outs[(r.partition, r.offset)] = m.process(r.value if r.value is not None else b"")
+        outs[(r.partition, r.offset)] = m.process(r.value if r.value is not None else b"",
+                                                  (r.partition, r.offset))
     return m, outs
 
 
@@ -1592,6 +1658,9 @@ def crash_and_check(bootstrap, topic, recs, kills, chunks, rng, batch_sizes=(Non
     model, outcomes = model_of_topic(records)
     diffs = check_counters(r, model)
     diffs += check_all_figures(r, model, absent_wallets=["ghost-w3"], absent_products=["ghost-p3"])
+    sample = sorted(model.wallets)
+    sample = rng.sample(sample, min(len(sample), 40))
+    diffs += check_statements(r, model, sample)
     dlq = kcat_consume(bootstrap, topic + ".dlq", headers=True)
     diffs += check_dlq(dlq, records, outcomes, topic, at_least_once=True)
     lag = r.metrics().by_label("walletstream_consumer_lag", "partition")
