@@ -635,6 +635,58 @@ def check_statements(srv, model, wallets, page=7):
     return diffs
 
 
+def check_applied_topic(applied, model, topic, at_least_once=False):
+    """<topic>.applied (kcat records) against the model fed the input
+    topic with sources: one record per applied input record (at least
+    one, all alike but committed_at, when at_least_once), keyed by
+    wallet_id, its value the transaction normalised with its source, seq
+    and balance after. Returns a list of differences."""
+    want = {}
+    for w, wl in model.wallets.items():
+        for seq, (t, bal, scale, src) in enumerate(wl.lines, 1):
+            want["%s/%d/%d" % (topic, src[0], src[1])] = {
+                "transaction_id": t.tid, "wallet_id": w, "product_id": t.product, "type": t.type,
+                "amount": ref.Num(ref.format_units(t.amount.units, t.amount.scale)),
+                "currency": t.currency, "timestamp": ref.format_instant(t.instant),
+                "source": "%s/%d/%d" % (topic, src[0], src[1]), "seq": ref.Num(str(seq)),
+                "balance_after": ref.Num(ref.format_units(bal, scale))}
+    diffs, seen = [], {}
+    for r in applied:
+        try:
+            v = ref.parse_response(r.value or b"")
+            src = v["source"]
+        except (ValueError, KeyError, TypeError):
+            diffs.append("applied %d/%d: value %r" % (r.partition, r.offset, (r.value or b"")[:200]))
+            continue
+        exp = want.get(src)
+        if exp is None:
+            diffs.append("applied %d/%d: source %r is not an applied record" % (r.partition, r.offset, src))
+            continue
+        if r.key != exp["wallet_id"].encode("utf-8"):
+            diffs.append("applied %s: key %r" % (src, r.key))
+        at = v.pop("committed_at", None)
+        if parse_committed_at(at) is None:
+            diffs.append("applied %s: committed_at %r" % (src, at))
+        diffs += ["applied %s: %s" % (src, d) for d in ref.compare(exp, v)]
+        seen[src] = seen.get(src, 0) + 1
+    missing = sorted(set(want) - set(seen))
+    if missing:
+        diffs.append("%d applied records missing from %s.applied, e.g. %s" % (len(missing), topic, missing[:5]))
+    if not at_least_once:
+        twice = sorted(s for s, n in seen.items() if n > 1)
+        if twice:
+            diffs.append("%d sources published more than once, e.g. %s" % (len(twice), twice[:5]))
+    return diffs
+
+
+def parse_committed_at(s):
+    """A commit time: UTC, to the millisecond, within a day of now."""
+    if not isinstance(s, str) or not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,3})?Z", s):
+        return None
+    inst = ref.parse_response_instant(s)
+    return inst if inst and abs(inst[0] - time.time()) < 86400 else None
+
+
 def read_dead_letters(ddir):
     """Parsed lines of <ddir>/dead-letters.jsonl ([] when there is none)."""
     path = os.path.join(ddir, "dead-letters.jsonl")
@@ -1661,6 +1713,8 @@ def crash_and_check(bootstrap, topic, recs, kills, chunks, rng, batch_sizes=(Non
     sample = sorted(model.wallets)
     sample = rng.sample(sample, min(len(sample), 40))
     diffs += check_statements(r, model, sample)
+    applied = kcat_consume(bootstrap, topic + ".applied")
+    diffs += check_applied_topic(applied, model, topic, at_least_once=True)
     dlq = kcat_consume(bootstrap, topic + ".dlq", headers=True)
     diffs += check_dlq(dlq, records, outcomes, topic, at_least_once=True)
     lag = r.metrics().by_label("walletstream_consumer_lag", "partition")
