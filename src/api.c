@@ -260,24 +260,8 @@ static int statement_line(const ws_history_entry *h, void *arg)
         st->more = 1;
         return 1;
     }
-    ws_buf_puts(b, st->n++ ? ",{\"seq\":" : "{\"seq\":");
-    ws_json_i64(b, h->seq);
-    ws_buf_puts(b, ",\"transaction_id\":");
-    ws_json_str(b, h->tx_id, h->tx_id_len);
-    ws_buf_puts(b, ",\"type\":\"");
-    ws_buf_puts(b, ws_type_name((enum ws_type)h->type));
-    ws_buf_puts(b, "\",\"product_id\":");
-    ws_json_str(b, h->product_id, h->product_id_len);
-    ws_buf_puts(b, ",\"amount\":");
-    ws_json_dec(b, h->amount, h->scale);
-    ws_buf_puts(b, ",\"timestamp\":");
-    ws_json_time(b, h->ts);
-    ws_buf_puts(b, ",\"balance_after\":");
-    ws_json_dec(b, h->balance, h->balance_scale);
-    ws_buf_puts(b, ",\"partition\":");
-    ws_json_i64(b, h->src.partition);
-    ws_buf_puts(b, ",\"offset\":");
-    ws_json_i64(b, h->src.offset);
+    ws_buf_puts(b, st->n++ ? ",{" : "{");
+    ws_figures_line_fields(b, h);
     ws_buf_putc(b, '}');
     st->last = h->seq;
     return 0;
@@ -683,6 +667,9 @@ static int view_for(const ws_api *api, const ws_query *q, enum route route,
         reply_error(out, 503, "store_unavailable");
         return -1;
     }
+    if (ws_view_each_offset(*v, offsets_header, &out->offsets) != WS_OK ||
+        out->offsets.oom)
+        ws_buf_reset(&out->offsets);
     if (nw == 0)
         return 0;
     in = includes(api, *v, route == R_TOP ? -1
@@ -691,8 +678,10 @@ static int view_for(const ws_api *api, const ws_query *q, enum route route,
     if (in == 1)
         return 0;
     waited = ws_clock_ms() - q->arrived_ms;
-    if (in == 0 && waited < (int64_t)wait)
+    if (in == 0 && waited < (int64_t)wait) {
         out->wait = 1;
+        ws_buf_reset(&out->offsets);
+    }
     else
         reply_behind(api, out, in < 0 ? 409 : 504, w, nw, held, bad, waited);
     ws_view_end(*v);
@@ -792,9 +781,6 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
     }
     if (view_for(api, q, route, id, n, &v, out) != 0)
         return;
-    if (ws_view_each_offset(v, offsets_header, &out->offsets) != WS_OK ||
-        out->offsets.oom)
-        ws_buf_reset(&out->offsets);
     switch (route) {
     case R_BALANCE: balance(v, id, n, out); break;
     case R_AVERAGE: average(v, id, n, out); break;

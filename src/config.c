@@ -57,6 +57,9 @@ static const struct option options[] = {
      "publish changed figures to compacted topics NAME.balances, "
      "NAME.avg_debits and NAME.top_credits (auto: when they exist or can "
      "be created)"},
+    {"print-offsets", "", K_FLAG, AT(print_offsets), "0", WS_CMD_PRODUCE,
+     "send each line once the previous one is acknowledged and print its "
+     "PARTITION:OFFSET on stdout, for ?min_offset= (read-your-writes)"},
     {"history", "on|off", K_CHOICE, AT(history), "on",
      WS_CMD_RUN | WS_CMD_REPLAY,
      "keep each wallet's statement (its applied transactions with the "

@@ -40,6 +40,7 @@ typedef struct ws_config {
     const char *tls_cert;       /* "": plain HTTP */
     const char *tls_key;
     int embedded_broker;        /* run: start the mock cluster instead */
+    int print_offsets;          /* produce: one at a time, offsets out */
     uint64_t given;             /* options set by flag or variable */
     uint64_t partitions;
     uint64_t batch_max;

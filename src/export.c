@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "decimal.h"
+#include "decode.h"
 #include "figures.h"
 #include "json_out.h"
 #include "timeutil.h"
@@ -23,10 +24,10 @@
 #define PATH_CAP 4096
 #define CRLF "\r\n"
 
-enum { T_BALANCES, T_AVG_DEBITS, T_TOP_CREDITS, T_COUNT };
+enum { T_BALANCES, T_AVG_DEBITS, T_TOP_CREDITS, T_TRANSACTIONS, T_COUNT };
 
 static const char *const table_names[T_COUNT] = {
-    "balances", "avg_debits", "top_credits",
+    "balances", "avg_debits", "top_credits", "transactions",
 };
 
 /* Columns as Cassandra lists them (partition key, then the others by
@@ -37,6 +38,9 @@ static const char *const csv_headers[T_COUNT] = {
     "wallet_id,avg_daily_debit,currency,days,debit_days,first_day,last_day,"
     "total_debit",
     "product_id,top_credits",
+    "wallet_id,event_time,event_time_nanos,transaction_id,amount,"
+    "balance_after,committed_at,committed_at_nanos,currency,product_id,seq,"
+    "source,type",
 };
 
 struct out_file {
@@ -53,6 +57,13 @@ struct export_ctx {
     ws_buf row;     /* the row being written */
     ws_buf cell;    /* the top-credits list literal of a CSV row */
     int sys_errno;  /* errno of the first failed write */
+    /* The statement lines' wallet (its currency), and the input topic
+     * their sources name (none: lines of replayed files). */
+    char wallet[WS_MAX_ID];
+    size_t wallet_len;
+    char currency[3];
+    char topic[600];
+    size_t topic_len;
 };
 
 int ws_export_format_parse(const char *name, enum ws_export_format *out)
@@ -252,6 +263,81 @@ static int product_row(const char *id, size_t n, void *arg)
     return e != WS_OK ? e : emit(x, T_TOP_CREDITS);
 }
 
+/* One statement line. CSV: the columns of betting.transactions, with
+ * committed_at empty (null: a state keeps no commit times) and source
+ * "<topic>/<partition>/<offset>" (empty for a replayed file's line).
+ * JSON lines: {"wallet_id":…,"currency":…, and the API's line fields}. */
+static int history_row(const char *wallet, size_t n,
+                       const ws_history_entry *h, void *arg)
+{
+    struct export_ctx *x = arg;
+    ws_buf *b = &x->row;
+
+    if (n != x->wallet_len || memcmp(wallet, x->wallet, n) != 0) {
+        ws_wallet w;
+        int e = ws_view_wallet(x->view, wallet, n, &w);
+
+        if (e != WS_OK)
+            return e == WS_ERR_NOT_FOUND ? WS_ERR_CORRUPT : e;
+        memcpy(x->wallet, wallet, n);
+        x->wallet_len = n;
+        memcpy(x->currency, w.currency, 3);
+    }
+    ws_buf_reset(b);
+    if (x->format == WS_EXPORT_JSONL) {
+        ws_buf_puts(b, "{\"wallet_id\":");
+        ws_json_str(b, wallet, n);
+        ws_buf_puts(b, ",\"currency\":\"");
+        ws_buf_put(b, x->currency, 3);
+        ws_buf_puts(b, "\",");
+        ws_figures_line_fields(b, h);
+        ws_buf_puts(b, "}\n");
+        return emit(x, T_TRANSACTIONS);
+    }
+    csv_field(b, wallet, n);
+    ws_buf_printf(b, ",%lld,%ld,", epoch_ms(h->ts), (long)h->ts.nsec);
+    csv_field(b, h->tx_id, h->tx_id_len);
+    ws_buf_putc(b, ',');
+    put_dec(b, h->amount, h->scale);
+    ws_buf_putc(b, ',');
+    put_dec(b, h->balance, h->balance_scale);
+    ws_buf_puts(b, ",,,");
+    ws_buf_put(b, x->currency, 3);
+    ws_buf_putc(b, ',');
+    csv_field(b, h->product_id, h->product_id_len);
+    ws_buf_printf(b, ",%lld,", (long long)h->seq);
+    if (x->topic_len && h->src.partition >= 0) {
+        ws_buf_reset(&x->cell);
+        ws_buf_put(&x->cell, x->topic, x->topic_len);
+        ws_buf_printf(&x->cell, "/%ld/%lld", (long)h->src.partition,
+                      (long long)h->src.offset);
+        if (x->cell.oom)
+            return WS_ERR_NOMEM;
+        csv_field(b, x->cell.p, x->cell.len);
+    }
+    ws_buf_putc(b, ',');
+    ws_buf_puts(b, ws_type_name((enum ws_type)h->type));
+    ws_buf_puts(b, CRLF);
+    return emit(x, T_TRANSACTIONS);
+}
+
+/* The topic of the stored offsets ("<topic>/<partition>"). */
+static int offsets_topic(const char *source, size_t n, int64_t next,
+                         void *arg)
+{
+    struct export_ctx *x = arg;
+    size_t k = n;
+
+    (void)next;
+    while (k > 0 && source[k - 1] != '/')
+        k--;
+    if (k > 1 && k - 1 < sizeof x->topic) {
+        memcpy(x->topic, source, k - 1);
+        x->topic_len = k - 1;
+    }
+    return 1;
+}
+
 /* ---------------------------------------------------------- manifest */
 
 static int manifest_offset(const char *source, size_t n, int64_t next,
@@ -413,6 +499,10 @@ static int write_tables(struct export_ctx *x, const char *dir, char *err)
     e = ws_view_each_wallet(x->view, wallet_rows, x);
     if (e == WS_OK)
         e = ws_view_each_product(x->view, product_row, x);
+    if (e == WS_OK && (e = ws_view_each_offset(x->view, offsets_topic, x)) == 1)
+        e = WS_OK;
+    if (e == WS_OK)
+        e = ws_view_each_history(x->view, history_row, x);
     if (e == WS_ERR_IO) {
         snprintf(err, WS_EXPORT_ERR_MAX, "cannot write into %s: %s", dir,
                  strerror(x->sys_errno));
@@ -524,6 +614,7 @@ int ws_export_write(ws_store *s, enum ws_export_format format,
         sync_dir(out_dir);
     totals->wallets = x.file[T_BALANCES].rows;
     totals->products = x.file[T_TOP_CREDITS].rows;
+    totals->lines = x.file[T_TRANSACTIONS].rows;
 done:
     ws_view_end(x.view);
     for (i = 0; i < T_COUNT; i++) {

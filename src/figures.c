@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "decimal.h"
+#include "decode.h"
 
 void ws_figures_balance(ws_buf *b, const char *id, size_t n,
                         const ws_wallet *w)
@@ -96,4 +97,26 @@ int ws_figures_tops_add(const ws_top *t, void *writer)
 void ws_figures_tops_end(ws_tops_writer *w)
 {
     ws_buf_puts(w->b, "]}");
+}
+
+void ws_figures_line_fields(ws_buf *b, const ws_history_entry *h)
+{
+    ws_buf_puts(b, "\"seq\":");
+    ws_json_i64(b, h->seq);
+    ws_buf_puts(b, ",\"transaction_id\":");
+    ws_json_str(b, h->tx_id, h->tx_id_len);
+    ws_buf_puts(b, ",\"type\":\"");
+    ws_buf_puts(b, ws_type_name((enum ws_type)h->type));
+    ws_buf_puts(b, "\",\"product_id\":");
+    ws_json_str(b, h->product_id, h->product_id_len);
+    ws_buf_puts(b, ",\"amount\":");
+    ws_json_dec(b, h->amount, h->scale);
+    ws_buf_puts(b, ",\"timestamp\":");
+    ws_json_time(b, h->ts);
+    ws_buf_puts(b, ",\"balance_after\":");
+    ws_json_dec(b, h->balance, h->balance_scale);
+    ws_buf_puts(b, ",\"partition\":");
+    ws_json_i64(b, h->src.partition);
+    ws_buf_puts(b, ",\"offset\":");
+    ws_json_i64(b, h->src.offset);
 }

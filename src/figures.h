@@ -39,4 +39,10 @@ void ws_figures_tops_begin(ws_tops_writer *w, ws_buf *b, const char *id,
 int ws_figures_tops_add(const ws_top *t, void *writer);
 void ws_figures_tops_end(ws_tops_writer *w);
 
+/* The fields of a statement line, without braces (the API's
+ * /wallets/{id}/transactions and export's transactions table):
+ * "seq":…,"transaction_id":…,"type":…,"product_id":…,"amount":…,
+ * "timestamp":…,"balance_after":…,"partition":…,"offset":… */
+void ws_figures_line_fields(ws_buf *b, const ws_history_entry *h);
+
 #endif

@@ -518,8 +518,11 @@ static int cmd_produce(const ws_config *c, int npos, char **pos)
             WS_OK)
         brokers = found;
     kafka_opts(c, brokers, &k);
+    t.print_offsets = c->print_offsets;
     e = ws_produce_files(&k, pos, npos, &t);
-    printf("delivered %llu of %llu records to %s at %s\n",
+    /* With the offsets on stdout, the summary goes to stderr. */
+    fprintf(c->print_offsets ? stderr : stdout,
+            "delivered %llu of %llu records to %s at %s\n",
            (unsigned long long)t.delivered, (unsigned long long)t.sent,
            c->topic, brokers);
     return e == WS_OK ? 0 : 1;
@@ -557,9 +560,9 @@ static int cmd_export(const ws_config *c, int npos, char **pos)
         fprintf(stderr, "walletstream export: %s\n", err);
         return 1;
     }
-    printf("exported %lld wallets and %lld products (%lld applied, "
-           "%lld duplicate, %lld rejected events) to %s\n",
-           (long long)t.wallets, (long long)t.products,
+    printf("exported %lld wallets, %lld products and %lld statement lines "
+           "(%lld applied, %lld duplicate, %lld rejected events) to %s\n",
+           (long long)t.wallets, (long long)t.products, (long long)t.lines,
            (long long)t.counts.outcome[WS_APPLIED],
            (long long)t.counts.outcome[WS_DUPLICATE],
            (long long)t.counts.outcome[WS_REJECTED], c->out);

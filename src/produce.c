@@ -27,6 +27,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
                    rd_kafka_err2str(m->err));
     } else {
         t->delivered++;
+        if (t->print_offsets) {
+            printf("%d:%lld\n", (int)m->partition, (long long)m->offset);
+            fflush(stdout);
+        }
     }
 }
 
@@ -63,6 +67,12 @@ static int produce_stream(rd_kafka_t *rk, const char *topic, ws_decoder *d,
             break;
         }
         t->sent++;
+        if (t->print_offsets && rd_kafka_flush(rk, FLUSH_MS)) {
+            ws_log(WS_LOG_ERROR, "produce", "no acknowledgement in %d s",
+                   FLUSH_MS / 1000);
+            e = WS_ERR_IO;
+            break;
+        }
         rd_kafka_poll(rk, 0);
     }
     if (e == WS_OK && ferror(f)) {
@@ -83,7 +93,9 @@ int ws_produce_files(const ws_kafka_opts *opts, char *const *files, int n,
     char *const stdin_only[] = {"-"};
     int i, e = WS_OK;
 
+    i = t->print_offsets;
     memset(t, 0, sizeof *t);
+    t->print_offsets = i;
     if (!conf || ws_decoder_new(&d) != WS_OK) {
         ws_log(WS_LOG_ERROR, "produce", "out of memory");
         e = WS_ERR_NOMEM;

@@ -353,6 +353,14 @@ int ws_view_history(ws_view *v, const char *wallet, size_t n, int64_t from,
                     int (*fn)(const ws_history_entry *h, void *arg),
                     void *arg);
 
+/* Calls fn for every statement line of the view, by wallet (ascending
+ * byte order of wallet_id), oldest first within a wallet. Returns as
+ * ws_view_each_wallet. */
+int ws_view_each_history(ws_view *v,
+                         int (*fn)(const char *wallet, size_t n,
+                                   const ws_history_entry *h, void *arg),
+                         void *arg);
+
 /* -------------------------------------------------- reads: any thread */
 
 /* Opens a view of the latest committed batch. Returns 0, WS_ERR_NOMEM or

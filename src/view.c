@@ -597,3 +597,38 @@ int ws_view_history(ws_view *v, const char *wallet, size_t n, int64_t from,
         return e;
     return rc == 0 || rc == MDB_NOTFOUND ? WS_OK : map_err(rc);
 }
+
+struct each_history {
+    int (*fn)(const char *wallet, size_t n, const ws_history_entry *h,
+              void *arg);
+    void *arg;
+};
+
+static int each_history_entry(const MDB_val *key, const MDB_val *data,
+                              void *arg)
+{
+    struct each_history *eh = arg;
+    ws_history_entry h;
+    const char *w;
+    size_t n;
+    int e;
+
+    if ((e = history_key_split(key, &w, &n, &h.seq)) != WS_OK ||
+        (e = history_decode(data, &h)) != WS_OK)
+        return e;
+    return eh->fn(w, n, &h, eh->arg);
+}
+
+int ws_view_each_history(ws_view *v,
+                         int (*fn)(const char *wallet, size_t n,
+                                   const ws_history_entry *h, void *arg),
+                         void *arg)
+{
+    struct each_history eh;
+
+    if (v->store->sh[0].dbi[DB_HISTORY] == 0)
+        return WS_OK;       /* written before statements */
+    eh.fn = fn;
+    eh.arg = arg;
+    return each_entry(v, DB_HISTORY, each_history_entry, &eh);
+}

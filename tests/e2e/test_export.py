@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """`walletstream export` (issue 7 §4): the figures as the original
-pipeline's three tables, in CSV for `cqlsh COPY ... FROM` and in JSON lines.
+pipeline's three tables, and the wallets' statements as a fourth
+(transactions, issue 15), in CSV for `cqlsh COPY ... FROM` and in JSON
+lines.
 
 Expected files are computed here from reference.py (the independent model),
 with Python's own csv module as the RFC 4180 writer, and compared with the
@@ -35,7 +37,7 @@ import reference as ref
 import gen_events
 
 TOPIC = "transactions_topic"
-TABLES = ("balances", "avg_debits", "top_credits")
+TABLES = ("balances", "avg_debits", "top_credits", "transactions")
 
 # -------------------------------------------------------------------------
 # Expected files, from the reference model
@@ -74,12 +76,22 @@ def expected_csv(model):
                                "timestamp_nanos:%d}" % (cql_str(t.tid), cql_str(t.wallet), t.amount.text(),
                                                         cql_str(cur), epoch_ms(t.instant), t.instant[1]))
         rows["top_credits"].append([pid, "[" + ",".join(credits) + "]"])
+    for wid in byte_order(model.wallets):
+        w = model.wallets[wid]
+        for seq, (t, bal, scale, _) in enumerate(w.lines, 1):
+            # committed_at empty (not kept), source empty (replayed files)
+            rows["transactions"].append([wid, str(epoch_ms(t.instant)), str(t.instant[1]), t.tid, t.amount.text(),
+                                         ref.format_units(bal, scale), "", "", w.currency, t.product, str(seq),
+                                         "", t.type])
     headers = {
         "balances": ["wallet_id", "balance", "currency", "last_event_time", "last_event_time_nanos",
                      "transactions"],
         "avg_debits": ["wallet_id", "avg_daily_debit", "currency", "days", "debit_days", "first_day",
                        "last_day", "total_debit"],
         "top_credits": ["product_id", "top_credits"],
+        "transactions": ["wallet_id", "event_time", "event_time_nanos", "transaction_id", "amount",
+                         "balance_after", "committed_at", "committed_at_nanos", "currency", "product_id", "seq",
+                         "source", "type"],
     }
     for t in TABLES:
         buf = io.StringIO()
@@ -98,6 +110,9 @@ def expected_jsonl(model):
         "avg_debits": "".join(ref.render(model.average_daily_debit(w)) + "\n" for w in wallets).encode("utf-8"),
         "top_credits": "".join(ref.render(model.top_credits(p)) + "\n"
                                for p in byte_order(model.products)).encode("utf-8"),
+        "transactions": "".join(ref.render(dict([("wallet_id", w), ("currency", model.wallets[w].currency)],
+                                                **line)) + "\n"
+                                for w in wallets for line in reversed(model.statement(w))).encode("utf-8"),
     }
 
 
@@ -159,7 +174,7 @@ def check_manifest(manifest, model, fmt):
     check_eq(want_events, manifest["events"], "manifest events")
     check_eq(fmt, manifest["format"], "manifest format")
     check_eq({"balances": len(model.wallets), "avg_debits": len(model.wallets),
-              "top_credits": len(model.products)},
+              "top_credits": len(model.products), "transactions": model.counts["applied"]},
              {t: manifest["tables"][t]["rows"] for t in TABLES}, "manifest rows")
     check_eq({t: "%s.%s" % (t, fmt) for t in TABLES},
              {t: manifest["tables"][t]["file"] for t in TABLES}, "manifest files")
@@ -175,7 +190,7 @@ def seed_example_exports_exactly_as_the_reference():
     lines = ref.split_lines(wslib.read_bytes(wslib.example("seed_transactions.jsonl")))
     wslib.replay_ok(ddir, [wslib.example("seed_transactions.jsonl")])
     model = wslib.CountingModel()
-    model.process_lines(lines)
+    model.process_lines(lines, 0)
     manifests = check_export_equals_model(ddir, model, "seed")
     for fmt, m in manifests.items():
         check_manifest(m, model, fmt)
@@ -194,7 +209,7 @@ def conformance_example_exports_exactly_as_the_reference():
     path = wslib.example("conformance_input.jsonl")
     wslib.replay_ok(ddir, [path])
     model = wslib.CountingModel()
-    model.process_lines(ref.split_lines(wslib.read_bytes(path)))
+    model.process_lines(ref.split_lines(wslib.read_bytes(path)), 0)
     check(model.counts["rejected"] > 0 and model.counts["duplicate"] > 0, "conformance has all outcomes")
     manifests = check_export_equals_model(ddir, model, "conformance")
     for fmt, m in manifests.items():
@@ -270,7 +285,7 @@ def csv_quotes_any_id_and_reads_back_as_cqlsh_copy_from_does():
     src = wslib.write_lines(os.path.join(wslib.tempdir(), "awkward.jsonl"), awkward_lines())
     wslib.replay_ok(ddir, [src])
     model = wslib.CountingModel()
-    model.process_lines(ref.split_lines(wslib.read_bytes(src)))
+    model.process_lines(ref.split_lines(wslib.read_bytes(src)), 0)
     check_eq(0, model.counts["rejected"], "every awkward line is valid")
     check_export_equals_model(ddir, model, "awkward ids")
 
