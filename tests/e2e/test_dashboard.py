@@ -147,6 +147,14 @@ def wallet_lookup_shows_the_seed_balance():
     figures = text_of(d, "wallet-figures")
     check("%s USD" % average in figures, "average daily debit %s in %r" % (average, figures))
     check(str(want["transactions"]) in figures, "transactions in %r" % figures)
+    # its statement: 6 lines, newest first, balances after exact; 10 a page
+    rows = wait_for(d, "the statement of b", lambda d: [
+        tr.text for tr in d.find_elements("css selector", "#wallet-statement tr")][1:])
+    check_eq(want["transactions"], len(rows), "statement lines of b")
+    check(rows[0].startswith("6 ") and rows[0].endswith("75.00 USD") and "+5.00" in rows[0],
+          "newest line first with its balance after: %r" % rows[0])
+    check(rows[-1].startswith("1 ") and rows[-1].endswith("15.00 USD"), "oldest line last: %r" % rows[-1])
+    check(not d.find_elements("id", "wallet-older"), "no older page for 6 lines")
     # an unknown wallet: a message, not an exception
     box.clear()
     box.send_keys("no such wallet")
