@@ -15,7 +15,10 @@ import org.apache.kafka.connect.sink.SinkConnector;
  * the record value (a JSON object, read by {@link ExactJsonConverter}) are
  * bound to the table's columns of the same names, converted to the columns'
  * CQL types without ever going through floating point. A null value (a
- * tombstone) deletes the row of the record key. See docs/CASSANDRA.md.
+ * tombstone) deletes the row of the record key. With cql.key.dedup=true (the
+ * default) only the last record of each key in a batch is written; false
+ * writes every record (an event topic such as T.applied). See
+ * docs/CASSANDRA.md.
  */
 public class CqlSinkConnector extends SinkConnector {
     public static final String VERSION = "1.0.0";
@@ -27,6 +30,7 @@ public class CqlSinkConnector extends SinkConnector {
     static final String CONSISTENCY = "cql.consistency";
     static final String REQUEST_TIMEOUT_MS = "cql.request.timeout.ms";
     static final String RETRY_BACKOFF_MS = "cql.retry.backoff.ms";
+    static final String KEY_DEDUP = "cql.key.dedup";
 
     static final ConfigDef CONFIG = new ConfigDef()
             .define(CONTACT_POINTS, Type.LIST, "127.0.0.1:9042", Importance.HIGH,
@@ -42,7 +46,13 @@ public class CqlSinkConnector extends SinkConnector {
             .define(REQUEST_TIMEOUT_MS, Type.LONG, 10_000L, Importance.LOW,
                     "Timeout of one write, in milliseconds.")
             .define(RETRY_BACKOFF_MS, Type.LONG, 1_000L, Importance.LOW,
-                    "Wait before the batch is retried when Cassandra cannot be reached, in milliseconds.");
+                    "Wait before the batch is retried when Cassandra cannot be reached, in milliseconds.")
+            .define(KEY_DEDUP, Type.BOOLEAN, true, Importance.MEDIUM,
+                    "true: within a batch only the last record of each record key is written (right for "
+                    + "compacted topics whose every record carries the key's whole row, e.g. a wallet's "
+                    + "balance). false: every record is written, in order (a topic of events, e.g. "
+                    + "T.applied, where records of one key are different rows; a repeated record is an "
+                    + "upsert of the same primary key).");
 
     private Map<String, String> props;
 

@@ -44,8 +44,13 @@ import org.slf4j.LoggerFactory;
 /**
  * Writes each batch synchronously: put() returns only when every row of the
  * batch is written (or throws), so the offsets Connect commits afterwards
- * never run ahead of Cassandra. Within a batch only the last record of each
- * key is written (each record carries the whole figure). When Cassandra
+ * never run ahead of Cassandra. With cql.key.dedup=true (the default) only
+ * the last record of each key is written within a batch (each record of a
+ * compacted figure topic carries the whole figure); with false every record
+ * is written, in order: the writes of a batch are sent concurrently, but
+ * the driver stamps each with a client-side timestamp that grows in the
+ * order they are sent, so of two records with the same primary key the later
+ * one wins, as it would written one by one. When Cassandra
  * cannot be reached, put() throws RetriableException and Connect hands the
  * same batch again after cql.retry.backoff.ms; the session is (re)opened
  * lazily, so a task started while Cassandra is down waits instead of failing.
@@ -57,6 +62,7 @@ public class CqlSinkTask extends SinkTask {
     private String keyspace;
     private String table;
     private long backoffMs;
+    private boolean keyDedup;
     private CqlSession session;
     private Table target;
 
@@ -98,6 +104,10 @@ public class CqlSinkTask extends SinkTask {
         keyspace = config.getString(CqlSinkConnector.KEYSPACE);
         table = config.getString(CqlSinkConnector.TABLE);
         backoffMs = config.getLong(CqlSinkConnector.RETRY_BACKOFF_MS);
+        keyDedup = config.getBoolean(CqlSinkConnector.KEY_DEDUP);
+        log.info("{}.{}: {}", keyspace, table, keyDedup
+                ? "writes the last record of each key of a batch (cql.key.dedup=true)"
+                : "writes every record (cql.key.dedup=false)");
         try {
             connect();
         } catch (RetriableException e) {
@@ -156,19 +166,23 @@ public class CqlSinkTask extends SinkTask {
         if (records.isEmpty()) {
             return;
         }
-        // the last record of each key; records without a key all count
-        Map<Object, SinkRecord> last = new LinkedHashMap<>();
-        int i = 0;
-        for (SinkRecord r : records) {
-            Object k = r.key() != null ? r.key() : Integer.valueOf(i);
-            last.remove(k); // keep the order of the last occurrences
-            last.put(k, r);
-            i++;
+        Collection<SinkRecord> toWrite = records;
+        if (keyDedup) {
+            // the last record of each key; records without a key all count
+            Map<Object, SinkRecord> last = new LinkedHashMap<>();
+            int i = 0;
+            for (SinkRecord r : records) {
+                Object k = r.key() != null ? r.key() : Integer.valueOf(i);
+                last.remove(k); // keep the order of the last occurrences
+                last.put(k, r);
+                i++;
+            }
+            toWrite = last.values();
         }
         try {
             connect();
             List<CompletableFuture<AsyncResultSet>> writes = new ArrayList<>();
-            for (SinkRecord r : last.values()) {
+            for (SinkRecord r : toWrite) {
                 BoundStatement st;
                 try {
                     st = bind(r);
