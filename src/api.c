@@ -222,9 +222,9 @@ static int query_uint(const char *raw, uint64_t max, uint64_t *out)
     return 0;
 }
 
-/* The cursor of a statement page: the seq of its last line, in lower-case
- * hex. Opaque to clients. */
-static int cursor_parse(const char *raw, int64_t *seq)
+/* The cursor of a statement page: the log position of the first line of
+ * the next (older) page, in lower-case hex. Opaque to clients. */
+static int cursor_parse(const char *raw, uint64_t *pos)
 {
     char text[24];
     size_t n, i;
@@ -240,15 +240,14 @@ static int cursor_parse(const char *raw, int64_t *seq)
             return -1;
         v = v << 4 | (uint64_t)d;
     }
-    *seq = (int64_t)v;
+    *pos = v;
     return v > 0 ? 0 : -1;
 }
 
 struct statement {
     ws_buf *b;
     uint64_t limit, n;
-    int64_t last;       /* seq of the last line written */
-    int more;           /* a line beyond the limit exists */
+    uint64_t next;      /* the first line beyond the limit, 0: none */
 };
 
 static int statement_line(const ws_history_entry *h, void *arg)
@@ -257,13 +256,12 @@ static int statement_line(const ws_history_entry *h, void *arg)
     ws_buf *b = st->b;
 
     if (st->n == st->limit) {
-        st->more = 1;
+        st->next = h->pos;
         return 1;
     }
     ws_buf_puts(b, st->n++ ? ",{" : "{");
     ws_figures_line_fields(b, h);
     ws_buf_putc(b, '}');
-    st->last = h->seq;
     return 0;
 }
 
@@ -271,8 +269,7 @@ static void statement(ws_view *v, const char *id, size_t n, const ws_query *q,
                       ws_reply *r)
 {
     struct statement st;
-    uint64_t limit = STATEMENT_LIMIT_DEFAULT;
-    int64_t before = 0;
+    uint64_t limit = STATEMENT_LIMIT_DEFAULT, before = 0;
     ws_wallet w;
     int days, e;
 
@@ -308,14 +305,19 @@ static void statement(ws_view *v, const char *id, size_t n, const ws_query *q,
     memset(&st, 0, sizeof st);
     st.b = &r->body;
     st.limit = limit;
-    e = ws_view_history(v, id, n, before, 1, statement_line, &st);
+    e = ws_view_history(v, id, n, before ? before : w.history_head,
+                        statement_line, &st);
+    if (e == WS_ERR_NOT_FOUND) {
+        reply_error(r, 400, "invalid_cursor");
+        return;
+    }
     if (e != WS_OK && e != 1) {
         reply_error(r, 500, "store_error");
         return;
     }
     ws_buf_puts(&r->body, "],\"next\":");
-    if (st.more)
-        ws_buf_printf(&r->body, "\"%llx\"", (unsigned long long)st.last);
+    if (st.next)
+        ws_buf_printf(&r->body, "\"%llx\"", (unsigned long long)st.next);
     else
         ws_buf_puts(&r->body, "null");
     ws_buf_putc(&r->body, '}');

@@ -62,6 +62,11 @@ int ws_store_begin_shard(ws_store *s, int shard, ws_batch **out)
         return map_err(rc);
     memset(&b->delta, 0, sizeof b->delta);
     b->err = WS_OK;
+    b->hist_next = 0;
+    b->hist_moved = 0;
+    b->hist_added = 0;
+    b->hist_max_day = 0;
+    b->hist_cur = NULL;
     for (rc = 0; rc < DB_COUNT; rc++) {
         MDB_stat st;
 
@@ -85,7 +90,8 @@ size_t ws_batch_pages(const ws_batch *b)
         total += (written < b->pages[t] ? written : b->pages[t]) +
                  written / 16;
     }
-    return total;
+    /* Statement lines are appended: full pages, about 50 lines each. */
+    return total + b->hist_added / 32;
 }
 
 int ws_batch_shard(const ws_batch *b)
@@ -157,10 +163,14 @@ int ws_batch_flush(ws_batch *b)
     return batch_rc(b, rc);
 }
 
+static int history_commit(ws_batch *b);
+
 int ws_batch_commit(ws_batch *b)
 {
     int i, e = ws_batch_flush(b), rc;
 
+    if (e == WS_OK)
+        e = history_commit(b);
     for (i = 0; e == WS_OK && i < WS_OUTCOME_COUNT; i++)
         if (b->delta.outcome[i]) {
             const char *name = ws_outcome_name((enum ws_outcome)i);
@@ -179,8 +189,9 @@ int ws_batch_commit(ws_batch *b)
         ws_batch_abort(b);
         return e;
     }
-    rc = mdb_txn_commit(b->txn);
+    rc = mdb_txn_commit(b->txn);    /* frees hist_cur */
     b->txn = NULL;
+    b->hist_cur = NULL;
     b->sh->batch_open = 0;
     b->last = NULL;
     b->dirty = 0;
@@ -201,8 +212,9 @@ int ws_batch_commit(ws_batch *b)
 void ws_batch_abort(ws_batch *b)
 {
     if (b->txn)
-        mdb_txn_abort(b->txn);
+        mdb_txn_abort(b->txn);  /* frees hist_cur */
     b->txn = NULL;
+    b->hist_cur = NULL;
     b->sh->batch_open = 0;
     b->last = NULL;
     b->dirty = 0;
@@ -376,63 +388,106 @@ void ws_batch_prefetch(const ws_batch *b, int entries, const char *tx_id,
                          debit_day_key(wallet, wn, *day, key), entries);
 }
 
-/* Drops the committed lines of a wallet's statement older than `cutoff`
- * (a day), oldest first, up to the first that is not. */
-static int history_prune(ws_batch *b, const char *wallet, size_t n,
-                         int32_t cutoff)
+/* ---------------------------------------------------------- statements */
+
+int ws_batch_history_on(const ws_batch *b)
 {
-    unsigned char k[HISTORY_KEY_MAX];
+    return b->store->history_days != WS_HISTORY_OFF;
+}
+
+/* The next log position: meta "history_next", else after the last line,
+ * else 1. */
+static int history_next(ws_batch *b)
+{
+    MDB_val v, key, data;
     MDB_cursor *cur;
-    MDB_val key, data;
     int rc;
 
-    key = val(k, history_key(wallet, n, 0, k));
+    rc = get(b->txn, b->sh->dbi[DB_META], "history_next", 12, &v);
+    if (rc == 0 && v.mv_size == 8) {
+        b->hist_next = get_u64(v.mv_data);
+        return WS_OK;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return batch_rc(b, rc);
     if ((rc = mdb_cursor_open(b->txn, b->sh->dbi[DB_HISTORY], &cur)) != 0)
         return batch_rc(b, rc);
-    rc = mdb_cursor_get(cur, &key, &data, MDB_SET_RANGE);
-    while (rc == 0 && key.mv_size == n + 9 &&
-           memcmp(key.mv_data, wallet, n) == 0 &&
-           ((const char *)key.mv_data)[n] == '\0') {
-        ws_history_entry h;
-
-        if (history_decode(&data, &h) != WS_OK) {
-            mdb_cursor_close(cur);
-            return batch_err(b, WS_ERR_CORRUPT);
-        }
-        if (ws_time_day(h.ts) >= cutoff)
-            break;
-        if ((rc = mdb_cursor_del(cur, 0)) == 0) {
-            key = val(k, n + 9);
-            rc = mdb_cursor_get(cur, &key, &data, MDB_SET_RANGE);
-        }
-    }
+    rc = mdb_cursor_get(cur, &key, &data, MDB_LAST);
     mdb_cursor_close(cur);
-    return rc == 0 || rc == MDB_NOTFOUND ? WS_OK : batch_rc(b, rc);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return batch_rc(b, rc);
+    b->hist_next = rc == 0 ? history_pos(&key) + 1 : 1;
+    return WS_OK;
 }
 
 int ws_batch_history_add(ws_batch *b, const char *wallet, size_t n,
-                         const ws_history_entry *h)
+                         ws_history_entry *h, uint64_t *head)
 {
-    unsigned char k[HISTORY_KEY_MAX], v[HISTORY_MAX];
-    size_t kn, vn;
-    int days = b->store->history_days, e;
+    unsigned char k[8], v[HISTORY_MAX];
+    MDB_val key, data;
+    int32_t day;
+    int e, rc;
 
-    if (days == WS_HISTORY_OFF)
+    if (b->store->history_days == WS_HISTORY_OFF)
         return WS_OK;
     if (n > WS_MAX_ID || h->tx_id_len > WS_MAX_ID ||
         h->product_id_len > WS_MAX_ID)
         return batch_err(b, WS_ERR_USAGE);
-    if (days > 0 &&
-        (e = history_prune(b, wallet, n, ws_time_day(h->ts) - days)) != WS_OK)
+    if (!b->hist_next && (e = history_next(b)) != WS_OK)
         return e;
-    kn = history_key(wallet, n, h->seq, k);
-    vn = history_encode(h, v);
-    /* A new key (the wallet's next seq): into the working set without a
-     * lookup, written back in key order with the rest. */
-    if (!ws_wset_add(b->ws, DB_HISTORY, k, kn, WS_WE_DIRTY, v, vn, vn))
-        return batch_err(b, WS_ERR_NOMEM);
-    b->dirty = 1;
+    if (!b->hist_cur &&
+        (rc = mdb_cursor_open(b->txn, b->sh->dbi[DB_HISTORY], &b->hist_cur)))
+        return batch_rc(b, rc);
+    h->pos = b->hist_next;
+    h->prev = *head;
+    history_key(h->pos, k);
+    key = val(k, 8);
+    data = val(v, history_encode(h, history_tag(wallet, n), v));
+    /* Positions only grow: an append, never a descent or a split in the
+     * middle (pages stay full). */
+    if ((rc = mdb_cursor_put(b->hist_cur, &key, &data, MDB_APPEND)) != 0)
+        return batch_rc(b, rc);
+    *head = h->pos;
+    b->hist_next++;
+    b->hist_moved = 1;
+    day = ws_time_day(h->ts);
+    if (b->hist_added++ == 0 || day > b->hist_max_day)
+        b->hist_max_day = day;
     return WS_OK;
+}
+
+/* At commit: the next position, and with --history-days the oldest
+ * lines out of the kept days dropped (at most WS_HISTORY_PRUNE_MAX). */
+static int history_commit(ws_batch *b)
+{
+    unsigned char next[8];
+    MDB_val key, data;
+    int days = b->store->history_days, rc = 0, n = 0;
+
+    if (days > 0 && b->hist_added > 0 && b->hist_cur) {
+        int32_t cutoff = b->hist_max_day - days;
+
+        while (n < WS_HISTORY_PRUNE_MAX &&
+               (rc = mdb_cursor_get(b->hist_cur, &key, &data, MDB_FIRST)) ==
+                   0) {
+            ws_history_entry h;
+            uint32_t tag;
+
+            if (history_decode(&data, &tag, &h) != WS_OK)
+                return batch_err(b, WS_ERR_CORRUPT);
+            if (ws_time_day(h.ts) >= cutoff)
+                break;
+            if ((rc = mdb_cursor_del(b->hist_cur, 0)) != 0)
+                break;
+            n++;
+        }
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return batch_rc(b, rc);
+    }
+    if (!b->hist_moved)
+        return WS_OK;
+    put_u64(next, b->hist_next);
+    return put(b, DB_META, "history_next", 12, next, 8);
 }
 
 int ws_batch_top_get(ws_batch *b, const char *product, size_t n,

@@ -59,23 +59,28 @@ void ws_engine_prefetch(const ws_batch *b, const ws_txn *t, int entries)
                       debit ? &day : NULL);
 }
 
-void ws_engine_history_entry(const ws_result *res, const ws_source_pos *src,
-                             ws_history_entry *h)
+/* The statement line of an applied transaction (the wallet as it is
+ * after it) appended to the batch's log; w->history_head follows. */
+static int history_line(ws_batch *b, const ws_txn *t, ws_wallet *w,
+                        const ws_source_pos *src)
 {
-    const ws_txn *t = &res->txn;
+    ws_history_entry h;
 
-    h->seq = res->seq;
-    h->type = (int)t->type;
-    h->amount = t->amount;
-    h->scale = t->scale;
-    h->balance = res->balance_after;
-    h->balance_scale = res->balance_scale;
-    h->ts = t->ts;
-    h->src = *src;
-    h->tx_id_len = (uint16_t)t->tx_id_len;
-    h->product_id_len = (uint16_t)t->product_id_len;
-    memcpy(h->tx_id, t->tx_id, t->tx_id_len);
-    memcpy(h->product_id, t->product_id, t->product_id_len);
+    h.seq = w->transactions;
+    h.type = (int)t->type;
+    h.amount = t->amount;
+    h.scale = t->scale;
+    h.balance = w->balance;
+    h.balance_scale = w->scale;
+    h.ts = t->ts;
+    h.src.partition = src ? src->partition : -1;
+    h.src.offset = src ? src->offset : -1;
+    h.tx_id_len = (uint16_t)t->tx_id_len;
+    h.product_id_len = (uint16_t)t->product_id_len;
+    memcpy(h.tx_id, t->tx_id, t->tx_id_len);
+    memcpy(h.product_id, t->product_id, t->product_id_len);
+    return ws_batch_history_add(b, t->wallet_id, t->wallet_id_len, &h,
+                                &w->history_head);
 }
 
 static void reject(ws_result *res, enum ws_reason r)
@@ -84,7 +89,8 @@ static void reject(ws_result *res, enum ws_reason r)
     res->reason = r;
 }
 
-int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
+int ws_engine_apply(ws_batch *b, const ws_txn *t, const ws_source_pos *src,
+                    ws_result *res)
 {
     unsigned char fp[16], seen_fp[16];
     int e, claimed;
@@ -99,14 +105,14 @@ int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res)
     e = ws_engine_apply_claimed(
         b, t, !claimed ? (memcmp(fp, seen_fp, 16) == 0 ? WS_CLAIM_SAME
                                                         : WS_CLAIM_OTHER)
-                       : WS_CLAIM_NEW, res);
+                       : WS_CLAIM_NEW, src, res);
     if (e == WS_OK && claimed && res->outcome != WS_APPLIED)
         e = ws_batch_seen_release(b, t->tx_id, t->tx_id_len);
     return e;
 }
 
 int ws_engine_apply_claimed(ws_batch *b, const ws_txn *t, enum ws_claim c,
-                            ws_result *res)
+                            const ws_source_pos *src, ws_result *res)
 {
     ws_wallet w;
     ws_dec balance, total_debit;
@@ -187,6 +193,8 @@ int ws_engine_apply_claimed(ws_batch *b, const ws_txn *t, enum ws_claim c,
     res->balance_after = w.balance;
     res->balance_scale = w.scale;
     res->seq = w.transactions;
+    if (ws_batch_history_on(b) && (e = history_line(b, t, &w, src)) != WS_OK)
+        return e;
     if ((e = ws_batch_wallet_put(b, t->wallet_id, t->wallet_id_len, &w)) ||
         (e = ws_batch_product_mark(b, t->product_id, t->product_id_len,
                                    &added)))
@@ -228,7 +236,7 @@ int ws_engine_record(ws_batch *b, ws_decoder *d, const char *buf, size_t len,
         reject(res, r);
         res->top_changed = 0;
     } else {
-        e = ws_engine_apply(b, &res->txn, res);
+        e = ws_engine_apply(b, &res->txn, NULL, res);
         if (e != WS_OK)
             return e;
     }

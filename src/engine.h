@@ -32,10 +32,7 @@ typedef struct ws_result {
                                        this one the last */
 } ws_result;
 
-/* The statement line of an applied result read from partition/offset
- * `src` (ws_batch_history_add). */
-void ws_engine_history_entry(const ws_result *res, const ws_source_pos *src,
-                             ws_history_entry *h);
+
 
 /* Decodes the record value buf[0..len), applies it to the open batch and
  * counts its outcome there. Stream thread only. Returns 0 with *res set,
@@ -44,13 +41,19 @@ void ws_engine_history_entry(const ws_result *res, const ws_source_pos *src,
 int ws_engine_record(ws_batch *b, ws_decoder *d, const char *buf, size_t len,
                      ws_result *res);
 
+/* Where a record was read, for its statement line (ws_history_entry):
+ * NULL when not known. */
+
 /* Asks the caches for what applying t will read (ws_batch_prefetch): a
  * worker calls it with entries 0 for the record after next and with
  * entries 1 for the next one before applying the current one. */
 void ws_engine_prefetch(const ws_batch *b, const ws_txn *t, int entries);
 
-/* Applies an already decoded transaction; same contract as above. */
-int ws_engine_apply(ws_batch *b, const ws_txn *t, ws_result *res);
+/* Applies an already decoded transaction read from `src` (NULL: not
+ * known); same contract as above. An applied transaction is appended to
+ * its wallet's statement when the batch keeps statements. */
+int ws_engine_apply(ws_batch *b, const ws_txn *t, const ws_source_pos *src,
+                    ws_result *res);
 
 /* What is known of a transaction_id before its record is applied. */
 enum ws_claim {
@@ -64,7 +67,7 @@ enum ws_claim {
  * written; the caller remembers the id when the outcome is applied.
  * Does not count the outcome. Same errors as ws_engine_record. */
 int ws_engine_apply_claimed(ws_batch *b, const ws_txn *t, enum ws_claim c,
-                            ws_result *res);
+                            const ws_source_pos *src, ws_result *res);
 
 /* 16-byte fingerprint of a transaction's content: wallet, product, type,
  * amount value (not its scale), currency and instant. */

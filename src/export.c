@@ -263,26 +263,18 @@ static int product_row(const char *id, size_t n, void *arg)
     return e != WS_OK ? e : emit(x, T_TOP_CREDITS);
 }
 
-/* One statement line. CSV: the columns of betting.transactions, with
- * committed_at empty (null: a state keeps no commit times) and source
- * "<topic>/<partition>/<offset>" (empty for a replayed file's line).
- * JSON lines: {"wallet_id":…,"currency":…, and the API's line fields}. */
-static int history_row(const char *wallet, size_t n,
-                       const ws_history_entry *h, void *arg)
+/* One statement line of the wallet in x->wallet. CSV: the columns of
+ * betting.transactions, with committed_at empty (null: a state keeps no
+ * commit times) and source "<topic>/<partition>/<offset>" (empty for a
+ * replayed file's line). JSON lines: {"wallet_id":…,"currency":…, and
+ * the API's line fields}. */
+static int history_row(const ws_history_entry *h, void *arg)
 {
     struct export_ctx *x = arg;
     ws_buf *b = &x->row;
+    const char *wallet = x->wallet;
+    size_t n = x->wallet_len;
 
-    if (n != x->wallet_len || memcmp(wallet, x->wallet, n) != 0) {
-        ws_wallet w;
-        int e = ws_view_wallet(x->view, wallet, n, &w);
-
-        if (e != WS_OK)
-            return e == WS_ERR_NOT_FOUND ? WS_ERR_CORRUPT : e;
-        memcpy(x->wallet, wallet, n);
-        x->wallet_len = n;
-        memcpy(x->currency, w.currency, 3);
-    }
     ws_buf_reset(b);
     if (x->format == WS_EXPORT_JSONL) {
         ws_buf_puts(b, "{\"wallet_id\":");
@@ -319,6 +311,18 @@ static int history_row(const char *wallet, size_t n,
     ws_buf_puts(b, ws_type_name((enum ws_type)h->type));
     ws_buf_puts(b, CRLF);
     return emit(x, T_TRANSACTIONS);
+}
+
+/* The statement of one wallet, newest first. */
+static int wallet_lines(const char *id, size_t n, const ws_wallet *w,
+                        void *arg)
+{
+    struct export_ctx *x = arg;
+
+    memcpy(x->wallet, id, n);
+    x->wallet_len = n;
+    memcpy(x->currency, w->currency, 3);
+    return ws_view_history(x->view, id, n, w->history_head, history_row, x);
 }
 
 /* The topic of the stored offsets ("<topic>/<partition>"). */
@@ -502,7 +506,7 @@ static int write_tables(struct export_ctx *x, const char *dir, char *err)
     if (e == WS_OK && (e = ws_view_each_offset(x->view, offsets_topic, x)) == 1)
         e = WS_OK;
     if (e == WS_OK)
-        e = ws_view_each_history(x->view, history_row, x);
+        e = ws_view_each_wallet(x->view, wallet_lines, x);
     if (e == WS_ERR_IO) {
         snprintf(err, WS_EXPORT_ERR_MAX, "cannot write into %s: %s", dir,
                  strerror(x->sys_errno));

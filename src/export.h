@@ -26,7 +26,7 @@
  *          currency.
  *
  * Rows are in ascending byte order of their key (transactions: of
- * wallet_id, then oldest first). Each file is written
+ * wallet_id, then newest first, as the API pages them). Each file is written
  * under a temporary name, fsynced and renamed; manifest.json (what was
  * exported: counters, input offsets, rows) is removed first and written
  * last, so a directory with a manifest holds one complete export.

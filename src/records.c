@@ -60,13 +60,14 @@ uint64_t get_u64(const unsigned char *p)
     return v;
 }
 
-/* Wallet record. Written as version 2, a varint layout (about 25 bytes
+/* Wallet record. Written as version 3, a varint layout (about 28 bytes
  * for a typical wallet, docs/BENCHMARKS.md "Per-core cost"):
- *   0 version (2), 1-3 currency, 4 scale, then varints (7 bits a byte,
+ *   0 version (3), 1-3 currency, 4 scale, then varints (7 bits a byte,
  *   least significant first): balance and total_debit (zigzag, 128-bit),
  *   transactions, first_day (zigzag), last_day - first_day (zigzag),
  *   debit_days, last_event sec - first_day * 86400 (zigzag), last_event
- *   nsec.
+ *   nsec, history_head (data format 4).
+ * Read also as version 2 (data format 3: the same without history_head).
  * Read also as version 1, the fixed layout of data format 2 (72 bytes):
  *   0 version, 1-3 currency, 4 scale, 5-7 zero,
  *   8 balance (16), 24 total_debit (16), 40 transactions (8),
@@ -74,6 +75,7 @@ uint64_t get_u64(const unsigned char *p)
  *   60 last_event nsec (4), 64 last_event sec (8) */
 #define WALLET_V1 1
 #define WALLET_V2 2
+#define WALLET_V3 3
 #define WALLET_V1_SIZE 72
 
 /* An unsigned (hi:lo) as a varint at p; returns its length (<= 19). */
@@ -169,7 +171,7 @@ size_t wallet_encode(const ws_wallet *w, unsigned char *p)
 {
     size_t o = 5;
 
-    p[0] = WALLET_V2;
+    p[0] = WALLET_V3;
     memcpy(p + 1, w->currency, 3);
     p[4] = w->scale;
     put_svar128(p, &o, w->balance);
@@ -180,6 +182,7 @@ size_t wallet_encode(const ws_wallet *w, unsigned char *p)
     o += put_var(p + o, (uint64_t)(uint32_t)w->debit_days, 0);
     put_svar(p, &o, w->last_event.sec - (int64_t)w->first_day * 86400);
     o += put_var(p + o, (uint64_t)(uint32_t)w->last_event.nsec, 0);
+    o += put_var(p + o, w->history_head, 0);
     return o;
 }
 
@@ -195,6 +198,7 @@ static int wallet_decode_v1(const unsigned char *p, ws_wallet *w)
     w->debit_days = (int32_t)get_u32(p + 56);
     w->last_event.nsec = (int32_t)get_u32(p + 60);
     w->last_event.sec = (int64_t)get_u64(p + 64);
+    w->history_head = 0;
     return WS_OK;
 }
 
@@ -206,15 +210,19 @@ int wallet_decode(const MDB_val *v, ws_wallet *w)
 
     if (v->mv_size == WALLET_V1_SIZE && p[0] == WALLET_V1)
         return wallet_decode_v1(p, w);
-    if (v->mv_size < 5 || v->mv_size > WALLET_MAX || p[0] != WALLET_V2)
+    if (v->mv_size < 5 || v->mv_size > WALLET_MAX ||
+        (p[0] != WALLET_V2 && p[0] != WALLET_V3))
         return WS_ERR_CORRUPT;
+    w->history_head = 0;
     memcpy(w->currency, p + 1, 3);
     w->scale = p[4];
     p += 5;
     if (get_svar128(&p, end, &w->balance) || get_svar128(&p, end, &w->total_debit) ||
         get_uvar(&p, end, &n) || get_svar(&p, end, &first) ||
         get_svar(&p, end, &span) || get_uvar(&p, end, &days) ||
-        get_svar(&p, end, &since) || get_uvar(&p, end, &nsec) || p != end ||
+        get_svar(&p, end, &since) || get_uvar(&p, end, &nsec) ||
+        (((const unsigned char *)v->mv_data)[0] == WALLET_V3 &&
+         get_uvar(&p, end, &w->history_head)) || p != end ||
         n > INT64_MAX || first < INT32_MIN || first > INT32_MAX ||
         span < 0 || span > (int64_t)UINT32_MAX || first + span > INT32_MAX ||
         days > INT32_MAX || since > INT64_MAX / 2 || since < INT64_MIN / 2 ||
@@ -428,54 +436,48 @@ int ws_top_insert(ws_top *t, const ws_top_entry *e)
 
 /* ------------------------------------------------------ statement lines */
 
-/* A statement line's key: wallet_id NUL seq (u64 BE), so that a wallet's
- * lines are adjacent and in the order they were applied. */
-size_t history_key(const char *wallet, size_t n, int64_t seq,
-                   unsigned char *key)
+/* A statement line's key: its place in the shard's log (u64 BE), so that
+ * lines are appended in the order applied. */
+void history_key(uint64_t pos, unsigned char key[8])
 {
     int i;
 
-    memcpy(key, wallet, n);
-    key[n] = '\0';
     for (i = 0; i < 8; i++)
-        key[n + 1 + (size_t)i] = (unsigned char)((uint64_t)seq >> (56 - 8 * i));
-    return n + 9;
+        key[i] = (unsigned char)(pos >> (56 - 8 * i));
 }
 
-int history_key_split(const MDB_val *key, const char **wallet, size_t *n,
-                      int64_t *seq)
+uint64_t history_pos(const MDB_val *key)
 {
     const unsigned char *k = key->mv_data;
-    uint64_t s = 0;
+    uint64_t pos = 0;
     size_t i;
 
-    if (key->mv_size < 10 || key->mv_size > WS_MAX_ID + 9 ||
-        k[key->mv_size - 9] != '\0')
-        return WS_ERR_CORRUPT;
-    for (i = key->mv_size - 8; i < key->mv_size; i++)
-        s = s << 8 | k[i];
-    *wallet = (const char *)k;
-    *n = key->mv_size - 9;
-    *seq = (int64_t)s;
-    return WS_OK;
+    for (i = 0; i < key->mv_size && i < 8; i++)
+        pos = pos << 8 | k[i];
+    return key->mv_size == 8 ? pos : 0;
 }
 
 /* A statement line (version 1):
- *   0 version, 1 type, 2 amount scale, 3 balance scale, then varints:
- *   amount (128-bit), balance after (zigzag, 128-bit), event sec
- *   (zigzag), event nsec, partition + 1, offset + 1, then the
- *   transaction_id and the product_id, each a varint length and its
- *   bytes. The currency is the wallet's. */
+ *   0 version, 1 type, 2 amount scale, 3 balance scale, 4-7 the wallet's
+ *   tag (u32 LE, history_tag), then varints: the wallet's previous line
+ *   (its log position, 0: none), seq, amount (128-bit), balance after
+ *   (zigzag, 128-bit), event sec (zigzag), event nsec, partition + 1,
+ *   offset + 1, then the transaction_id and the product_id, each a varint
+ *   length and its bytes. The wallet_id and currency are the wallet's. */
 #define HISTORY_V1 1
 
-size_t history_encode(const ws_history_entry *h, unsigned char *p)
+size_t history_encode(const ws_history_entry *h, uint32_t tag,
+                      unsigned char *p)
 {
-    size_t o = 4;
+    size_t o = 8;
 
     p[0] = HISTORY_V1;
     p[1] = (unsigned char)h->type;
     p[2] = h->scale;
     p[3] = h->balance_scale;
+    put_u32(p + 4, tag);
+    o += put_var(p + o, h->prev, 0);
+    o += put_var(p + o, (uint64_t)h->seq, 0);
     o += put_var(p + o, h->amount.lo, (uint64_t)h->amount.hi);
     put_svar128(p, &o, h->balance);
     put_svar(p, &o, h->ts.sec);
@@ -505,18 +507,21 @@ static int get_id(const unsigned char **p, const unsigned char *end,
     return 0;
 }
 
-int history_decode(const MDB_val *v, ws_history_entry *h)
+int history_decode(const MDB_val *v, uint32_t *tag, ws_history_entry *h)
 {
     const unsigned char *p = v->mv_data, *end = p + v->mv_size;
-    uint64_t lo, hi, nsec, part, off;
+    uint64_t lo, hi, seq, nsec, part, off;
 
-    if (v->mv_size < 4 || p[0] != HISTORY_V1 || p[1] > 3 /* enum ws_type */)
+    if (v->mv_size < 8 || p[0] != HISTORY_V1 || p[1] > 3 /* enum ws_type */)
         return WS_ERR_CORRUPT;
     h->type = p[1];
     h->scale = p[2];
     h->balance_scale = p[3];
-    p += 4;
-    if (get_var(&p, end, &lo, &hi) != 0 ||
+    *tag = get_u32(p + 4);
+    p += 8;
+    if (get_uvar(&p, end, &h->prev) != 0 ||
+        get_uvar(&p, end, &seq) != 0 || seq > INT64_MAX ||
+        get_var(&p, end, &lo, &hi) != 0 ||
         get_svar128(&p, end, &h->balance) != 0 ||
         get_svar(&p, end, &h->ts.sec) != 0 ||
         get_uvar(&p, end, &nsec) != 0 || nsec >= 1000000000u ||
@@ -525,6 +530,7 @@ int history_decode(const MDB_val *v, ws_history_entry *h)
         get_id(&p, end, h->tx_id, &h->tx_id_len) != 0 ||
         get_id(&p, end, h->product_id, &h->product_id_len) != 0 || p != end)
         return WS_ERR_CORRUPT;
+    h->seq = (int64_t)seq;
     h->amount.lo = lo;
     h->amount.hi = (int64_t)hi;
     h->ts.nsec = (int32_t)nsec;

@@ -1,6 +1,6 @@
 /*
  * reshard.c - ws_store_reshard: rewrites the state of a data directory
- * into another number of shards (and format 1 into format 3). The new
+ * into another number of shards (and formats 1 to 3 into format 4). The new
  * state is written into state.new/ and made durable before it replaces
  * state/; interrupted, it leaves the old state intact or the new one
  * complete, and running it again finishes it (until then store.c
@@ -46,10 +46,20 @@ struct dest {
     struct shard *sh;
     MDB_txn *txn;
     unsigned puts;
+    uint64_t hist_next;     /* its statement log's next position */
 };
+
+static int dest_put_flags(struct dest *d, int db, const MDB_val *k,
+                          const MDB_val *v, unsigned flags);
 
 static int dest_put(struct dest *d, int db, const MDB_val *k,
                     const MDB_val *v)
+{
+    return dest_put_flags(d, db, k, v, 0);
+}
+
+static int dest_put_flags(struct dest *d, int db, const MDB_val *k,
+                          const MDB_val *v, unsigned flags)
 {
     MDB_val key = *k, data = *v;
     int rc;
@@ -66,7 +76,71 @@ static int dest_put(struct dest *d, int db, const MDB_val *k,
         d->puts = 0;
     }
     d->puts++;
-    return mdb_put(d->txn, d->sh->dbi[db], &key, &data, 0);
+    return mdb_put(d->txn, d->sh->dbi[db], &key, &data, flags);
+}
+
+/* A wallet and its statement: the lines, found by walking its chain back
+ * in the source, appended oldest first to the destination's log, linked
+ * anew; the wallet record names its newest line there. */
+static int dest_wallet(struct shard *from, MDB_txn *rt, struct dest *d,
+                       const MDB_val *k, const MDB_val *v)
+{
+    unsigned char rec[WALLET_MAX], line[HISTORY_MAX], key[8];
+    uint64_t *chain = NULL, pos, prev = 0;
+    size_t n = 0, cap = 0, i;
+    uint32_t want = history_tag(k->mv_data, k->mv_size), tag;
+    ws_history_entry h;
+    ws_wallet w;
+    MDB_val hk, hv, data;
+    int rc = 0;
+
+    if (wallet_decode(v, &w) != WS_OK)
+        return MDB_CORRUPTED;
+    for (pos = from->dbi[DB_HISTORY] ? w.history_head : 0; pos != 0;
+         pos = h.prev) {
+        history_key(pos, key);
+        hk = val(key, 8);
+        if ((rc = mdb_get(rt, from->dbi[DB_HISTORY], &hk, &hv)) != 0)
+            break;      /* older lines were not kept */
+        if (history_decode(&hv, &tag, &h) != WS_OK || tag != want ||
+            (h.prev >= pos && h.prev != 0)) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        if (n == cap) {
+            uint64_t *c = realloc(chain, (cap = cap ? cap * 2 : 64) *
+                                             sizeof *c);
+
+            if (!c) {
+                rc = ENOMEM;
+                break;
+            }
+            chain = c;
+        }
+        chain[n++] = pos;
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    for (i = n; i > 0 && rc == 0; i--) {
+        history_key(chain[i - 1], key);
+        hk = val(key, 8);
+        if ((rc = mdb_get(rt, from->dbi[DB_HISTORY], &hk, &hv)) != 0 ||
+            (rc = history_decode(&hv, &tag, &h) != WS_OK ? MDB_CORRUPTED
+                                                         : 0) != 0)
+            break;
+        h.prev = prev;
+        prev = d->hist_next++;
+        history_key(prev, key);
+        hk = val(key, 8);
+        data = val(line, history_encode(&h, tag, line));
+        rc = dest_put_flags(d, DB_HISTORY, &hk, &data, MDB_APPEND);
+    }
+    free(chain);
+    if (rc != 0)
+        return rc;
+    w.history_head = prev;
+    data = val(rec, wallet_encode(&w, rec));
+    return dest_put(d, DB_WALLETS, k, &data);
 }
 
 /* Adds an int64 counter into the destination's value of the same key. */
@@ -125,8 +199,6 @@ static size_t shard_key_len(int db, const MDB_val *k)
 
     if (db == DB_DEBIT_DAYS)
         return k->mv_size >= 5 ? k->mv_size - 5 : k->mv_size;
-    if (db == DB_HISTORY)
-        return k->mv_size >= 9 ? k->mv_size - 9 : k->mv_size;
     if (db == DB_TOP) {
         const char *nul = memchr(p, '\0', k->mv_size);
 
@@ -141,7 +213,7 @@ static int reshard_copy(struct shard *from, MDB_txn *rt, struct dest *d,
                         int nd)
 {
     static const int dbs[] = {DB_WALLETS, DB_DEBIT_DAYS, DB_TOP, DB_PRODUCTS,
-                              DB_SEEN, DB_COUNTERS, DB_OUTBOX, DB_HISTORY};
+                              DB_SEEN, DB_COUNTERS, DB_OUTBOX};
     size_t i;
     int rc = 0;
 
@@ -150,8 +222,8 @@ static int reshard_copy(struct shard *from, MDB_txn *rt, struct dest *d,
         MDB_cursor *cur;
         MDB_val k, v;
 
-        if (from->dbi[db] == 0 && (db == DB_OUTBOX || db == DB_HISTORY))
-            continue;       /* format 1; a state without statements */
+        if (from->dbi[db] == 0 && db == DB_OUTBOX)
+            continue;       /* format 1 */
         if ((rc = mdb_cursor_open(rt, from->dbi[db], &cur)) != 0)
             break;
         rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
@@ -173,8 +245,9 @@ static int reshard_copy(struct shard *from, MDB_txn *rt, struct dest *d,
                 struct dest *to = &d[ws_shard_index(
                     k.mv_data, shard_key_len(db, &k), nd)];
 
-                rc = db == DB_TOP ? dest_top(to, &k, &v)
-                                  : dest_put(to, db, &k, &v);
+                rc = db == DB_TOP       ? dest_top(to, &k, &v)
+                     : db == DB_WALLETS ? dest_wallet(from, rt, to, &k, &v)
+                                        : dest_put(to, db, &k, &v);
             }
             if (rc == 0)
                 rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
@@ -226,6 +299,29 @@ static int reshard_offsets(ws_store *src, MDB_txn **rt, struct dest *d,
             return map_err(rc);
     }
     return WS_OK;
+}
+
+/* Each destination's next log position, and the statements setting of
+ * the source (its writer's), as meta. */
+static int reshard_history_meta(struct shard *from, MDB_txn *rt,
+                                struct dest *d, int nd)
+{
+    MDB_val k = val("history", 7), setting, nk = val("history_next", 12);
+    unsigned char buf[8];
+    MDB_val next = val(buf, 8);
+    int rc = mdb_get(rt, from->dbi[DB_META], &k, &setting), j;
+    int have = rc == 0;
+
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    for (j = 0, rc = 0; j < nd && rc == 0; j++) {
+        if (have)
+            rc = dest_put(&d[j], DB_META, &k, &setting);
+        put_u64(buf, d[j].hist_next);
+        if (rc == 0)
+            rc = dest_put(&d[j], DB_META, &nk, &next);
+    }
+    return rc;
 }
 
 /* Finishes a reshard whose new state is complete (state.old exists). */
@@ -340,6 +436,7 @@ int ws_store_reshard(const char *dir, int shards, int *from, int *format,
                             WS_STORE_FORMAT, 0, err)))
             goto out;
         d[i].sh = &dst->sh[i];
+        d[i].hist_next = 1;
         if ((rc = mdb_txn_begin(d[i].sh->env, NULL, 0, &d[i].txn)))
             goto lmdb;
     }
@@ -347,6 +444,8 @@ int ws_store_reshard(const char *dir, int shards, int *from, int *format,
         goto out;
     for (i = 0; i < src->nshards && rc == 0; i++)
         rc = reshard_copy(&src->sh[i], rt[i], d, shards);
+    if (rc == 0)
+        rc = reshard_history_meta(&src->sh[0], rt[0], d, shards);
     for (i = 0; i < shards && rc == 0; i++) {
         rc = mdb_txn_commit(d[i].txn);
         d[i].txn = NULL;

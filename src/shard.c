@@ -63,7 +63,7 @@ static int check_file_size(struct shard *sh, const char *path, char *err)
 
 /* Opens the named databases and checks (or, on a new environment,
  * writes) the format and the shard's place recorded inside it; `format`
- * is the data format expected (the marker's; a writer records format 2
+ * is the data format expected (the marker's; a writer records formats 2, 3
  * as WS_STORE_FORMAT), `place` ("index/count") is checked when not
  * NULL. */
 static int open_dbs(struct shard *sh, int writer, const char *path,
@@ -108,9 +108,9 @@ static int open_dbs(struct shard *sh, int writer, const char *path,
         if (!expect)
             continue;
         rc = get(txn, sh->dbi[DB_META], name, strlen(name), &v);
-        /* A format-2 directory whose upgrade stopped after this shard:
+        /* An older directory whose upgrade stopped after this shard:
          * its own records are read the same either way. */
-        if (k == 0 && rc == 0 && format == WS_STORE_FORMAT_OLDEST &&
+        if (k == 0 && rc == 0 && format < WS_STORE_FORMAT &&
             v.mv_size == strlen(now) && memcmp(v.mv_data, now, v.mv_size) == 0)
             continue;
         if (rc == MDB_NOTFOUND && writer) {
@@ -138,9 +138,9 @@ static int open_dbs(struct shard *sh, int writer, const char *path,
             mdb_txn_abort(txn);
             goto fail;
         }
-        /* A writer upgrades format 2 in place: nothing but the format
-         * changes (records.c reads format 2's records as they are). */
-        if (k == 0 && writer && format == WS_STORE_FORMAT_OLDEST) {
+        /* A writer upgrades formats 2 and 3 in place: nothing but the
+         * format changes (records.c reads their records as they are). */
+        if (k == 0 && writer && format < WS_STORE_FORMAT) {
             MDB_val key = val(name, strlen(name));
             MDB_val data = val(now, strlen(now));
 
@@ -261,4 +261,9 @@ int ws_store_shard_of(const ws_store *s, const char *id, size_t n)
 int ws_shard_index(const char *id, size_t n, int shards)
 {
     return shards <= 1 ? 0 : (int)(XXH3_64bits(id, n) % (uint64_t)shards);
+}
+
+uint32_t history_tag(const char *wallet, size_t n)
+{
+    return (uint32_t)(XXH3_64bits(wallet, n) >> 32);
 }

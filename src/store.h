@@ -32,11 +32,13 @@
 #include "ws.h"
 
 /* Format of the data directory this build writes: 2 has shards, 3 the
- * compact wallet records (records.c). A writer upgrades format 2 in place
- * when it opens it (nothing is rewritten: format-2 records are read as
- * they are and rewritten compact when they change); readers read both.
- * Format 1 (one environment) is upgraded by ws_store_reshard. */
-#define WS_STORE_FORMAT 3
+ * compact wallet records, 4 the wallets' statements (a statement log per
+ * shard, wallet records that name their newest line; records.c). A
+ * writer upgrades formats 2 and 3 in place when it opens them (nothing
+ * is rewritten: older records are read as they are and rewritten when
+ * they change); readers read all three. Format 1 (one environment) is
+ * upgraded by ws_store_reshard. */
+#define WS_STORE_FORMAT 4
 #define WS_STORE_FORMAT_OLDEST 2
 /* Most shards a data directory may have. */
 #define WS_SHARDS_MAX 64
@@ -55,6 +57,8 @@ typedef struct ws_wallet {
     int32_t last_day;
     int32_t debit_days;     /* distinct days with a debit or cancelDebit */
     ws_instant last_event;  /* latest event timestamp */
+    uint64_t history_head;  /* its newest statement line (a position in
+                               its shard's log), 0: none */
 } ws_wallet;
 
 /* One of a product's top credits. */
@@ -302,8 +306,11 @@ int ws_batch_lost_add(ws_batch *b, const char *source, size_t n,
 /* One line of a wallet's statement: an applied transaction with the
  * wallet's balance after it (SPEC 8a). `seq` numbers the wallet's
  * applied transactions from 1, in the order they were applied (it is the
- * wallet's `transactions` count after this one). */
+ * wallet's `transactions` count after this one). Lines are appended to
+ * their shard's log at `pos` and link to the wallet's previous line. */
 typedef struct ws_history_entry {
+    uint64_t pos;               /* its place in the shard's log */
+    uint64_t prev;              /* the wallet's previous line, 0: none */
     int64_t seq;
     int type;                   /* enum ws_type */
     ws_dec amount;
@@ -321,11 +328,13 @@ typedef struct ws_history_entry {
 
 /* What a writer keeps of statements: none (WS_HISTORY_OFF), all
  * (WS_HISTORY_ALL) or, when > 0, the lines of the last `days` days of
- * each wallet's event time (counted back from its latest line; older
- * lines are dropped when the wallet next changes). */
+ * event time: each commit drops, oldest applied first, the lines whose
+ * event day is more than `days` before the latest of its batch (at most
+ * WS_HISTORY_PRUNE_MAX a commit). */
 #define WS_HISTORY_OFF (-1)
 #define WS_HISTORY_ALL 0
 #define WS_HISTORY_DAYS_MAX 3650000
+#define WS_HISTORY_PRUNE_MAX 20000
 
 /* Writer only, before its first batch: records the setting in every
  * shard; turning statements off drops the lines kept so far (turned on
@@ -333,33 +342,29 @@ typedef struct ws_history_entry {
  * Returns 0 or a store error. */
 int ws_store_set_history(ws_store *s, int days);
 
-/* Adds the line of an applied transaction (h->seq is the wallet's new
- * `transactions`) to the wallet's statement, unless statements are off,
- * and drops the wallet's lines older than the kept days. Returns 0 or a
- * store error. */
+/* Whether the batch keeps statements. */
+int ws_batch_history_on(const ws_batch *b);
+
+/* Appends the line of an applied transaction of a wallet (h->seq is the
+ * wallet's new `transactions`; h->pos and h->prev are set here, prev
+ * from *head) and sets *head, the wallet's history_head, to it. Returns
+ * 0 or a store error. */
 int ws_batch_history_add(ws_batch *b, const char *wallet, size_t n,
-                         const ws_history_entry *h);
+                         ws_history_entry *h, uint64_t *head);
 
 /* Whether the state keeps statements (its writer's last setting):
  * *days as ws_store_set_history. Returns 0 or a store error. */
 int ws_view_history_kept(ws_view *v, int *days);
 
-/* Calls fn for the lines of a wallet's statement: newest first from the
- * line before seq `from` (0: the newest), or oldest first from the line
- * after `from`. Stops when fn returns non-zero (and returns that value);
- * else returns 0 or a store error. The entry is valid during the call. */
-int ws_view_history(ws_view *v, const char *wallet, size_t n, int64_t from,
-                    int newest_first,
+/* Calls fn for the lines of a wallet's statement, newest first, from the
+ * line at position `from` (the wallet's history_head, or a line's prev)
+ * back to its oldest line kept. Stops when fn returns non-zero (and
+ * returns that value); else returns 0, WS_ERR_NOT_FOUND when the line
+ * at `from` is another wallet's (a cursor of another statement), or a
+ * store error. The entry is valid during the call. */
+int ws_view_history(ws_view *v, const char *wallet, size_t n, uint64_t from,
                     int (*fn)(const ws_history_entry *h, void *arg),
                     void *arg);
-
-/* Calls fn for every statement line of the view, by wallet (ascending
- * byte order of wallet_id), oldest first within a wallet. Returns as
- * ws_view_each_wallet. */
-int ws_view_each_history(ws_view *v,
-                         int (*fn)(const char *wallet, size_t n,
-                                   const ws_history_entry *h, void *arg),
-                         void *arg);
 
 /* -------------------------------------------------- reads: any thread */
 

@@ -52,10 +52,14 @@
  *   counters    "outcome:<name>" / "reason:<code>" -> int64 LE;
  *               "lost:<source>" -> records of that source deleted from the
  *               log before they were read (kafka_source.c), int64 LE
- *   history     wallet_id NUL seq (u64 BE) -> statement line (records.c);
- *               meta "history" says what is kept ("off", "all" or the
- *               days). Added without a format change: a state written
- *               before it has no such table (readers see no statements)
+ *   history     the shard's statement log: position (u64 BE, from 1, in
+ *               the order applied, appended) -> statement line
+ *               (records.c), which links to its wallet's previous line;
+ *               the wallet record holds its newest (history_head). meta
+ *               "history" says what is kept ("off", "all" or the days),
+ *               meta "history_next" the next position (u64 LE). A state
+ *               of data format 3 has no such table (readers see no
+ *               statements)
  */
 #ifndef WS_STORE_INT_H
 #define WS_STORE_INT_H
@@ -119,6 +123,13 @@ struct ws_batch {
     ws_counts delta;
     int err;            /* first LMDB error met in this batch */
     size_t pages[DB_COUNT];     /* each table's pages when it began */
+    /* Statements: the next log position (0: not read yet), whether it
+     * moved, lines appended, the latest event day among them. */
+    uint64_t hist_next;
+    int hist_moved;
+    size_t hist_added;
+    int32_t hist_max_day;
+    MDB_cursor *hist_cur;       /* appends; freed with the transaction */
 };
 
 /* One shard: an LMDB environment in state/<index>/ and its tables. */
@@ -206,17 +217,20 @@ size_t counter_key(const char *prefix, const char *name, size_t n,
                    char *key);
 void outbox_key(int target, uint64_t seq, unsigned char k[10]);
 uint64_t outbox_seq(const unsigned char *k);
-/* A statement line's key (at most WS_MAX_ID + 9 bytes) and its parts
- * (0 or WS_ERR_CORRUPT); a line (at most HISTORY_MAX bytes) and its
- * decoding (0 or WS_ERR_CORRUPT). */
-#define HISTORY_KEY_MAX (WS_MAX_ID + 9)
-#define HISTORY_MAX (4 + 19 + 19 + 10 + 5 + 5 + 10 + 2 * (3 + WS_MAX_ID))
-size_t history_key(const char *wallet, size_t n, int64_t seq,
-                   unsigned char *key);
-int history_key_split(const MDB_val *key, const char **wallet, size_t *n,
-                      int64_t *seq);
-size_t history_encode(const ws_history_entry *h, unsigned char *p);
-int history_decode(const MDB_val *v, ws_history_entry *h);
+/* A statement line's key (its log position) and the position read back
+ * (0 when not a position); a line (at most HISTORY_MAX bytes) with its
+ * wallet's tag (history_tag, store.c) and its decoding (0 or
+ * WS_ERR_CORRUPT). */
+#define HISTORY_MAX (8 + 10 + 10 + 19 + 19 + 10 + 5 + 5 + 10 + \
+                     2 * (3 + WS_MAX_ID))
+void history_key(uint64_t pos, unsigned char key[8]);
+uint64_t history_pos(const MDB_val *key);
+size_t history_encode(const ws_history_entry *h, uint32_t tag,
+                      unsigned char *p);
+int history_decode(const MDB_val *v, uint32_t *tag, ws_history_entry *h);
+/* The 32 bits of a wallet_id a line carries: a cursor into another
+ * wallet's statement is refused. */
+uint32_t history_tag(const char *wallet, size_t n);
 void inbox_key(int from, unsigned char k[2]);
 
 /* The source of a remembered id (12 bytes after its fingerprint), and

@@ -548,87 +548,42 @@ int ws_view_history_kept(ws_view *v, int *days)
     return WS_OK;
 }
 
-int ws_view_history(ws_view *v, const char *wallet, size_t n, int64_t from,
-                    int newest_first,
+int ws_view_history(ws_view *v, const char *wallet, size_t n, uint64_t from,
                     int (*fn)(const ws_history_entry *h, void *arg),
                     void *arg)
 {
     int k = ws_store_shard_of(v->store, wallet, n);
     struct shard *sh = &v->store->sh[k];
-    unsigned char start[HISTORY_KEY_MAX];
-    MDB_cursor *cur;
-    MDB_val key, data;
+    uint32_t want = history_tag(wallet, n), tag;
+    uint64_t pos = from;
     ws_history_entry h;
-    int rc, e = WS_OK;
+    int rc, e = WS_OK, first = 1;
 
-    if (sh->dbi[DB_HISTORY] == 0 || n > WS_MAX_ID)
-        return WS_OK;
-    if ((rc = mdb_cursor_open(v->txn[k], sh->dbi[DB_HISTORY], &cur)) != 0)
-        return map_err(rc);
-    if (newest_first) {
-        /* The first key at or after (wallet, from), then one back; from 0:
-         * the first key after the wallet's lines. */
-        key = val(start, history_key(wallet, n, from > 0 ? from : INT64_MAX,
-                                     start));
-        rc = mdb_cursor_get(cur, &key, &data, MDB_SET_RANGE);
-        rc = mdb_cursor_get(cur, &key, &data, rc == 0 ? MDB_PREV : MDB_LAST);
-    } else {
-        key = val(start, history_key(wallet, n, from + 1, start));
-        rc = mdb_cursor_get(cur, &key, &data, MDB_SET_RANGE);
-    }
-    while (rc == 0 && e == WS_OK) {
-        const char *w;
-        size_t wn;
-
-        if (history_key_split(&key, &w, &wn, &h.seq) != WS_OK) {
-            e = WS_ERR_CORRUPT;
-            break;
-        }
-        if (wn != n || memcmp(w, wallet, n) != 0)
-            break;
-        if ((e = history_decode(&data, &h)) != WS_OK ||
-            (e = fn(&h, arg)) != WS_OK)
-            break;
-        rc = mdb_cursor_get(cur, &key, &data,
-                            newest_first ? MDB_PREV : MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    if (e != WS_OK)
-        return e;
-    return rc == 0 || rc == MDB_NOTFOUND ? WS_OK : map_err(rc);
-}
-
-struct each_history {
-    int (*fn)(const char *wallet, size_t n, const ws_history_entry *h,
-              void *arg);
-    void *arg;
-};
-
-static int each_history_entry(const MDB_val *key, const MDB_val *data,
-                              void *arg)
-{
-    struct each_history *eh = arg;
-    ws_history_entry h;
-    const char *w;
-    size_t n;
-    int e;
-
-    if ((e = history_key_split(key, &w, &n, &h.seq)) != WS_OK ||
-        (e = history_decode(data, &h)) != WS_OK)
-        return e;
-    return eh->fn(w, n, &h, eh->arg);
-}
-
-int ws_view_each_history(ws_view *v,
-                         int (*fn)(const char *wallet, size_t n,
-                                   const ws_history_entry *h, void *arg),
-                         void *arg)
-{
-    struct each_history eh;
-
-    if (v->store->sh[0].dbi[DB_HISTORY] == 0)
+    if (sh->dbi[DB_HISTORY] == 0)
         return WS_OK;       /* written before statements */
-    eh.fn = fn;
-    eh.arg = arg;
-    return each_entry(v, DB_HISTORY, each_history_entry, &eh);
+    /* Each line names its wallet's previous one: a walk back from the
+     * newest, one lookup a line, until a line no longer kept. */
+    while (pos != 0 && e == WS_OK) {
+        unsigned char key[8];
+        MDB_val data;
+
+        history_key(pos, key);
+        rc = get(v->txn[k], sh->dbi[DB_HISTORY], key, 8, &data);
+        if (rc == MDB_NOTFOUND)
+            break;          /* older lines were not kept */
+        if (rc != 0)
+            return map_err(rc);
+        if ((e = history_decode(&data, &tag, &h)) != WS_OK)
+            return e;
+        if (tag != want)
+            return first ? WS_ERR_NOT_FOUND : WS_ERR_CORRUPT;
+        h.pos = pos;
+        first = 0;
+        e = fn(&h, arg);
+        if (h.prev >= pos && h.prev != 0)
+            return WS_ERR_CORRUPT;  /* links only go back */
+        pos = h.prev;
+    }
+    return e;
 }
+

@@ -253,6 +253,7 @@ static int apply(struct worker *w, struct rec *rc)
     struct ws_router *r = w->r;
     const ws_router_hooks *hk = r->o.hooks;
     char why[WS_ROUTER_WHY_MAX];
+    ws_source_pos src;
     int e, v;
 
     if ((e = ensure_batch(w)) != WS_OK)
@@ -262,15 +263,18 @@ static int apply(struct worker *w, struct rec *rc)
     prefetch(w, w->head ? w->head->next : NULL, 0);
     prefetch(w, w->head, 1);
     v = atomic_load_explicit(&rc->verdict, memory_order_acquire);
+    src.partition = rc->in.partition;
+    src.offset = rc->in.offset;
     if (rc->decoded && v == V_SOLO) {
-        if ((e = ws_engine_apply(w->batch, &rc->res.txn, &rc->res)) != WS_OK)
+        if ((e = ws_engine_apply(w->batch, &rc->res.txn, &src, &rc->res)) !=
+            WS_OK)
             return e;
     } else if (rc->decoded) {
         e = ws_engine_apply_claimed(w->batch, &rc->res.txn,
                                     v == V_NEW ? WS_CLAIM_NEW
                                     : v == V_SAME ? WS_CLAIM_SAME
                                                   : WS_CLAIM_OTHER,
-                                    &rc->res);
+                                    &src, &rc->res);
         if (e != WS_OK)
             return e;
         if (v == V_NEW) {
@@ -285,17 +289,6 @@ static int apply(struct worker *w, struct rec *rc)
             if ((e = to_resolve(w, rc, rc->gen)) != WS_OK)
                 return e;
         }
-    }
-    if (rc->res.outcome == WS_APPLIED) {
-        ws_source_pos src;
-        ws_history_entry h;
-
-        src.partition = rc->in.partition;
-        src.offset = rc->in.offset;
-        ws_engine_history_entry(&rc->res, &src, &h);
-        if ((e = ws_batch_history_add(w->batch, rc->res.txn.wallet_id,
-                                      rc->res.txn.wallet_id_len, &h)))
-            return e;
     }
     ws_batch_count(w->batch, rc->res.outcome, rc->res.reason);
     why[0] = '\0';

@@ -127,8 +127,8 @@ def future_format_marker_refused_by_run():
     marker = os.path.join(ddir, "walletstream.format")
     text = wslib.read_bytes(marker)
     with open(marker, "wb") as f:
-        f.write(text.replace(b"format 3", b"format 4"))
-    _refused_everywhere(ddir, "a data directory of format 4", ("format 4",))
+        f.write(text.replace(b"format 4", b"format 5"))
+    _refused_everywhere(ddir, "a data directory of format 5", ("format 5",))
 
 
 @test
@@ -140,10 +140,10 @@ def future_format_inside_state_refused_by_run():
     dump = subprocess.run(["mdb_dump", "-p", "-s", "meta", state], stdout=subprocess.PIPE, check=True).stdout
     lines = dump.split(b"\n")
     i = lines.index(b" format")
-    lines[i + 1] = b" 4"
+    lines[i + 1] = b" 5"
     subprocess.run(["mdb_load", "-s", "meta", state], input=b"\n".join(lines), check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _refused_everywhere(ddir, "a state recording format 4", ("format",))
+    _refused_everywhere(ddir, "a state recording format 5", ("format",))
 
 
 @test

@@ -78,7 +78,8 @@ def expected_csv(model):
         rows["top_credits"].append([pid, "[" + ",".join(credits) + "]"])
     for wid in byte_order(model.wallets):
         w = model.wallets[wid]
-        for seq, (t, bal, scale, _) in enumerate(w.lines, 1):
+        # newest first, as the API pages them
+        for seq, (t, bal, scale, _) in reversed(list(enumerate(w.lines, 1))):
             # committed_at empty (not kept), source empty (replayed files)
             rows["transactions"].append([wid, str(epoch_ms(t.instant)), str(t.instant[1]), t.tid, t.amount.text(),
                                          ref.format_units(bal, scale), "", "", w.currency, t.product, str(seq),
@@ -112,7 +113,7 @@ def expected_jsonl(model):
                                for p in byte_order(model.products)).encode("utf-8"),
         "transactions": "".join(ref.render(dict([("wallet_id", w), ("currency", model.wallets[w].currency)],
                                                 **line)) + "\n"
-                                for w in wallets for line in reversed(model.statement(w))).encode("utf-8"),
+                                for w in wallets for line in model.statement(w)).encode("utf-8"),
     }
 
 

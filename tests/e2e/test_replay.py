@@ -311,9 +311,9 @@ def incompatible_format_marker_refused_and_untouched():
     marker = os.path.join(ddir, "walletstream.format")
     check(os.path.isfile(marker), "no format marker in the data directory: %s" % sorted(os.listdir(ddir)))
     text = wslib.read_bytes(marker)
-    check(b"format 3\n" in text, "format marker %r" % text)
+    check(b"format 4\n" in text, "format marker %r" % text)
     with open(marker, "wb") as f:
-        f.write(text.replace(b"format 3", b"format 999"))
+        f.write(text.replace(b"format 4", b"format 999"))
     err = _refused(ddir, "a data directory of format 999")
     check("format" in err, "message does not mention the format: %r" % err)
 

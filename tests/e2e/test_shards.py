@@ -22,6 +22,7 @@ import gen_events
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE = os.path.join(HERE, "..", "fixtures", "format1")
 FIXTURE2 = os.path.join(HERE, "..", "fixtures", "format2")
+FIXTURE3 = os.path.join(HERE, "..", "fixtures", "format3")
 SEED = int(os.environ.get("WS_E2E_SEED", "20240511"))
 COUNT = int(os.environ.get("WS_E2E_EVENTS", "8000"))
 
@@ -32,13 +33,14 @@ def run(args, timeout=120):
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
 
-def export(ddir):
-    """The CSV export of ddir: {table: sorted rows}, and the manifest."""
+def export(ddir, statements=False):
+    """The CSV export of ddir: {table: sorted rows} (the statements too if
+    asked), and the manifest."""
     out = os.path.join(wslib.tempdir(), "export")
     rc, so, se = run(["export", "--data-dir", ddir, "--out", out])
     check_eq(0, rc, "export exit status (stderr %r)" % se[-500:])
     tables = {}
-    for name in ("balances", "avg_debits", "top_credits"):
+    for name in ("balances", "avg_debits", "top_credits") + (("transactions",) if statements else ()):
         with open(os.path.join(out, name + ".csv"), newline="") as f:
             rows = list(csv.reader(f))
         tables[name] = (rows[0], sorted(rows[1:]))
@@ -77,8 +79,9 @@ def fixture_export(fixture=FIXTURE):
 
 
 # -------------------------------------------------------------------------
-# Format 1 (the release before shards) -> format 3 (reshard); format 2
-# (the release with shards) -> format 3 (in place, by the first writer)
+# Format 1 (the release before shards) -> format 4 (reshard); formats 2
+# (the release with shards) and 3 (compact wallet records) -> format 4 (in
+# place, by the first writer)
 
 @test
 def format1_directory_is_refused_untouched_with_the_upgrade_command():
@@ -96,7 +99,7 @@ def format1_directory_is_refused_untouched_with_the_upgrade_command():
 
 
 @test
-def format1_directory_upgrades_with_every_figure_count_and_offset():  # -> format 3
+def format1_directory_upgrades_with_every_figure_count_and_offset():  # -> format 4
     """The release's own export of the directory equals ours after the
     upgrade, for 1 and 3 shards; the old state is gone, the new serves."""
     want = fixture_export()
@@ -121,24 +124,25 @@ def _marker(ddir):
         return f.read()
 
 
-@test
-def format2_directory_is_read_as_is_and_upgraded_in_place_by_a_writer():
-    """A directory of the release with shards (format 2, fixed-size wallet
-    records) is served and exported unchanged; the first writer records
-    format 3 without rewriting anything, applies on top of it exactly,
-    and the release's own figures hold throughout."""
-    want = fixture_export(FIXTURE2)
-    ddir = fixture_copy(FIXTURE2)
-    check("format 2\n" in _marker(ddir), "fixture marker %r" % _marker(ddir))
-    same_exports(want, export(ddir), "format-2 release export vs ours, read as is")
-    check("format 2\n" in _marker(ddir), "a reader changed the marker: %r" % _marker(ddir))
+def _upgraded_in_place(fixture, fmt):
+    """A directory of an older release (format `fmt`) is served and
+    exported unchanged; the first writer records format 4 without
+    rewriting anything, applies on top of it exactly, and the release's
+    own figures hold throughout. Statements start after the upgrade: the
+    one line of the record applied on top, with the wallet's whole count
+    as its seq."""
+    want = fixture_export(fixture)
+    ddir = fixture_copy(fixture)
+    check("format %d\n" % fmt in _marker(ddir), "fixture marker %r" % _marker(ddir))
+    same_exports(want, export(ddir), "format-%d release export vs ours, read as is" % fmt)
+    check("format %d\n" % fmt in _marker(ddir), "a reader changed the marker: %r" % _marker(ddir))
     # a writer: the seed again (all duplicates), then a wallet of the seed
     # changes (its record is rewritten in the new layout)
     r = wslib.replay_ok(ddir, [wslib.example("seed_transactions.jsonl")])
-    check_eq(0, r.counts["applied"], "seed records applied again on the format-2 state")
-    check("format 3\nshards 2\n" in _marker(ddir), "marker after a writer: %r" % _marker(ddir))
+    check_eq(0, r.counts["applied"], "seed records applied again on the format-%d state" % fmt)
+    check("format 4\nshards 2\n" in _marker(ddir), "marker after a writer: %r" % _marker(ddir))
     tables, manifest = export(ddir)
-    same_exports(want, (tables, want[1]), "format-2 release export vs ours, upgraded")
+    same_exports(want, (tables, want[1]), "format-%d release export vs ours, upgraded" % fmt)
     check_eq(want[1]["events"]["duplicate"] + r.counts["duplicate"], manifest["events"]["duplicate"],
              "duplicates after the seed again")
     extra = os.path.join(wslib.tempdir(), "extra.jsonl")
@@ -155,7 +159,26 @@ def format2_directory_is_read_as_is_and_upgraded_in_place_by_a_writer():
                           wslib.example("conformance_input.jsonl")], extra_args=["--workers", "2"])
     wslib.replay_ok(ref, [wslib.example("seed_transactions.jsonl")])
     wslib.replay_ok(ref, [extra])
-    same_exports(export(ref), export(ddir), "fresh format 3 vs upgraded format 2")
+    same_exports(export(ref), export(ddir), "fresh format 4 vs upgraded format %d" % fmt)
+    out = os.path.join(wslib.tempdir(), "lines")
+    rc, _, se = run(["export", "--data-dir", ddir, "--format", "jsonl", "--out", out])
+    check_eq(0, rc, "export (stderr %r)" % se[-300:])
+    with open(os.path.join(out, "transactions.jsonl")) as f:
+        lines = [json.loads(line) for line in f]
+    with open(os.path.join(out, "balances.jsonl")) as f:
+        count = {b["wallet_id"]: b["transactions"] for b in map(json.loads, f)}
+    check_eq([("after-upgrade-1", first["wallet_id"], count[first["wallet_id"]])],
+             [(x["transaction_id"], x["wallet_id"], x["seq"]) for x in lines], "statement lines after the upgrade")
+
+
+@test
+def format2_directory_is_read_as_is_and_upgraded_in_place_by_a_writer():
+    _upgraded_in_place(FIXTURE2, 2)
+
+
+@test
+def format3_directory_is_read_as_is_and_upgraded_in_place_by_a_writer():
+    _upgraded_in_place(FIXTURE3, 3)
 
 
 @test
@@ -268,10 +291,12 @@ def another_worker_count_is_refused_until_resharded():
     r = wslib.replay_ok(ddir, [d["path"]])
     check_eq(0, r.counts["applied"], "records applied twice")
     for n in (2, 1, 4):
-        want = export(ddir)
+        want = export(ddir, statements=True)
+        check(len(want[0]["transactions"][1]) == d["counts"]["applied"], "a statement line per applied record")
         rc, so, se = run(["reshard", "--data-dir", ddir, "--workers", str(n)])
         check_eq(0, rc, "reshard to %d exit status (stderr %r)" % (n, se[-800:]))
-        same_exports(want, export(ddir), "before vs after resharding to %d" % n)
+        # statements too: every line, its seq, balance after and source
+        same_exports(want, export(ddir, statements=True), "before vs after resharding to %d" % n)
         # the remembered ids moved to their new shards: all duplicates
         r = wslib.replay_ok(ddir, [d["path"]], extra_args=["--workers", str(n)])
         check_eq(0, r.counts["applied"], "records applied twice after resharding to %d" % n)

@@ -107,7 +107,9 @@ def read_your_writes_never_sees_the_balance_before_its_write():
             ack = prod.stdout.readline().decode().strip()
             if not ack:
                 raise wslib.Fail("produce --print-offsets ended: %s" % prod.stderr.read()[-1000:])
-            status, _, body = r.get("/balance/%s?min_offset=%s" % (w, ack))
+            # wait_ms at its maximum: a busy machine may take over a second to
+            # commit; a 504 would be reported below as a miss, never a pass
+            status, _, body = r.get("/balance/%s?min_offset=%s&wait_ms=10000" % (w, ack))
             rtts.append(time.monotonic() - t0)
             balance[w] += units if kind == "credit" else -units
             want = "%s%d.%02d" % ("-" if balance[w] < 0 else "", abs(balance[w]) // 100, abs(balance[w]) % 100)

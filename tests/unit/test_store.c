@@ -902,6 +902,10 @@ static void test_wallet_record_edges_round_trip(void)
     ws_dec_parse_amount("999999999999999.999999999999999999", 34,
                         &w[0].total_debit, &scale);
     w[0].scale = 18;
+    w[0].transactions = INT64_MAX;
+    w[0].debit_days = INT32_MAX;
+    w[0].history_head = UINT64_MAX;     /* the longest record */
+    w[1].history_head = 1;
     w[1].balance.hi = 0;
     w[1].balance.lo = 0;
     w[1].transactions = INT64_MAX;
@@ -940,6 +944,7 @@ static void test_wallet_record_edges_round_trip(void)
         CHECK_EQ_INT(got.debit_days, w[i].debit_days);
         CHECK_EQ_INT(got.last_event.sec, w[i].last_event.sec);
         CHECK_EQ_INT(got.last_event.nsec, w[i].last_event.nsec);
+        CHECK(got.history_head == w[i].history_head);
         CHECK(memcmp(got.currency, w[i].currency, 3) == 0);
     }
     ws_view_end(v);
@@ -1071,8 +1076,9 @@ static int same_line(const ws_history_entry *a, const ws_history_entry *b)
 
 struct lines {
     int64_t seq[16];
+    uint64_t pos[16];
     ws_history_entry first;
-    int n;
+    int n, stop_at;
 };
 
 static int collect_line(const ws_history_entry *h, void *arg)
@@ -1081,119 +1087,146 @@ static int collect_line(const ws_history_entry *h, void *arg)
 
     if (l->n == 0)
         l->first = *h;
-    if (l->n < 16)
+    if (l->n < 16) {
         l->seq[l->n] = h->seq;
+        l->pos[l->n] = h->pos;
+    }
     l->n++;
-    return 0;
+    return l->stop_at && l->n == l->stop_at;
 }
 
-/* Lines round-trip exactly, page newest first and oldest first, stay
- * with their wallet (a prefix of another wallet's id is another wallet),
- * and an aborted batch leaves none. */
-static void test_statement_lines_round_trip_and_page(void)
+/* Appends line seq of wallet id in its shard's batch: its head moves. */
+static void add_line(ws_store *s, const char *id, uint64_t *head,
+                     ws_history_entry h, int commit)
+{
+    ws_batch *b;
+
+    CHECK_EQ_INT(ws_store_begin_shard(s, ws_store_shard_of(s, id, strlen(id)),
+                                      &b), WS_OK);
+    CHECK_EQ_INT(ws_batch_history_add(b, id, strlen(id), &h, head), WS_OK);
+    if (commit) {
+        CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    } else {
+        CHECK_EQ_INT(ws_batch_flush(b), WS_OK);
+        ws_batch_abort(b);
+    }
+}
+
+/* Lines round-trip exactly, link back newest to oldest, page from any
+ * line, stay with their wallet (a line of another wallet is refused as
+ * a start), and an aborted batch leaves none (nor moves the next
+ * position). */
+static void test_statement_lines_round_trip_and_link(void)
 {
     char dir[300], err[WS_STORE_ERR_MAX];
     ws_store *s = NULL;
-    ws_batch *b;
     ws_view *v;
     struct lines l;
     ws_history_entry h;
+    uint64_t head = 0, other = 0, aborted;
     int days, i;
 
     fresh_dir(dir, sizeof dir, "history");
     CHECK_EQ_INT(ws_store_open_shards(dir, WS_STORE_WRITE, 0, 2, &s, err),
                  WS_OK);
     CHECK_EQ_INT(ws_store_set_history(s, WS_HISTORY_ALL), WS_OK);
-    CHECK_EQ_INT(ws_store_begin_shard(s, ws_store_shard_of(s, "w", 1), &b),
-                 WS_OK);
-    for (i = 1; i <= 5; i++) {
-        h = line_of(i, 1700000000 + i, "tx");
-        CHECK_EQ_INT(ws_batch_history_add(b, "w", 1, &h), WS_OK);
-    }
-    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
-    CHECK_EQ_INT(ws_store_begin_shard(s, ws_store_shard_of(s, "ww", 2), &b),
-                 WS_OK);
-    h = line_of(1, 1700000000, "other");
-    CHECK_EQ_INT(ws_batch_history_add(b, "ww", 2, &h), WS_OK);
-    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
-    CHECK_EQ_INT(ws_store_begin_shard(s, ws_store_shard_of(s, "w", 1), &b),
-                 WS_OK);
-    h = line_of(6, 1700000006, "aborted");
-    CHECK_EQ_INT(ws_batch_history_add(b, "w", 1, &h), WS_OK);
-    CHECK_EQ_INT(ws_batch_flush(b), WS_OK);
-    ws_batch_abort(b);
+    for (i = 1; i <= 5; i++)
+        add_line(s, "w", &head, line_of(i, 1700000000 + i, "tx"), 1);
+    add_line(s, "ww", &other, line_of(1, 1700000000, "other"), 1);
+    aborted = head;
+    add_line(s, "w", &aborted, line_of(6, 1700000006, "aborted"), 0);
+    CHECK(aborted != head);
 
     CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
     CHECK_EQ_INT(ws_view_history_kept(v, &days), WS_OK);
     CHECK_EQ_INT(days, WS_HISTORY_ALL);
     memset(&l, 0, sizeof l);
-    CHECK_EQ_INT(ws_view_history(v, "w", 1, 0, 1, collect_line, &l), WS_OK);
+    CHECK_EQ_INT(ws_view_history(v, "w", 1, head, collect_line, &l), WS_OK);
     CHECK_EQ_INT(l.n, 5);
     CHECK_EQ_INT(l.seq[0], 5);
     CHECK_EQ_INT(l.seq[4], 1);
+    CHECK(l.pos[0] == head && l.pos[4] < l.pos[3]);
     h = line_of(5, 1700000005, "tx");
     CHECK(same_line(&l.first, &h));
     memset(&l, 0, sizeof l);
-    CHECK_EQ_INT(ws_view_history(v, "w", 1, 3, 1, collect_line, &l), WS_OK);
-    CHECK_EQ_INT(l.n, 2);
+    l.stop_at = 2;
+    CHECK_EQ_INT(ws_view_history(v, "w", 1, head, collect_line, &l), 1);
+    memset(&l, 0, sizeof(l));
+    CHECK_EQ_INT(ws_view_history(v, "w", 1, 2, collect_line, &l), WS_OK);
+    CHECK_EQ_INT(l.n, 2);       /* from position 2 back: seq 2, then 1 */
     CHECK_EQ_INT(l.seq[0], 2);
     memset(&l, 0, sizeof l);
-    CHECK_EQ_INT(ws_view_history(v, "w", 1, 3, 0, collect_line, &l), WS_OK);
-    CHECK_EQ_INT(l.n, 2);
-    CHECK_EQ_INT(l.seq[0], 4);
-    memset(&l, 0, sizeof l);
-    CHECK_EQ_INT(ws_view_history(v, "ww", 2, 0, 1, collect_line, &l), WS_OK);
+    CHECK_EQ_INT(ws_view_history(v, "ww", 2, other, collect_line, &l), WS_OK);
     CHECK_EQ_INT(l.n, 1);
+    if (ws_store_shard_of(s, "w", 1) == ws_store_shard_of(s, "ww", 2)) {
+        /* a start that is another wallet's line */
+        CHECK_EQ_INT(ws_view_history(v, "w", 1, other, collect_line, &l),
+                     WS_ERR_NOT_FOUND);
+    }
     memset(&l, 0, sizeof l);
-    CHECK_EQ_INT(ws_view_history(v, "x", 1, 0, 1, collect_line, &l), WS_OK);
-    CHECK_EQ_INT(l.n, 0);
+    CHECK_EQ_INT(ws_view_history(v, "w", 1, aborted, collect_line, &l), WS_OK);
+    CHECK_EQ_INT(l.n, 0);       /* the aborted line is not there */
+    ws_view_end(v);
+    /* the next position did not move with the aborted batch */
+    aborted = head;
+    add_line(s, "w", &aborted, line_of(6, 1700000006, "again"), 1);
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    memset(&l, 0, sizeof l);
+    CHECK_EQ_INT(ws_view_history(v, "w", 1, aborted, collect_line, &l), WS_OK);
+    CHECK_EQ_INT(l.n, 6);
     ws_view_end(v);
     ws_store_close(s);
 }
 
-/* --history-days drops a wallet's lines older than its latest line's day
- * minus D when it changes; off drops them all and says so. */
+/* --history-days drops, at commit, the oldest lines whose day is more
+ * than D before the batch's latest; off drops them all and says so, and
+ * positions go on after it (a wallet's old head never names a new line). */
 static void test_statement_days_and_off(void)
 {
     char dir[300], err[WS_STORE_ERR_MAX];
     ws_store *s = NULL;
-    ws_batch *b;
     ws_view *v;
     struct lines l;
-    ws_history_entry h;
+    uint64_t head = 0, before;
     int days, i;
 
     fresh_dir(dir, sizeof dir, "history-days");
     CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
     CHECK_EQ_INT(ws_store_set_history(s, 2), WS_OK);
-    for (i = 1; i <= 4; i++) {   /* days 0, 1, 2, 3: one batch each */
-        CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
-        h = line_of(i, (int64_t)(i - 1) * 86400, "tx");
-        CHECK_EQ_INT(ws_batch_history_add(b, "w", 1, &h), WS_OK);
-        CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
-    }
+    for (i = 1; i <= 4; i++)    /* days 0, 1, 2, 3: one batch each */
+        add_line(s, "w", &head, line_of(i, (int64_t)(i - 1) * 86400, "tx"), 1);
     CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
     CHECK_EQ_INT(ws_view_history_kept(v, &days), WS_OK);
     CHECK_EQ_INT(days, 2);
     memset(&l, 0, sizeof l);
-    CHECK_EQ_INT(ws_view_history(v, "w", 1, 0, 0, collect_line, &l), WS_OK);
+    CHECK_EQ_INT(ws_view_history(v, "w", 1, head, collect_line, &l), WS_OK);
     CHECK_EQ_INT(l.n, 3);       /* day 0 went when day 3 came */
-    CHECK_EQ_INT(l.seq[0], 2);
+    CHECK_EQ_INT(l.seq[2], 2);
     ws_view_end(v);
     ws_store_close(s);
 
     CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
     CHECK_EQ_INT(ws_store_set_history(s, WS_HISTORY_OFF), WS_OK);
-    CHECK_EQ_INT(ws_store_begin(s, &b), WS_OK);
-    h = line_of(5, 4 * 86400, "tx");
-    CHECK_EQ_INT(ws_batch_history_add(b, "w", 1, &h), WS_OK);
-    CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    before = head;
+    add_line(s, "w", &head, line_of(5, 4 * 86400, "tx"), 1);
+    CHECK(head == before);      /* off: nothing appended */
     CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
     CHECK_EQ_INT(ws_view_history_kept(v, &days), WS_OK);
     CHECK_EQ_INT(days, WS_HISTORY_OFF);
     memset(&l, 0, sizeof l);
-    CHECK_EQ_INT(ws_view_history(v, "w", 1, 0, 1, collect_line, &l), WS_OK);
+    CHECK_EQ_INT(ws_view_history(v, "w", 1, head, collect_line, &l), WS_OK);
     CHECK_EQ_INT(l.n, 0);
+    ws_view_end(v);
+    ws_store_close(s);
+
+    CHECK_EQ_INT(ws_store_open(dir, WS_STORE_WRITE, 0, &s, err), WS_OK);
+    CHECK_EQ_INT(ws_store_set_history(s, WS_HISTORY_ALL), WS_OK);
+    add_line(s, "w", &head, line_of(6, 5 * 86400, "tx"), 1);
+    CHECK(head > before);
+    CHECK_EQ_INT(ws_store_view(s, &v), WS_OK);
+    memset(&l, 0, sizeof l);
+    CHECK_EQ_INT(ws_view_history(v, "w", 1, head, collect_line, &l), WS_OK);
+    CHECK_EQ_INT(l.n, 1);       /* on again: from the next line on */
     ws_view_end(v);
     ws_store_close(s);
 }
@@ -1228,7 +1261,7 @@ int main(void)
     RUN(test_outbox_is_delivered_at_open);
     RUN(test_next_batch_never_reads_an_aborted_batch);
     RUN(test_batch_pages_estimate_bounds_the_write_set);
-    RUN(test_statement_lines_round_trip_and_page);
+    RUN(test_statement_lines_round_trip_and_link);
     RUN(test_statement_days_and_off);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0)
