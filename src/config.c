@@ -65,7 +65,7 @@ static const struct option options[] = {
      "keep each wallet's statement (its applied transactions with the "
      "balance after each) for GET /wallets/{id}/transactions and export; "
      "off drops the statements kept so far (docs/DECISIONS.md, "
-     "\"Statements\": about 60 bytes per applied transaction)"},
+     "\"Statements\": about 76 bytes per applied transaction)"},
     {"history-days", "D", K_NUMBER, AT(history_days), "0",
      WS_CMD_RUN | WS_CMD_REPLAY,
      "keep only the statement lines of each wallet's last D days of event "

@@ -98,7 +98,7 @@ static int cmd_replay(const ws_config *c, int npos, char **pos)
     e = open_writer(c, &s, err);
     if (e != WS_OK) {
         ws_log_fail("replay", "%s", err);
-        return 1;
+        return e == WS_ERR_USAGE ? EXIT_USAGE : 1;
     }
     snprintf(path, sizeof path, "%s/dead-letters.jsonl", c->data_dir);
     e = ws_replay_files(s, path, pos, npos, c->batch_max, &t);
@@ -419,7 +419,7 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     e = open_writer(c, &r.store, err);
     if (e != WS_OK) {
         ws_log_fail("run", "%s", err);
-        return 1;
+        return e == WS_ERR_USAGE ? EXIT_USAGE : 1;
     }
     if (ws_status_new(&r.status) != WS_OK)
         goto done;

@@ -208,5 +208,27 @@ def min_offset_and_statement_errors():
     r.stop_ok()
 
 
+@test
+def history_days_keeps_the_recent_days_only():
+    """replay --history-days 2: at each commit, lines whose event day is
+    more than 2 days before the batch's latest go, oldest applied first;
+    the figures keep counting every transaction."""
+    ddir = wslib.data_dir()
+    days = ["2024-05-%02dT10:00:00Z" % d for d in (1, 2, 3, 4, 5)]
+    for i, ts in enumerate(days):
+        path = wslib.write_lines(os.path.join(wslib.tempdir(), "d%d.jsonl" % i),
+                                 [wslib.event("hd-%d" % i, "hd", "p", "credit", "1.00", ts=ts)])
+        wslib.replay_ok(ddir, [path], extra_args=["--history-days", "2"])
+    with wslib.Server(ddir) as srv:
+        st, body = srv.get_json("/wallets/hd/transactions")
+        check_eq(200, st, "statement status")
+        check_eq(["hd-4", "hd-3", "hd-2"], [t["transaction_id"] for t in body["transactions"]],
+                 "lines kept with --history-days 2 (days 3, 4, 5 of 1..5)")
+        st, bal = srv.get_json("/balance/hd")
+        check_eq("5.00", bal["balance"].text, "the balance counts every transaction")
+    r = wslib.replay(ddir, [wslib.example("seed_transactions.jsonl")], extra_args=["--history-days", "99999999"])
+    check(r.rc == 2 and b"history-days" in r.stderr, "--history-days beyond its maximum: %s" % r.describe())
+
+
 if __name__ == "__main__":
     wslib.main()
