@@ -6,10 +6,14 @@
 # Steps, in this order (default: all):
 #   replay   bench/replay.sh   1,000,000 events over 100,000 wallets, jq reference
 #   workers  bench/workers.sh  the same replay with --workers 1, 2 and 4, paired
+#   history  bench/history.sh  the same replay with --history on against off:
+#                              events/s and bytes per statement line
 #   scale    bench/scale.sh    20,000,000 events over 10,000,000 wallets; restart
 #                              and footprint with that store
 #   stream   bench/stream.sh   freshness at 1,000 / 10,000 / 100,000 events/s
 #                              (embedded and real Kafka); throughput vs kcat
+#   ryw      bench/ryw.sh      read-your-writes round trips on real Kafka, idle
+#                              and at 10,000 events/s
 #   api      bench/api.sh      wrk on /balance over 1,000,000 wallets, 16 and 64
 #                              connections, idle and while ingesting 100,000/s,
 #                              against a minimal libmicrohttpd server
@@ -33,7 +37,7 @@ set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-ALL="replay workers scale stream api"
+ALL="replay workers history scale stream ryw api"
 OPTIONAL="compare"      # run only when named
 STEPS=""
 for arg in "$@"; do
@@ -63,6 +67,8 @@ if [ "${QUICK:-0}" = 1 ]; then
     # stream
     qdef FRESH_RUNS 1; qdef DURATION 3; qdef WARMUP 1; qdef MIXED_RATE 0; qdef PROBE_WAIT 5
     qdef COUNT_WAIT 5; qdef REAL_WARMUP 0; qdef TPUT_EVENTS 100000; qdef TPUT_RUNS 1; qdef EXTRA_ARGS ""
+    # ryw
+    qdef ROUNDS 100; qdef RATE 2000
     # api
     qdef API_WALLETS 100000; qdef API_DURATION 2; qdef INGEST_WARMUP 1
     # compare
@@ -81,7 +87,8 @@ n=$(wc -w <<<"$STEPS")
 k=0 FAILED=0 START=$(now)
 for s in $STEPS; do
     k=$((k + 1))
-    if [ "$s" = stream ] || [ "$s" = compare ] || { [ "$s" = api ] && [ "${API_BROKER:-real}" = real ]; }; then
+    if [ "$s" = stream ] || [ "$s" = ryw ] || [ "$s" = compare ] ||
+        { [ "$s" = api ] && [ "${API_BROKER:-real}" = real ]; }; then
         if [ -z "$KAFKA" ]; then
             say "starting one Kafka for the steps that need it (scripts/kafka)"
             kafka_up

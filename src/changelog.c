@@ -92,34 +92,9 @@ static int note_applied(ws_changelog *c, int partition, int64_t offset,
     a->off = b->len;
     a->key_len = t->wallet_id_len;
     ws_buf_put(b, t->wallet_id, t->wallet_id_len);
-    ws_buf_puts(b, "{\"transaction_id\":");
-    ws_json_str(b, t->tx_id, t->tx_id_len);
-    ws_buf_puts(b, ",\"wallet_id\":");
-    ws_json_str(b, t->wallet_id, t->wallet_id_len);
-    ws_buf_puts(b, ",\"product_id\":");
-    ws_json_str(b, t->product_id, t->product_id_len);
-    ws_buf_puts(b, ",\"type\":\"");
-    ws_buf_puts(b, ws_type_name(t->type));
-    ws_buf_puts(b, "\",\"amount\":");
-    ws_json_dec(b, t->amount, t->scale);
-    ws_buf_puts(b, ",\"currency\":\"");
-    ws_buf_put(b, t->currency, 3);
-    ws_buf_puts(b, "\",\"timestamp\":");
-    ws_json_time(b, t->ts);
-    ws_buf_puts(b, ",\"source\":");
-    ws_buf_reset(&c->value);
-    ws_buf_puts(&c->value, c->source);
-    ws_buf_putc(&c->value, '/');
-    ws_json_i64(&c->value, partition);
-    ws_buf_putc(&c->value, '/');
-    ws_json_i64(&c->value, offset);
-    ws_json_str(b, c->value.p ? c->value.p : "", c->value.len);
-    ws_buf_puts(b, ",\"seq\":");
-    ws_json_i64(b, res->seq);
-    ws_buf_puts(b, ",\"balance_after\":");
-    ws_json_dec(b, res->balance_after, res->balance_scale);
-    ws_buf_puts(b, ",\"committed_at\":");
-    if (b->oom || c->value.oom)
+    ws_figures_applied(b, t, c->source, partition, offset, res->seq,
+                       res->balance_after, res->balance_scale);
+    if (b->oom)
         return WS_ERR_NOMEM;
     a->len = b->len - a->off - a->key_len;
     c->nrecs++;

@@ -120,3 +120,38 @@ void ws_figures_line_fields(ws_buf *b, const ws_history_entry *h)
     ws_buf_puts(b, ",\"offset\":");
     ws_json_i64(b, h->src.offset);
 }
+
+void ws_figures_applied(ws_buf *b, const ws_txn *t, const char *topic,
+                        int partition, int64_t offset, int64_t seq,
+                        ws_dec balance, unsigned balance_scale)
+{
+    ws_buf_puts(b, "{\"transaction_id\":");
+    ws_json_str(b, t->tx_id, t->tx_id_len);
+    ws_buf_puts(b, ",\"wallet_id\":");
+    ws_json_str(b, t->wallet_id, t->wallet_id_len);
+    ws_buf_puts(b, ",\"product_id\":");
+    ws_json_str(b, t->product_id, t->product_id_len);
+    ws_buf_puts(b, ",\"type\":\"");
+    ws_buf_puts(b, ws_type_name(t->type));
+    ws_buf_puts(b, "\",\"amount\":");
+    ws_json_dec(b, t->amount, t->scale);
+    ws_buf_puts(b, ",\"currency\":\"");
+    ws_buf_put(b, t->currency, 3);
+    ws_buf_puts(b, "\",\"timestamp\":");
+    ws_json_time(b, t->ts);
+    /* topic, partition and offset as one JSON string: the topic needs
+     * escaping like any string, the numbers do not */
+    ws_buf_puts(b, ",\"source\":");
+    ws_json_str(b, topic, strlen(topic));
+    if (!b->oom)
+        b->len--;   /* reopen the string for /partition/offset */
+    ws_buf_putc(b, '/');
+    ws_json_i64(b, partition);
+    ws_buf_putc(b, '/');
+    ws_json_i64(b, offset);
+    ws_buf_puts(b, "\",\"seq\":");
+    ws_json_i64(b, seq);
+    ws_buf_puts(b, ",\"balance_after\":");
+    ws_json_dec(b, balance, balance_scale);
+    ws_buf_puts(b, ",\"committed_at\":");
+}

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "decode.h"
 #include "json_out.h"
 #include "store.h"
 
@@ -38,6 +39,15 @@ void ws_figures_tops_begin(ws_tops_writer *w, ws_buf *b, const char *id,
                            size_t n, const char *currency);
 int ws_figures_tops_add(const ws_top *t, void *writer);
 void ws_figures_tops_end(ws_tops_writer *w);
+
+/* A record of <topic>.applied up to its commit time (the caller ends it
+ * with the time and '}'): {"transaction_id":…,"wallet_id":…,
+ * "product_id":…,"type":…,"amount":…,"currency":…,"timestamp":…,
+ * "source":"<topic>/<partition>/<offset>","seq":…,"balance_after":…,
+ * "committed_at": */
+void ws_figures_applied(ws_buf *b, const ws_txn *t, const char *topic,
+                        int partition, int64_t offset, int64_t seq,
+                        ws_dec balance, unsigned balance_scale);
 
 /* The fields of a statement line, without braces (the API's
  * /wallets/{id}/transactions and export's transactions table):
