@@ -68,9 +68,9 @@ static const struct option options[] = {
      "\"Statements\": about 76 bytes per applied transaction)"},
     {"history-days", "D", K_NUMBER, AT(history_days), "0",
      WS_CMD_RUN | WS_CMD_REPLAY,
-     "keep only the statement lines of each wallet's last D days of event "
-     "time (counted back from its latest transaction; older lines go when "
-     "the wallet next changes); 0: all"},
+     "keep only the statement lines of the last D days of event time: "
+     "each commit drops the oldest lines whose day is more than D days "
+     "before its batch's latest (up to 20,000 a commit); 0: all"},
     {"partitions", "N", K_COUNT, AT(partitions), "3",
      WS_CMD_RUN | WS_CMD_BROKER,
      "partitions of the input topic the embedded broker creates "
