@@ -600,6 +600,11 @@ static void status(const ws_api *api, ws_view *v, ws_reply *r)
     ws_buf_putc(b, '}');
 }
 
+uint64_t ws_api_commits(const ws_api *api)
+{
+    return ws_store_commits(api->store);
+}
+
 void ws_api_sample(const ws_api *api, int64_t time_ms)
 {
     ws_counts c;

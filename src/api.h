@@ -72,6 +72,11 @@ typedef struct ws_reply {
 void ws_api_handle(const ws_api *api, const char *method, const char *path,
                    const ws_query *q, int authorized, ws_reply *out);
 
+/* A number that changes when the state this process serves may have
+ * moved on (a batch of its own committed): a request waiting for
+ * min_offset is worth asking again then. Any thread. */
+uint64_t ws_api_commits(const ws_api *api);
+
 /* Records one sample of the stored outcome totals for the dashboard's
  * history (ws_metrics_sample), taken at Unix time `time_ms`. Any thread. */
 void ws_api_sample(const ws_api *api, int64_t time_ms);

@@ -200,6 +200,8 @@ int ws_batch_commit(ws_batch *b)
      * them; the next batch starts from them. Anything else (a failed
      * commit, an abort) forgets them all. */
     if (rc == 0)
+        atomic_fetch_add(&b->store->commits, 1);
+    if (rc == 0)
         ws_wset_clear_keeping(b->ws, 1u << DB_WALLETS | 1u << DB_TOP |
                                          1u << DB_PRODUCTS,
                               WS_BATCH_KEEP_BYTES /

@@ -7,8 +7,11 @@
  *
  * A read that must wait for its min_offset (api.h) is suspended
  * (MHD_suspend_connection) so that it holds no thread; the resumer thread
- * resumes the waiting requests every WS_HTTP_RECHECK_MS and libmicrohttpd
- * calls the handler again, which answers or suspends again.
+ * resumes the waiting requests once a batch of this process has committed
+ * (checked every WS_HTTP_RECHECK_MS), or after WS_HTTP_RECHECK_MAX_MS
+ * (`serve`, whose writer is another process; deadlines), and
+ * libmicrohttpd calls the handler again, which answers or suspends
+ * again.
  *
  * Hostile clients are bounded by libmicrohttpd itself: a connection limit
  * (over it, new connections wait in the listen queue), an optional limit
@@ -59,8 +62,10 @@ struct ws_http {
     size_t nwaiting, waiting_cap;
 };
 
-/* Between checks of suspended requests' min_offset. */
+/* Between looks for a commit while requests wait, and at most between
+ * checks of their min_offset. */
 #define WS_HTTP_RECHECK_MS 1
+#define WS_HTTP_RECHECK_MAX_MS 10
 
 /* A marker for "first call seen" in *req_cls. */
 static int request_started;
@@ -262,11 +267,27 @@ static void *resume_loop(void *arg)
     ws_http *h = arg;
     struct MHD_Connection **batch = NULL;
     size_t n, cap = 0, i;
+    uint64_t seen = ws_api_commits(h->api), now_commits;
+    int64_t last = ws_clock_ms();
 
     pthread_mutex_lock(&h->lock);
     for (;;) {
         while (!h->stopping && h->nwaiting == 0)
             pthread_cond_wait(&h->wait_cond, &h->lock);
+        now_commits = ws_api_commits(h->api);
+        if (!h->stopping && now_commits == seen &&
+            ws_clock_ms() - last < WS_HTTP_RECHECK_MAX_MS) {
+            struct timespec until;
+
+            pthread_mutex_unlock(&h->lock);
+            until.tv_sec = 0;
+            until.tv_nsec = WS_HTTP_RECHECK_MS * 1000000L;
+            nanosleep(&until, NULL);
+            pthread_mutex_lock(&h->lock);
+            continue;
+        }
+        seen = now_commits;
+        last = ws_clock_ms();
         if (h->nwaiting > cap) {
             struct MHD_Connection **p =
                 realloc(batch, h->nwaiting * sizeof *p);
@@ -286,15 +307,6 @@ static void *resume_loop(void *arg)
         pthread_mutex_lock(&h->lock);
         if (h->stopping && h->nwaiting == 0)
             break;
-        if (!h->stopping) {
-            struct timespec until;
-
-            pthread_mutex_unlock(&h->lock);
-            until.tv_sec = 0;
-            until.tv_nsec = WS_HTTP_RECHECK_MS * 1000000L;
-            nanosleep(&until, NULL);
-            pthread_mutex_lock(&h->lock);
-        }
     }
     pthread_mutex_unlock(&h->lock);
     free(batch);

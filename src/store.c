@@ -518,6 +518,11 @@ int ws_store_recover(ws_store *s, char *err)
     return WS_OK;
 }
 
+uint64_t ws_store_commits(ws_store *s)
+{
+    return (uint64_t)atomic_load(&s->commits);
+}
+
 /* --------------------------------------------------------- statements */
 
 /* The text of a history setting: "off", "all" or the days. */

@@ -150,6 +150,10 @@ int ws_store_sync(ws_store *s);
  * aborted. NULL is accepted. */
 void ws_store_close(ws_store *s);
 
+/* A number that changes whenever a batch of this process commits (a
+ * writer's; a reader's never changes). Any thread. */
+uint64_t ws_store_commits(ws_store *s);
+
 /* Bytes the state uses on disk and its current map limit. Any thread. */
 void ws_store_usage(ws_store *s, uint64_t *used, uint64_t *limit);
 

@@ -66,6 +66,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -151,6 +152,7 @@ struct ws_store {
     int nshards;
     struct shard sh[WS_SHARDS_MAX];
     int history_days;   /* ws_store_set_history; WS_HISTORY_OFF at open */
+    atomic_uint_fast64_t commits;   /* batches committed by this process */
     /* Next outbox sequence from shard [from] to shard [target]. */
     uint64_t next_seq[WS_SHARDS_MAX][WS_SHARDS_MAX];
 };
