@@ -1,13 +1,18 @@
 /*
  * fuzz_api.c - the routes of the HTTP API (ws_api_handle, src/api.c) over
  * a real store holding a few figures, as libmicrohttpd hands requests
- * over: method, raw path, raw ?currency= value, authorized or not.
+ * over: method, raw path, raw query values (currency, limit, before,
+ * min_offset, wait_ms), authorized or not.
  *
  * Input: byte 0 selects method (bits 0-2), authorization (bit 3) and
- * whether a currency is given (bit 4); the rest is "path\0currency".
+ * whether query values are given (bit 4); the rest is
+ * "path\0currency\0limit\0before\0min_offset\0wait_ms" (values that are
+ * not there are absent). Requests never wait (their wait has run out: a
+ * min_offset not included answers 504).
  * Properties:
- *   - the status is one the API documents (200, 400, 401, 404, 405) and
- *     never 500 or 503 (the store is healthy); the body is non-empty;
+ *   - the status is one the API documents (200, 400, 401, 404, 405, 409,
+ *     504) and never 500 or 503 (the store is healthy); the body is
+ *     non-empty; the request never asks to wait;
  *   - unauthorized requests get 401 with WWW-Authenticate on every route
  *     but /healthz and /readyz; Allow is set exactly on 405;
  *   - a JSON answer is one JSON object (checked by ws_decode's parser:
@@ -69,6 +74,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     memset(&api, 0, sizeof api);
     strcat(dir, "/data");
     PROPERTY(ws_store_open(dir, WS_STORE_WRITE, 0, &api.store, err) == WS_OK);
+    PROPERTY(ws_store_set_history(api.store, WS_HISTORY_ALL) == WS_OK);
     dir[strlen(dir) - 5] = '\0';
     files[0] = input;
     PROPERTY(ws_replay_files(api.store, dlq, files, 1, 100, &t) == WS_OK);
@@ -82,9 +88,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const methods[8] = {"GET", "HEAD", "POST", "PUT",
                                            "DELETE", "OPTIONS", "get", ""};
-    char *path, *nul;
-    const char *currency = NULL;
-    int authorized, open_route;
+    char *path, *nul, *end;
+    const char **fields[5];
+    ws_query q;
+    int authorized, open_route, i;
     ws_reply r;
     ws_txn txn;
     enum ws_reason why;
@@ -97,15 +104,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     PROPERTY(path != NULL);
     memcpy(path, data + 1, size - 1);
     path[size - 1] = '\0';
+    memset(&q, 0, sizeof q);
+    q.arrived_ms = INT64_MIN / 2;
+    fields[0] = &q.currency;
+    fields[1] = &q.limit;
+    fields[2] = &q.before;
+    fields[3] = &q.min_offset;
+    fields[4] = &q.wait_ms;
+    end = path + size - 1;
     nul = memchr(path, '\0', size);
-    if ((data[0] & 16) && nul && nul < path + size - 1)
-        currency = nul + 1;
+    for (i = 0; (data[0] & 16) && i < 5 && nul && nul < end; i++) {
+        *fields[i] = nul + 1;
+        nul = memchr(nul + 1, '\0', (size_t)(end - nul));
+    }
 
     memset(&r, 0xA5, sizeof r);
-    ws_api_handle(&api, methods[data[0] & 7], path, currency, authorized, &r);
+    ws_api_handle(&api, methods[data[0] & 7], path, &q, authorized, &r);
+    PROPERTY(!r.wait);
     PROPERTY(r.route != NULL && r.content_type != NULL);
     PROPERTY(r.status == 200 || r.status == 400 || r.status == 401 ||
-             r.status == 404 || r.status == 405);
+             r.status == 404 || r.status == 405 || r.status == 409 ||
+             r.status == 504);
     PROPERTY(r.body.len > 0 && !r.body.oom);
     PROPERTY((r.allow != NULL) == (r.status == 405));
     PROPERTY((r.www_authenticate != NULL) == (r.status == 401));
@@ -118,6 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  why != WS_R_MESSAGE_TOO_LARGE);
     }
     ws_buf_free(&r.body);
+    ws_buf_free(&r.offsets);
     free(path);
     return 0;
 }
