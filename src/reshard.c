@@ -79,55 +79,60 @@ static int dest_put_flags(struct dest *d, int db, const MDB_val *k,
     return mdb_put(d->txn, d->sh->dbi[db], &key, &data, flags);
 }
 
-/* A wallet and its statement: the lines, found by walking its chain back
- * in the source, appended oldest first to the destination's log, linked
+/* The positions of a wallet's lines, newest first. */
+struct chain {
+    uint64_t *pos;
+    size_t n, cap;
+};
+
+static int chain_add(const ws_history_entry *h, void *arg)
+{
+    struct chain *c = arg;
+
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 64;
+        uint64_t *p = realloc(c->pos, cap * sizeof *p);
+
+        if (!p)
+            return WS_ERR_NOMEM;
+        c->pos = p;
+        c->cap = cap;
+    }
+    c->pos[c->n++] = h->pos;
+    return WS_OK;
+}
+
+/* A wallet and its statement: its lines (walked back from its newest in
+ * the source) appended oldest first to the destination's log, linked
  * anew; the wallet record names its newest line there. */
 static int dest_wallet(struct shard *from, MDB_txn *rt, struct dest *d,
                        const MDB_val *k, const MDB_val *v)
 {
     unsigned char rec[WALLET_MAX], line[HISTORY_MAX], key[8];
-    uint64_t *chain = NULL, pos, prev = 0;
-    size_t n = 0, cap = 0, i;
-    uint32_t want = history_tag(k->mv_data, k->mv_size), tag;
+    uint32_t tag = history_tag(k->mv_data, k->mv_size), t;
+    struct chain c = {NULL, 0, 0};
+    uint64_t prev = 0;
     ws_history_entry h;
     ws_wallet w;
     MDB_val hk, hv, data;
-    int rc = 0;
+    size_t i;
+    int rc = 0, e;
 
     if (wallet_decode(v, &w) != WS_OK)
         return MDB_CORRUPTED;
-    for (pos = from->dbi[DB_HISTORY] ? w.history_head : 0; pos != 0;
-         pos = h.prev) {
-        history_key(pos, key);
+    if (from->dbi[DB_HISTORY] && w.history_head &&
+        (e = history_walk(rt, from->dbi[DB_HISTORY], k->mv_data, k->mv_size,
+                          w.history_head, chain_add, &c)) != WS_OK)
+        rc = e == WS_ERR_NOMEM ? ENOMEM : MDB_CORRUPTED;
+    for (i = c.n; i > 0 && rc == 0; i--) {
+        history_key(c.pos[i - 1], key);
         hk = val(key, 8);
         if ((rc = mdb_get(rt, from->dbi[DB_HISTORY], &hk, &hv)) != 0)
-            break;      /* older lines were not kept */
-        if (history_decode(&hv, &tag, &h) != WS_OK || tag != want ||
-            (h.prev >= pos && h.prev != 0)) {
+            break;
+        if (history_decode(&hv, &t, &h) != WS_OK) {
             rc = MDB_CORRUPTED;
             break;
         }
-        if (n == cap) {
-            uint64_t *c = realloc(chain, (cap = cap ? cap * 2 : 64) *
-                                             sizeof *c);
-
-            if (!c) {
-                rc = ENOMEM;
-                break;
-            }
-            chain = c;
-        }
-        chain[n++] = pos;
-    }
-    if (rc == MDB_NOTFOUND)
-        rc = 0;
-    for (i = n; i > 0 && rc == 0; i--) {
-        history_key(chain[i - 1], key);
-        hk = val(key, 8);
-        if ((rc = mdb_get(rt, from->dbi[DB_HISTORY], &hk, &hv)) != 0 ||
-            (rc = history_decode(&hv, &tag, &h) != WS_OK ? MDB_CORRUPTED
-                                                         : 0) != 0)
-            break;
         h.prev = prev;
         prev = d->hist_next++;
         history_key(prev, key);
@@ -135,7 +140,7 @@ static int dest_wallet(struct shard *from, MDB_txn *rt, struct dest *d,
         data = val(line, history_encode(&h, tag, line));
         rc = dest_put_flags(d, DB_HISTORY, &hk, &data, MDB_APPEND);
     }
-    free(chain);
+    free(c.pos);
     if (rc != 0)
         return rc;
     w.history_head = prev;

@@ -256,6 +256,16 @@ void shard_close(struct shard *sh, int writer);
  * the transaction, then unlock sh->resize. An LMDB code. */
 int shard_read(struct shard *sh, MDB_txn **txn);
 
+/* ----------------------------------------------- view.c: statement lines */
+
+/* Calls fn for a wallet's lines in transaction txn of its shard's
+ * history table dbi, newest first from position `from`: as
+ * ws_view_history (WS_ERR_NOT_FOUND when the first line is another
+ * wallet's; fn's non-zero value stops the walk and is returned). */
+int history_walk(MDB_txn *txn, MDB_dbi dbi, const char *wallet, size_t n,
+                 uint64_t from,
+                 int (*fn)(const ws_history_entry *h, void *arg), void *arg);
+
 /* ---------------------------------------------- view.c: merged top lists */
 
 /* fn for each currency's top credits of a product: in one transaction

@@ -548,19 +548,15 @@ int ws_view_history_kept(ws_view *v, int *days)
     return WS_OK;
 }
 
-int ws_view_history(ws_view *v, const char *wallet, size_t n, uint64_t from,
-                    int (*fn)(const ws_history_entry *h, void *arg),
-                    void *arg)
+int history_walk(MDB_txn *txn, MDB_dbi dbi, const char *wallet, size_t n,
+                 uint64_t from,
+                 int (*fn)(const ws_history_entry *h, void *arg), void *arg)
 {
-    int k = ws_store_shard_of(v->store, wallet, n);
-    struct shard *sh = &v->store->sh[k];
     uint32_t want = history_tag(wallet, n), tag;
     uint64_t pos = from;
     ws_history_entry h;
     int rc, e = WS_OK, first = 1;
 
-    if (sh->dbi[DB_HISTORY] == 0)
-        return WS_OK;       /* written before statements */
     /* Each line names its wallet's previous one: a walk back from the
      * newest, one lookup a line, until a line no longer kept. */
     while (pos != 0 && e == WS_OK) {
@@ -568,7 +564,7 @@ int ws_view_history(ws_view *v, const char *wallet, size_t n, uint64_t from,
         MDB_val data;
 
         history_key(pos, key);
-        rc = get(v->txn[k], sh->dbi[DB_HISTORY], key, 8, &data);
+        rc = get(txn, dbi, key, 8, &data);
         if (rc == MDB_NOTFOUND)
             break;          /* older lines were not kept */
         if (rc != 0)
@@ -585,5 +581,18 @@ int ws_view_history(ws_view *v, const char *wallet, size_t n, uint64_t from,
         pos = h.prev;
     }
     return e;
+}
+
+int ws_view_history(ws_view *v, const char *wallet, size_t n, uint64_t from,
+                    int (*fn)(const ws_history_entry *h, void *arg),
+                    void *arg)
+{
+    int k = ws_store_shard_of(v->store, wallet, n);
+    struct shard *sh = &v->store->sh[k];
+
+    if (sh->dbi[DB_HISTORY] == 0)
+        return WS_OK;       /* written before statements */
+    return history_walk(v->txn[k], sh->dbi[DB_HISTORY], wallet, n, from, fn,
+                        arg);
 }
 
