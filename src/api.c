@@ -367,15 +367,6 @@ static int parse_min_offset(const char *raw, struct want *w)
     return k;
 }
 
-/* The last '/' of s[0..n), or NULL. */
-static const char *last_slash(const char *s, size_t n)
-{
-    while (n > 0)
-        if (s[--n] == '/')
-            return s + n;
-    return NULL;
-}
-
 /* Finds the stored source of partition p ("<topic>/p"). */
 struct source_find {
     int32_t partition;
@@ -386,19 +377,12 @@ struct source_find {
 static int source_find(const char *source, size_t n, int64_t next, void *arg)
 {
     struct source_find *f = arg;
-    const char *slash = last_slash(source, n);
-    char num[16];
-    size_t dn;
+    size_t topic_len;
+    int32_t p;
 
     (void)next;
-    if (!slash)
-        return 0;
-    dn = n - (size_t)(slash + 1 - source);
-    if (dn == 0 || dn >= sizeof num)
-        return 0;
-    memcpy(num, slash + 1, dn);
-    num[dn] = '\0';
-    if (atol(num) != f->partition || n >= sizeof f->key)
+    if (ws_source_split(source, n, &topic_len, &p) != 0 ||
+        p != f->partition || n >= sizeof f->key)
         return 0;
     memcpy(f->key, source, n);
     f->n = n;
@@ -479,13 +463,14 @@ static int offsets_header(const char *source, size_t n, int64_t next,
                           void *arg)
 {
     ws_buf *b = arg;
-    const char *slash = last_slash(source, n);
+    size_t topic_len;
+    int32_t p;
 
-    if (!slash || next <= 0)
+    if (ws_source_split(source, n, &topic_len, &p) != 0 || next <= 0)
         return 0;
     if (b->len)
         ws_buf_putc(b, ',');
-    ws_buf_put(b, slash + 1, n - (size_t)(slash + 1 - source));
+    ws_json_i64(b, p);
     ws_buf_putc(b, ':');
     ws_json_i64(b, next - 1);
     return 0;

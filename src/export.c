@@ -330,14 +330,14 @@ static int offsets_topic(const char *source, size_t n, int64_t next,
                          void *arg)
 {
     struct export_ctx *x = arg;
-    size_t k = n;
+    size_t topic_len;
+    int32_t p;
 
     (void)next;
-    while (k > 0 && source[k - 1] != '/')
-        k--;
-    if (k > 1 && k - 1 < sizeof x->topic) {
-        memcpy(x->topic, source, k - 1);
-        x->topic_len = k - 1;
+    if (ws_source_split(source, n, &topic_len, &p) == 0 &&
+        topic_len < sizeof x->topic) {
+        memcpy(x->topic, source, topic_len);
+        x->topic_len = topic_len;
     }
     return 1;
 }

@@ -433,6 +433,11 @@ int ws_view_each_product(ws_view *v,
                          int (*fn)(const char *id, size_t n, void *arg),
                          void *arg);
 
+/* The parts of a stored source "<topic>/<partition>": 0 with the
+ * topic's length and the partition, or -1 when it has another form. */
+int ws_source_split(const char *source, size_t n, size_t *topic_len,
+                    int32_t *partition);
+
 /* Calls fn for every stored input offset (source such as "topic/0", next
  * offset to read), in ascending byte order of source. Returns as
  * ws_view_each_wallet. */

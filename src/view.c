@@ -484,6 +484,28 @@ int ws_view_each_product(ws_view *v,
     return each_entry(v, DB_PRODUCTS, each_product_entry, &ep);
 }
 
+int ws_source_split(const char *source, size_t n, size_t *topic_len,
+                    int32_t *partition)
+{
+    size_t k = n;
+    int64_t p = 0;
+
+    while (k > 0 && source[k - 1] != '/')
+        k--;
+    if (k < 2 || k == n || n - k > 10)
+        return -1;
+    for (size_t i = k; i < n; i++) {
+        if (source[i] < '0' || source[i] > '9')
+            return -1;
+        p = p * 10 + (source[i] - '0');
+    }
+    if (p > INT32_MAX)
+        return -1;
+    *topic_len = k - 1;
+    *partition = (int32_t)p;
+    return 0;
+}
+
 int ws_view_each_offset(ws_view *v,
                         int (*fn)(const char *source, size_t n, int64_t next,
                                   void *arg),
