@@ -26,7 +26,6 @@
  */
 #include "api.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "decode.h"
