@@ -37,7 +37,6 @@ struct ws_changelog {
     ws_buf applied;             /* keys and values of struct applied */
     struct applied *recs;
     size_t nrecs, cap;
-    int oom;
 };
 
 int ws_changelog_new(const char *topic, ws_changelog **out)
