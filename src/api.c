@@ -642,7 +642,7 @@ static int view_for(const ws_api *api, const ws_query *q, enum route route,
     struct want w[MIN_OFFSETS_MAX];
     int64_t held[MIN_OFFSETS_MAX], waited;
     uint64_t wait = WS_API_WAIT_DEFAULT_MS;
-    int nw = 0, bad = 0, in;
+    int nw = 0, bad = 0, in, shard;
 
     if (q->min_offset && takes_min_offset(route)) {
         if ((nw = parse_min_offset(q->min_offset, w)) < 0) {
@@ -663,13 +663,15 @@ static int view_for(const ws_api *api, const ws_query *q, enum route route,
         ws_buf_reset(&out->offsets);
     if (nw == 0)
         return 0;
-    in = includes(api, *v, route == R_TOP ? -1
-                           : ws_store_shard_of(api->store, id, n),
-                  w, nw, held, &bad);
+    shard = route == R_TOP ? -1 : ws_store_shard_of(api->store, id, n);
+    in = includes(api, *v, shard, w, nw, held, &bad);
     if (in == 1)
         return 0;
     waited = ws_clock_ms() - q->arrived_ms;
     if (in == 0 && waited < (int64_t)wait) {
+        /* the shard's writer (in this process) need not wait for more
+         * records before it commits */
+        ws_store_want_commit(api->store, shard);
         out->wait = 1;
         ws_buf_reset(&out->offsets);
     }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "store_int.h"
+#include "timeutil.h"
 
 /* ---------------------------------------------------- the data directory */
 
@@ -516,6 +517,23 @@ int ws_store_recover(ws_store *s, char *err)
         return rc ? map_err(rc) : e;
     }
     return WS_OK;
+}
+
+void ws_store_want_commit(ws_store *s, int shard)
+{
+    int64_t now = ws_clock_ms();
+    int i;
+
+    for (i = 0; i < s->nshards; i++)
+        if (shard < 0 || i == shard)
+            atomic_store(&s->wanted[i], now);
+}
+
+int64_t ws_store_commit_wanted(ws_store *s, int shard)
+{
+    return shard >= 0 && shard < s->nshards
+               ? (int64_t)atomic_load(&s->wanted[shard])
+               : 0;
 }
 
 uint64_t ws_store_commits(ws_store *s)

@@ -154,6 +154,13 @@ void ws_store_close(ws_store *s);
  * writer's; a reader's never changes). Any thread. */
 uint64_t ws_store_commits(ws_store *s);
 
+/* A reader waits for what shard `shard` (-1: every shard) has not
+ * committed yet (read-your-writes): its open batch should commit
+ * without waiting for more records. And when that was last asked
+ * (ws_clock_ms; 0: never), for the shard's writer. Any thread. */
+void ws_store_want_commit(ws_store *s, int shard);
+int64_t ws_store_commit_wanted(ws_store *s, int shard);
+
 /* Bytes the state uses on disk and its current map limit. Any thread. */
 void ws_store_usage(ws_store *s, uint64_t *used, uint64_t *limit);
 

@@ -153,6 +153,9 @@ struct ws_store {
     struct shard sh[WS_SHARDS_MAX];
     int history_days;   /* ws_store_set_history; WS_HISTORY_OFF at open */
     atomic_uint_fast64_t commits;   /* batches committed by this process */
+    /* When a reader last waited for each shard's next commit
+     * (ws_store_want_commit; ws_clock_ms, 0: never). */
+    atomic_int_fast64_t wanted[WS_SHARDS_MAX];
     /* Next outbox sequence from shard [from] to shard [target]. */
     uint64_t next_seq[WS_SHARDS_MAX][WS_SHARDS_MAX];
 };

@@ -488,8 +488,11 @@ static int64_t open_for(struct worker *w)
     int64_t linger = (int64_t)w->r->o.batch_linger_ms, want;
 
     /* Records of its own waiting, not offset marks or claims: those come
-     * with every poll round, and would hold batches open at any rate. */
-    if (atomic_load(&w->queued) == 0)
+     * with every poll round, and would hold batches open at any rate. A
+     * reader waiting for this shard's next commit (read-your-writes)
+     * wants it now rather than a larger batch. */
+    if (atomic_load(&w->queued) == 0 ||
+        ws_store_commit_wanted(w->r->o.store, w->shard) >= w->opened_ms)
         return linger;
     want = COMMIT_SHARE * w->last_commit_ms;
     if (want < linger)
