@@ -658,25 +658,30 @@ static int view_for(const ws_api *api, const ws_query *q, enum route route,
         reply_error(out, 503, "store_unavailable");
         return -1;
     }
+    in = 1;
+    if (nw > 0) {
+        shard = route == R_TOP ? -1 : ws_store_shard_of(api->store, id, n);
+        in = includes(api, *v, shard, w, nw, held, &bad);
+        waited = ws_clock_ms() - q->arrived_ms;
+        if (in == 0 && waited < (int64_t)wait) {
+            /* the shard's writer (in this process) need not wait for
+             * more records before it commits; the request is asked again
+             * (no header: it does not answer yet) */
+            ws_store_want_commit(api->store, shard);
+            out->wait = 1;
+            ws_view_end(*v);
+            *v = NULL;
+            return -1;
+        }
+        if (in != 1)
+            reply_behind(api, out, in < 0 ? 409 : 504, w, nw, held, bad,
+                         waited);
+    }
     if (ws_view_each_offset(*v, offsets_header, &out->offsets) != WS_OK ||
         out->offsets.oom)
         ws_buf_reset(&out->offsets);
-    if (nw == 0)
-        return 0;
-    shard = route == R_TOP ? -1 : ws_store_shard_of(api->store, id, n);
-    in = includes(api, *v, shard, w, nw, held, &bad);
     if (in == 1)
         return 0;
-    waited = ws_clock_ms() - q->arrived_ms;
-    if (in == 0 && waited < (int64_t)wait) {
-        /* the shard's writer (in this process) need not wait for more
-         * records before it commits */
-        ws_store_want_commit(api->store, shard);
-        out->wait = 1;
-        ws_buf_reset(&out->offsets);
-    }
-    else
-        reply_behind(api, out, in < 0 ? 409 : 504, w, nw, held, bad, waited);
     ws_view_end(*v);
     *v = NULL;
     return -1;
