@@ -1002,13 +1002,19 @@ class FaultBroker(EmbeddedBroker):
 
         def done():
             out = self.output()
+            if self.proc.poll() is not None:
+                raise Fail("fault_broker exited %s before applying %r: %s" % (
+                    self.proc.returncode, cmd, out[-1500:]))
             if "error %s:" % cmd in out:
                 raise Fail("fault_broker refused %r: %s" % (cmd, out[-300:]))
             return out.count("\nok ") + out.count("\nerror ") >= n
         # The mock cluster applies a command on its own thread, between the
         # clients' requests: seen once at 10 s in a pristine root (issue 13's
         # fresh-check, 4 of 4 quick here), so the tool gets 30 s.
-        wait_until(done, 30, "fault_broker to apply %r" % cmd)
+        try:
+            wait_until(done, 30, "fault_broker to apply %r" % cmd)
+        except Fail as e:
+            raise Fail("%s; its output: %s" % (e, self.output()[-1500:]))
         log("broker fault: %s" % cmd)
 
     def down(self):
