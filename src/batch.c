@@ -8,6 +8,10 @@
  * shards, outcome counters and offsets. One batch per shard, used by the
  * shard's worker only.
  */
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store_int.h"
@@ -30,11 +34,49 @@ static int batch_rc(ws_batch *b, int rc)
     return batch_err(b, map_err(rc));
 }
 
+/* Records one change for ws_batch_each_change when the store journals
+ * (v NULL: a deletion). */
+static int journal(ws_batch *b, int db, const void *k, size_t kn,
+                   const void *v, size_t vn)
+{
+    size_t need = 4 + 1 + kn + 4 + (v ? vn : 0);
+    unsigned char *p;
+    uint32_t n;
+
+    if (!b->store->journal || b->raw)
+        return WS_OK;
+    if (b->jlen + need > b->jcap) {
+        size_t cap = b->jcap ? b->jcap : 65536;
+
+        while (cap < b->jlen + need)
+            cap *= 2;
+        if (!(p = realloc(b->jbuf, cap)))
+            return batch_err(b, WS_ERR_NOMEM);
+        b->jbuf = p;
+        b->jcap = cap;
+    }
+    p = b->jbuf + b->jlen;
+    n = (uint32_t)(1 + kn);
+    memcpy(p, &n, 4);
+    p[4] = (unsigned char)db;
+    memcpy(p + 5, k, kn);
+    p += 5 + kn;
+    n = v ? (uint32_t)vn : JOURNAL_DELETED;
+    memcpy(p, &n, 4);
+    if (v)
+        memcpy(p + 4, v, vn);
+    b->jlen += need;
+    b->jcount++;
+    return WS_OK;
+}
+
 static int put(ws_batch *b, int db, const void *k, size_t kn, const void *v,
                size_t vn)
 {
     MDB_val key = val(k, kn), data = val(v, vn);
 
+    if (journal(b, db, k, kn, v, vn) != WS_OK)
+        return b->err;
     return batch_rc(b, mdb_put(b->txn, b->sh->dbi[db], &key, &data, 0));
 }
 
@@ -67,6 +109,9 @@ int ws_store_begin_shard(ws_store *s, int shard, ws_batch **out)
     b->hist_added = 0;
     b->hist_max_day = 0;
     b->hist_cur = NULL;
+    b->sealed = 0;
+    b->raw = 0;
+    b->jlen = b->jcount = 0;
     for (rc = 0; rc < DB_COUNT; rc++) {
         MDB_stat st;
 
@@ -153,6 +198,11 @@ int ws_batch_flush(ws_batch *b)
                 break;
         }
         rc = mdb_cursor_put(cur, &key, &data, 0);
+        if (rc == 0 && (rc = journal(b, table, key.mv_data, key.mv_size,
+                                     data.mv_data, data.mv_size)) != 0) {
+            rc = 0;     /* b->err holds it */
+            break;
+        }
         if (rc == 0)
             d[i]->state = WS_WE_CLEAN;
     }
@@ -165,10 +215,13 @@ int ws_batch_flush(ws_batch *b)
 
 static int history_commit(ws_batch *b);
 
-int ws_batch_commit(ws_batch *b)
+int ws_batch_seal(ws_batch *b)
 {
-    int i, e = ws_batch_flush(b), rc;
+    int i, e;
 
+    if (b->sealed)
+        return b->err;
+    e = ws_batch_flush(b);
     if (e == WS_OK)
         e = history_commit(b);
     for (i = 0; e == WS_OK && i < WS_OUTCOME_COUNT; i++)
@@ -185,6 +238,15 @@ int ws_batch_commit(ws_batch *b)
             e = add_counter(b, "reason", name, strlen(name),
                             b->delta.reason[i]);
         }
+    if (e == WS_OK && b->err == WS_OK)
+        b->sealed = 1;
+    return e != WS_OK ? e : b->err;
+}
+
+int ws_batch_commit(ws_batch *b)
+{
+    int e = ws_batch_seal(b), rc;
+
     if (e != WS_OK) {
         ws_batch_abort(b);
         return e;
@@ -201,7 +263,7 @@ int ws_batch_commit(ws_batch *b)
      * commit, an abort) forgets them all. */
     if (rc == 0)
         atomic_fetch_add(&b->store->commits, 1);
-    if (rc == 0)
+    if (rc == 0 && !b->raw)
         ws_wset_clear_keeping(b->ws, 1u << DB_WALLETS | 1u << DB_TOP |
                                          1u << DB_PRODUCTS,
                               WS_BATCH_KEEP_BYTES /
@@ -314,6 +376,8 @@ int ws_batch_seen_release(ws_batch *b, const char *id, size_t n)
 
         if (rc != 0 && rc != MDB_NOTFOUND)
             return batch_rc(b, rc);
+        if (rc == 0 && journal(b, DB_SEEN, id, n, NULL, 0) != WS_OK)
+            return b->err;
     }
     e->state = WS_WE_ABSENT;
     e->vlen = 0;
@@ -449,6 +513,8 @@ int ws_batch_history_add(ws_batch *b, const char *wallet, size_t n,
      * middle (pages stay full). */
     if ((rc = mdb_cursor_put(b->hist_cur, &key, &data, MDB_APPEND)) != 0)
         return batch_rc(b, rc);
+    if (journal(b, DB_HISTORY, k, 8, data.mv_data, data.mv_size) != WS_OK)
+        return b->err;
     *head = h->pos;
     b->hist_next++;
     b->hist_moved = 1;
@@ -479,6 +545,9 @@ static int history_commit(ws_batch *b)
                 return batch_err(b, WS_ERR_CORRUPT);
             if (ws_time_day(h.ts) >= cutoff)
                 break;
+            if (journal(b, DB_HISTORY, key.mv_data, key.mv_size, NULL, 0) !=
+                WS_OK)
+                return b->err;
             if ((rc = mdb_cursor_del(b->hist_cur, 0)) != 0)
                 break;
             n++;
@@ -541,7 +610,9 @@ int ws_batch_tops(ws_batch *b, const char *product, size_t n,
 
     if (e != WS_OK)
         return e;
-    if (s->nshards == 1)
+    /* A group's instance: the shard is a partition, whose lists are its
+     * own (merged by whoever reads every partition). */
+    if (s->nshards == 1 || s->journal)
         return tops_in(b->txn, b->sh->dbi[DB_TOP], product, n, fn, arg);
     /* The batch's own lists with the other shards' committed ones. */
     for (k = 0; k < s->nshards && rc == 0; k++)
@@ -722,4 +793,133 @@ int ws_batch_outbox_prune(ws_batch *b)
 uint64_t ws_store_outbox_next(const ws_store *s, int from, int target)
 {
     return s->next_seq[from][target];
+}
+
+/* ------------------------------------------- a shard copied change by change */
+
+void ws_store_journal(ws_store *s, int on)
+{
+    s->journal = on;
+}
+
+
+int ws_batch_each_change(ws_batch *b,
+                         int (*fn)(void *arg, const void *key, size_t kn,
+                                   const void *value, size_t vn),
+                         void *arg)
+{
+    size_t at = 0;
+    int e = 0;
+
+    while (at < b->jlen && e == 0) {
+        const unsigned char *p = b->jbuf + at;
+        uint32_t kn, vn;
+
+        memcpy(&kn, p, 4);
+        memcpy(&vn, p + 4 + kn, 4);
+        e = vn == JOURNAL_DELETED
+                ? fn(arg, p + 4, kn, NULL, 0)
+                : fn(arg, p + 4, kn, p + 8 + kn, vn);
+        at += 4 + (size_t)kn + 4 + (vn == JOURNAL_DELETED ? 0 : vn);
+    }
+    return e;
+}
+
+size_t ws_batch_changes(const ws_batch *b)
+{
+    return b->jcount;
+}
+
+int ws_batch_apply_change(ws_batch *b, const void *key, size_t kn,
+                          const void *value, size_t vn)
+{
+    const unsigned char *k = key;
+    MDB_val mk, mv;
+    int rc;
+
+    if (kn < 2 || k[0] >= DB_COUNT || b->sh->dbi[k[0]] == 0 ||
+        (k[0] == DB_META &&
+         !(kn - 1 == 12 && memcmp(k + 1, "history_next", 12) == 0)))
+        return batch_err(b, WS_ERR_CORRUPT);
+    if (!b->raw) {
+        b->raw = 1;
+        ws_wset_clear(b->ws);
+    }
+    mk = val(k + 1, kn - 1);
+    if (!value) {
+        rc = mdb_del(b->txn, b->sh->dbi[k[0]], &mk, NULL);
+        return batch_rc(b, rc == MDB_NOTFOUND ? 0 : rc);
+    }
+    mv = val(value, vn);
+    return batch_rc(b, mdb_put(b->txn, b->sh->dbi[k[0]], &mk, &mv, 0));
+}
+
+int ws_batch_wipe(ws_batch *b)
+{
+    MDB_val key = val("history_next", 12);
+    int t, rc = 0;
+
+    b->raw = 1;
+    ws_wset_clear(b->ws);
+    for (t = 0; t < DB_COUNT && rc == 0; t++)
+        if (t != DB_META && b->sh->dbi[t] != 0)
+            rc = mdb_drop(b->txn, b->sh->dbi[t], 0);
+    if (rc == 0 && (rc = mdb_del(b->txn, b->sh->dbi[DB_META], &key, NULL)) ==
+                       MDB_NOTFOUND)
+        rc = 0;
+    return batch_rc(b, rc);
+}
+
+/* A shard's own numbers live in its meta table as "mark:<name>". */
+static size_t mark_key(const char *name, char *key, size_t cap)
+{
+    int n = snprintf(key, cap, "mark:%s", name);
+
+    return n < 0 || (size_t)n >= cap ? 0 : (size_t)n;
+}
+
+int ws_batch_mark_set(ws_batch *b, const char *name, uint64_t v)
+{
+    char key[64];
+    unsigned char buf[8];
+    size_t kn = mark_key(name, key, sizeof key);
+    MDB_val mk = val(key, kn), mv = val(buf, 8);
+
+    if (kn == 0)
+        return batch_err(b, WS_ERR_USAGE);
+    put_u64(buf, v);
+    return batch_rc(b, mdb_put(b->txn, b->sh->dbi[DB_META], &mk, &mv, 0));
+}
+
+int ws_store_mark_get(ws_store *s, int shard, const char *name, uint64_t *v)
+{
+    char key[64];
+    size_t kn = mark_key(name, key, sizeof key);
+    MDB_txn *txn;
+    MDB_val data;
+    int rc;
+
+    *v = 0;
+    if (kn == 0 || shard < 0 || shard >= s->nshards)
+        return WS_ERR_USAGE;
+    if ((rc = shard_read(&s->sh[shard], &txn)) != 0)
+        return map_err(rc);
+    rc = get(txn, s->sh[shard].dbi[DB_META], key, kn, &data);
+    if (rc == 0 && data.mv_size == 8)
+        *v = get_u64(data.mv_data);
+    mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&s->sh[shard].resize);
+    if (rc == 0 && data.mv_size != 8)
+        return WS_ERR_CORRUPT;
+    return map_err(rc);
+}
+
+void ws_store_set_owned(ws_store *s, uint64_t mask)
+{
+    atomic_store(&s->owned, mask);
+}
+
+uint64_t ws_store_owned(ws_store *s)
+{
+    return atomic_load(&s->owned);
 }

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -219,6 +220,9 @@ void shard_close(struct shard *sh, int writer)
         (void)mdb_env_sync(sh->env, 1);     /* the last commit's meta page */
     ws_wset_free(sh->batch.ws);
     sh->batch.ws = NULL;
+    free(sh->batch.jbuf);
+    sh->batch.jbuf = NULL;
+    sh->batch.jlen = sh->batch.jcap = 0;
     if (sh->env)
         mdb_env_close(sh->env);
     sh->env = NULL;

@@ -374,6 +374,8 @@ int ws_store_open_shards(const char *dir, enum ws_store_mode mode,
         e = WS_ERR_IO;
         goto fail;
     }
+    atomic_init(&s->owned, s->nshards >= 64 ? ~(uint64_t)0
+                                            : ((uint64_t)1 << s->nshards) - 1);
     if (mode == WS_STORE_WRITE && (e = ws_store_recover(s, err)) != WS_OK)
         goto fail;
     if (s->lock_fd >= 0)

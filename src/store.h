@@ -137,6 +137,55 @@ int ws_store_reshard(const char *dir, int shards, int *from, int *format,
  * 0, or -1 with errno set. */
 int ws_store_mkdirs(const char *path);
 
+/* ------------------------------------------------- a group's instance */
+
+/* A shard can be copied elsewhere change by change (run --assignment
+ * group: each batch's changes go to the partition's state topic, and a
+ * new owner applies them to its own shard). With `on`, every batch
+ * records each record it writes or deletes. Writer, before its first
+ * batch. */
+void ws_store_journal(ws_store *s, int on);
+
+/* Writes everything the batch holds into its transaction (the working
+ * set, statement pruning, counters); ws_batch_commit does it when it
+ * was not done. After it the batch's changes are complete: nothing more
+ * may be written but marks (ws_batch_mark_set). Returns 0 or the
+ * batch's first error. */
+int ws_batch_seal(ws_batch *b);
+
+/* Calls fn for each change of a sealed, journaled batch in the order
+ * written: key (kn bytes: a table's byte, then the table's key) and
+ * value (NULL: deleted). Stops at fn's first non-zero value and returns
+ * it. ws_batch_changes counts them. */
+int ws_batch_each_change(ws_batch *b,
+                         int (*fn)(void *arg, const void *key, size_t kn,
+                                   const void *value, size_t vn),
+                         void *arg);
+size_t ws_batch_changes(const ws_batch *b);
+
+/* A restore: applies one change as ws_batch_each_change gave it (value
+ * NULL: deletes) to the batch's shard, or empties the shard (every
+ * record of its state; its settings stay). Such a batch bypasses the
+ * working set and journal; nothing of it is kept in memory. Returns 0,
+ * WS_ERR_CORRUPT (a key of no table) or a store error. */
+int ws_batch_apply_change(ws_batch *b, const void *key, size_t kn,
+                          const void *value, size_t vn);
+int ws_batch_wipe(ws_batch *b);
+
+/* A shard's own number under `name`, outside its state (never
+ * journaled), written with the batch; and read back from the last
+ * commit (WS_ERR_NOT_FOUND: never set). */
+int ws_batch_mark_set(ws_batch *b, const char *name, uint64_t v);
+int ws_store_mark_get(ws_store *s, int shard, const char *name,
+                      uint64_t *v);
+
+/* The shards this process serves, bit k for shard k (all of them, unless
+ * set: a group's instance serves those of its partitions). Views read
+ * only these: a wallet of another shard is WS_ERR_NOT_OWNED, merges and
+ * sums cover the owned shards. */
+void ws_store_set_owned(ws_store *s, uint64_t mask);
+uint64_t ws_store_owned(ws_store *s);
+
 /* Makes every committed batch durable. Commits flush the batch's pages
  * with fdatasync but write the meta page that points at them without a
  * sync of its own (MDB_NOMETASYNC: one sync per commit instead of two);

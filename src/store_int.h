@@ -131,7 +131,16 @@ struct ws_batch {
     size_t hist_added;
     int32_t hist_max_day;
     MDB_cursor *hist_cur;       /* appends; freed with the transaction */
+    int sealed;                 /* everything is in txn (ws_batch_seal) */
+    int raw;                    /* written past the working set (a
+                                   restore): nothing of it is kept */
+    /* The changes of the batch, when the store journals them
+     * (ws_store_journal): entries of u8 table, u32 key length, key, u32
+     * value length (JOURNAL_DELETED: a deletion), value. */
+    unsigned char *jbuf;
+    size_t jlen, jcap, jcount;
 };
+#define JOURNAL_DELETED 0xffffffffu
 
 /* One shard: an LMDB environment in state/<index>/ and its tables. */
 struct shard {
@@ -152,6 +161,10 @@ struct ws_store {
     int nshards;
     struct shard sh[WS_SHARDS_MAX];
     int history_days;   /* ws_store_set_history; WS_HISTORY_OFF at open */
+    int journal;        /* batches record their changes (ws_store_journal) */
+    /* The shards this process serves (bit k: shard k), all but in a
+     * group's instance (ws_store_set_owned); views read only them. */
+    atomic_uint_fast64_t owned;
     atomic_uint_fast64_t commits;   /* batches committed by this process */
     /* When a reader last waited for each shard's next commit
      * (ws_store_want_commit; ws_clock_ms, 0: never). */
@@ -163,7 +176,8 @@ struct ws_store {
 /* A view holds one read transaction per shard, begun in shard order. */
 struct ws_view {
     ws_store *store;
-    MDB_txn *txn[WS_SHARDS_MAX];
+    MDB_txn *txn[WS_SHARDS_MAX];    /* NULL: a shard not served */
+    int first;                      /* the first served shard, -1: none */
 };
 
 /* ---------------------------------------------------------- LMDB helpers */

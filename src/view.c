@@ -18,23 +18,34 @@ static void view_release(ws_view *v, int upto)
 {
     int i;
 
-    for (i = upto - 1; i >= 0; i--) {
-        mdb_txn_abort(v->txn[i]);
-        pthread_rwlock_unlock(&v->store->sh[i].resize);
-    }
+    for (i = upto - 1; i >= 0; i--)
+        if (v->txn[i]) {
+            mdb_txn_abort(v->txn[i]);
+            pthread_rwlock_unlock(&v->store->sh[i].resize);
+        }
 }
 
 int ws_store_view(ws_store *s, ws_view **out)
 {
     ws_view *v = malloc(sizeof *v);
+    uint64_t owned = ws_store_owned(s);
     int rc = 0, i;
 
     if (!v)
         return WS_ERR_NOMEM;
     v->store = s;
-    for (i = 0; i < s->nshards; i++)
+    v->first = -1;
+    /* Shards this process does not serve (a group's instance) are not
+     * read: their txn stays NULL and every read skips them. */
+    for (i = 0; i < s->nshards; i++) {
+        v->txn[i] = NULL;
+        if (!(owned >> i & 1))
+            continue;
         if ((rc = shard_read(&s->sh[i], &v->txn[i])) != 0)
             break;
+        if (v->first < 0)
+            v->first = i;
+    }
     if (rc != 0) {
         view_release(v, i);
         free(v);
@@ -61,8 +72,11 @@ int ws_view_wallet(ws_view *v, const char *id, size_t n, ws_wallet *w)
 {
     int k = ws_store_shard_of(v->store, id, n);
     MDB_val data;
-    int rc = get(v->txn[k], v->store->sh[k].dbi[DB_WALLETS], id, n, &data);
+    int rc;
 
+    if (!v->txn[k])
+        return WS_ERR_NOT_OWNED;
+    rc = get(v->txn[k], v->store->sh[k].dbi[DB_WALLETS], id, n, &data);
     if (rc != 0)
         return map_err(rc);
     return wallet_decode(&data, w);
@@ -74,7 +88,9 @@ int ws_view_product(ws_view *v, const char *id, size_t n)
     int i, rc = MDB_NOTFOUND;
 
     for (i = 0; i < v->store->nshards && rc == MDB_NOTFOUND; i++)
-        rc = get(v->txn[i], v->store->sh[i].dbi[DB_PRODUCTS], id, n, &data);
+        if (v->txn[i])
+            rc = get(v->txn[i], v->store->sh[i].dbi[DB_PRODUCTS], id, n,
+                     &data);
     return map_err(rc);
 }
 
@@ -160,8 +176,9 @@ int tops_merged(ws_store *s, MDB_txn *const *txn, const char *product,
     if (!a)
         return WS_ERR_NOMEM;
     for (k = 0; k < s->nshards && e == WS_OK; k++)
-        e = tops_in(txn[k], s->sh[k].dbi[DB_TOP], product, n, tops_collect,
-                    a);
+        if (txn[k])
+            e = tops_in(txn[k], s->sh[k].dbi[DB_TOP], product, n,
+                        tops_collect, a);
     if (e == WS_OK && a->full)
         e = WS_ERR_CORRUPT;
     for (i = 0; i < a->n && e == WS_OK; i++)
@@ -208,7 +225,8 @@ static int sum_counter(ws_view *v, const char *prefix, const char *name,
 
     *out = 0;
     for (k = 0; k < v->store->nshards && e == WS_OK; k++)
-        if ((e = read_counter(v, k, prefix, name, nn, &one)) == WS_OK)
+        if (v->txn[k] &&
+            (e = read_counter(v, k, prefix, name, nn, &one)) == WS_OK)
             *out += one;
     return e;
 }
@@ -240,9 +258,12 @@ int ws_view_shard_offset(ws_view *v, int shard, const char *source, size_t n,
                          int64_t *next)
 {
     MDB_val data;
-    int rc = get(v->txn[shard], v->store->sh[shard].dbi[DB_OFFSETS], source,
-                 n, &data);
+    int rc;
 
+    if (shard < 0 || shard >= v->store->nshards || !v->txn[shard])
+        return WS_ERR_NOT_OWNED;
+    rc = get(v->txn[shard], v->store->sh[shard].dbi[DB_OFFSETS], source, n,
+             &data);
     if (rc != 0)
         return map_err(rc);
     if (data.mv_size != 8)
@@ -254,18 +275,24 @@ int ws_view_shard_offset(ws_view *v, int shard, const char *source, size_t n,
 int ws_view_offset(ws_view *v, const char *source, size_t n, int64_t *next)
 {
     int64_t one;
-    int k, e;
+    int k, e, found = 0;
 
     /* Every shard holds what was routed to it below its own offset: the
      * source is read again from the smallest. A shard with no offset
-     * holds nothing of it yet. */
+     * holds nothing of it yet. In a group's instance (its shards
+     * journaled) a partition is one shard's alone: the others have none. */
     for (k = 0; k < v->store->nshards; k++) {
-        if ((e = ws_view_shard_offset(v, k, source, n, &one)) != WS_OK)
+        if (!v->txn[k])
+            continue;
+        e = ws_view_shard_offset(v, k, source, n, &one);
+        if (e == WS_ERR_NOT_FOUND && v->store->journal)
+            continue;
+        if (e != WS_OK)
             return e;
-        if (k == 0 || one < *next)
+        if (!found++ || one < *next)
             *next = one;
     }
-    return WS_OK;
+    return found ? WS_OK : WS_ERR_NOT_FOUND;
 }
 
 /* ----------------------------------------------------------- state sizes */
@@ -346,8 +373,8 @@ int ws_view_sizes(ws_view *v, ws_state_sizes *out)
             continue;
         }
         for (k = 0; k < n; k++) {
-            if (v->store->sh[k].dbi[dbs[i]] == 0)
-                continue;   /* no statements table */
+            if (!v->txn[k] || v->store->sh[k].dbi[dbs[i]] == 0)
+                continue;   /* not served; no statements table */
             rc = mdb_stat(v->txn[k], v->store->sh[k].dbi[dbs[i]], &st);
             if (rc != 0)
                 return map_err(rc);
@@ -356,7 +383,8 @@ int ws_view_sizes(ws_view *v, ws_state_sizes *out)
     }
     for (k = 0; k < n; k++)
         for (t = 0; t < n; t++)
-            if (t != k && (e = undelivered(v, k, t, &out->entries[4])))
+            if (t != k && v->txn[k] && v->txn[t] &&
+                (e = undelivered(v, k, t, &out->entries[4])))
                 return e;
     return WS_OK;
 }
@@ -386,6 +414,8 @@ static int each_entry(ws_view *v, int db,
         live[k] = 0;
     }
     for (k = 0; k < n && rc == 0; k++) {
+        if (!v->txn[k])
+            continue;
         rc = mdb_cursor_open(v->txn[k], v->store->sh[k].dbi[db], &cur[k]);
         if (rc == 0) {
             rc = mdb_cursor_get(cur[k], &key[k], &data[k], MDB_FIRST);
@@ -516,9 +546,13 @@ int ws_view_each_offset(ws_view *v,
     int rc, e = WS_OK;
     int64_t next;
 
-    /* The sources are those of shard 0 (every shard stores every source
-     * at its first commit); each at its smallest offset over the shards. */
-    rc = mdb_cursor_open(v->txn[0], v->store->sh[0].dbi[DB_OFFSETS], &cur);
+    /* The sources are those of the first shard (every shard stores every
+     * source at its first commit); each at its smallest offset over the
+     * shards. */
+    if (v->first < 0)
+        return WS_OK;
+    rc = mdb_cursor_open(v->txn[v->first],
+                         v->store->sh[v->first].dbi[DB_OFFSETS], &cur);
     if (rc != 0)
         return map_err(rc);
     rc = mdb_cursor_get(cur, &key, &data, MDB_FIRST);
@@ -541,15 +575,15 @@ int ws_view_each_offset(ws_view *v,
 
 int ws_view_history_kept(ws_view *v, int *days)
 {
-    struct shard *sh = &v->store->sh[0];
+    struct shard *sh = &v->store->sh[v->first < 0 ? 0 : v->first];
     MDB_val data;
     char text[16];
     int rc;
 
     *days = WS_HISTORY_OFF;
-    if (sh->dbi[DB_HISTORY] == 0)
-        return WS_OK;       /* written before statements */
-    rc = get(v->txn[0], sh->dbi[DB_META], "history", 7, &data);
+    if (v->first < 0 || sh->dbi[DB_HISTORY] == 0)
+        return WS_OK;       /* none served; written before statements */
+    rc = get(v->txn[v->first], sh->dbi[DB_META], "history", 7, &data);
     if (rc == MDB_NOTFOUND) {
         *days = WS_HISTORY_ALL;     /* resharded: the setting comes back
                                        with the next writer */
@@ -612,6 +646,8 @@ int ws_view_history(ws_view *v, const char *wallet, size_t n, uint64_t from,
     int k = ws_store_shard_of(v->store, wallet, n);
     struct shard *sh = &v->store->sh[k];
 
+    if (!v->txn[k])
+        return WS_ERR_NOT_OWNED;
     if (sh->dbi[DB_HISTORY] == 0)
         return WS_OK;       /* written before statements */
     return history_walk(v->txn[k], sh->dbi[DB_HISTORY], wallet, n, from, fn,

@@ -146,11 +146,6 @@ static int commit(struct worker *w)
     e = ensure_batch(w);
     if (e == WS_OK && (step = "prune", 1))
         e = ws_batch_outbox_prune(w->batch);
-    if (e == WS_OK && (step = "write back", 1))
-        e = ws_batch_flush(w->batch);
-    if (e == WS_OK && hk->before_commit &&
-        hk->before_commit(hk->ctx, w->shard, w->batch, why) != 0)
-        e = WS_ERR_IO;
     for (p = 0; p < r->n && e == WS_OK; p++)
         if (w->inbox_seq[p] > 0)
             e = ws_batch_inbox_set(w->batch, p, w->inbox_seq[p]);
@@ -162,6 +157,13 @@ static int commit(struct worker *w)
             continue;
         e = ws_batch_offset_set(w->batch, key, kn, w->next[p]);
     }
+    /* Everything the batch writes is in it before its outputs go out (a
+     * group's state topic carries the batch's changes). */
+    if (e == WS_OK && (step = "write back", 1))
+        e = ws_batch_seal(w->batch);
+    if (e == WS_OK && hk->before_commit &&
+        hk->before_commit(hk->ctx, w->shard, w->batch, why) != 0)
+        e = WS_ERR_IO;
     if (e == WS_OK && (step = "commit", 1)) {
         e = ws_batch_commit(w->batch);
         w->batch = NULL;

@@ -19,6 +19,8 @@ const char *ws_strerror(int err)
         [WS_ERR_TXN_FULL] = "batch too large for one store transaction",
         [WS_ERR_NO_SPACE] =
             "no space left on the state's file system (or a write error there)",
+        [WS_ERR_NOT_OWNED] = "owned by another instance of the group",
+        [WS_ERR_FENCED] = "fenced: another instance now owns the partition",
     };
     if (err < 0 || err >= WS_ERR_COUNT)
         return "unknown error";

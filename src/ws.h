@@ -38,6 +38,10 @@ enum ws_err {
                            transaction holds: retry with a smaller batch */
     WS_ERR_NO_SPACE,    /* the state's file system is full (ENOSPC, EDQUOT,
                            or LMDB's short write) */
+    WS_ERR_NOT_OWNED,   /* another instance of the group owns that part of
+                           the state (run --assignment group) */
+    WS_ERR_FENCED,      /* a newer owner of the partition took it over:
+                           this instance must not commit it */
     WS_ERR_COUNT
 };
 

@@ -1231,6 +1231,154 @@ static void test_statement_days_and_off(void)
     ws_store_close(s);
 }
 
+/* Applies each change of a sealed batch to another store's batch. */
+static int copy_change(void *arg, const void *key, size_t kn,
+                       const void *value, size_t vn)
+{
+    return ws_batch_apply_change(arg, key, kn, value, vn);
+}
+
+/* A group's instance (issue 16): a journaled shard's batches, applied
+ * change by change to another directory's shard, give the same state
+ * (wallets, tops, counters, offsets, statement lines and their next
+ * position, a released claim); a wipe empties it; marks stay outside
+ * the journal; views read only the owned shards. */
+static void test_journal_copies_a_shard_exactly(void)
+{
+    char a[300], c[300], err[WS_STORE_ERR_MAX];
+    ws_store *s = NULL, *t = NULL;
+    ws_batch *b, *tb;
+    ws_view *v;
+    ws_wallet w = sample_wallet(), got;
+    ws_counts cn;
+    ws_top top;
+    ws_top_entry te;
+    struct tops_seen ts;
+    struct lines l;
+    unsigned char fp[16], existing[16];
+    uint64_t head = 0, mark;
+    int64_t next;
+    int round, added, claimed;
+    size_t changes;
+
+    fresh_dir(a, sizeof a, "journal-a");
+    fresh_dir(c, sizeof c, "journal-c");
+    CHECK_EQ_INT(ws_store_open_shards(a, WS_STORE_WRITE, 0, 2, &s, err),
+                 WS_OK);
+    CHECK_EQ_INT(ws_store_open_shards(c, WS_STORE_WRITE, 0, 2, &t, err),
+                 WS_OK);
+    CHECK_EQ_INT(ws_store_set_history(s, WS_HISTORY_ALL), WS_OK);
+    CHECK_EQ_INT(ws_store_set_history(t, WS_HISTORY_ALL), WS_OK);
+    ws_store_journal(s, 1);
+    memset(fp, 7, sizeof fp);
+    for (round = 0; round < 3; round++) {
+        int k = ws_store_shard_of(s, "w1", 2);
+        ws_history_entry h;
+
+        CHECK_EQ_INT(ws_store_begin_shard(s, k, &b), WS_OK);
+        w.transactions = round + 1;
+        memset(&h, 0, sizeof h);
+        h.seq = round + 1;
+        h.ts.sec = 1715431800 + round;
+        h.tx_id_len = 2;
+        memcpy(h.tx_id, round == 0 ? "t0" : round == 1 ? "t1" : "t2", 2);
+        CHECK_EQ_INT(ws_batch_history_add(b, "w1", 2, &h, &head), WS_OK);
+        w.history_head = head;
+        CHECK_EQ_INT(ws_batch_wallet_put(b, "w1", 2, &w), WS_OK);
+        CHECK_EQ_INT(ws_batch_product_mark(b, "p", 1, &added), WS_OK);
+        memset(&top, 0, sizeof top);
+        memcpy(top.currency, "USD", 3);
+        te = top_entry(round == 0 ? "a" : round == 1 ? "b" : "c",
+                       round == 0 ? "10" : round == 1 ? "30" : "20");
+        CHECK_EQ_INT(ws_batch_top_get(b, "p", 1, "USD", &top) == WS_OK ||
+                         1, 1);
+        ws_top_insert(&top, &te);
+        CHECK_EQ_INT(ws_batch_top_put(b, "p", 1, &top), WS_OK);
+        fp[0] = (unsigned char)round;
+        CHECK_EQ_INT(ws_batch_seen_claim(b, round == 2 ? "x" : "y", 1, fp,
+                                         &claimed, existing), WS_OK);
+        if (round == 2)     /* claimed, then released: no longer there */
+            CHECK_EQ_INT(ws_batch_seen_release(b, "x", 1), WS_OK);
+        ws_batch_count(b, WS_APPLIED, WS_R_NONE);
+        CHECK_EQ_INT(ws_batch_offset_set(b, "t/1", 3, 100 + round), WS_OK);
+        CHECK_EQ_INT(ws_batch_seal(b), WS_OK);
+        changes = ws_batch_changes(b);
+        CHECK(changes >= 6);
+        CHECK_EQ_INT(ws_store_begin_shard(t, k, &tb), WS_OK);
+        CHECK_EQ_INT(ws_batch_each_change(b, copy_change, tb), WS_OK);
+        CHECK_EQ_INT(ws_batch_mark_set(tb, "state_next", 42 + round), WS_OK);
+        CHECK_EQ_INT(ws_batch_commit(tb), WS_OK);
+        CHECK_EQ_INT(ws_batch_commit(b), WS_OK);
+    }
+    CHECK_EQ_INT(ws_store_view(t, &v), WS_OK);
+    CHECK_EQ_INT(ws_view_wallet(v, "w1", 2, &got), WS_OK);
+    CHECK_EQ_INT(got.transactions, 3);
+    CHECK(got.history_head == head);
+    CHECK_EQ_INT(ws_dec_cmp(got.balance, w.balance), 0);
+    memset(&ts, 0, sizeof ts);
+    CHECK_EQ_INT(ws_view_tops(v, "p", 1, seen_tops, &ts), WS_OK);
+    CHECK_EQ_INT(ts.n, 3);
+    CHECK_EQ_STR(ts.ids[0], "b");
+    CHECK_EQ_INT(ws_view_counts(v, &cn), WS_OK);
+    CHECK_EQ_INT(cn.outcome[WS_APPLIED], 3);
+    CHECK_EQ_INT(ws_view_offset(v, "t/1", 3, &next), WS_ERR_NOT_FOUND);
+    CHECK_EQ_INT(ws_view_shard_offset(v, ws_store_shard_of(t, "w1", 2),
+                                      "t/1", 3, &next), WS_OK);
+    CHECK_EQ_INT(next, 102);
+    memset(&l, 0, sizeof l);
+    CHECK_EQ_INT(ws_view_history(v, "w1", 2, head, collect_line, &l),
+                 WS_OK);
+    CHECK_EQ_INT(l.n, 3);
+    ws_view_end(v);
+    CHECK_EQ_INT(ws_store_mark_get(t, ws_store_shard_of(t, "w1", 2),
+                                   "state_next", &mark), WS_OK);
+    CHECK(mark == 44);
+    /* the copy's next statement line continues the log */
+    {
+        int k = ws_store_shard_of(t, "w1", 2);
+        ws_history_entry h;
+
+        memset(&h, 0, sizeof h);
+        h.seq = 4;
+        CHECK_EQ_INT(ws_store_begin_shard(t, k, &tb), WS_OK);
+        CHECK_EQ_INT(ws_batch_history_add(tb, "w1", 2, &h, &head), WS_OK);
+        CHECK(h.pos == 4);
+        ws_batch_abort(tb);
+        /* the released claim is gone, the other one there */
+        CHECK_EQ_INT(ws_store_begin_shard(t, k, &tb), WS_OK);
+        CHECK_EQ_INT(ws_batch_seen_claim(tb, "x", 1, fp, &claimed,
+                                         existing), WS_OK);
+        CHECK_EQ_INT(claimed, 1);
+        CHECK_EQ_INT(ws_batch_seen_claim(tb, "y", 1, fp, &claimed,
+                                         existing), WS_OK);
+        CHECK_EQ_INT(claimed, 0);
+        ws_batch_abort(tb);
+        /* a shard not owned is not read; a wipe empties it */
+        ws_store_set_owned(t, (uint64_t)1 << (1 - k));
+        CHECK_EQ_INT(ws_store_view(t, &v), WS_OK);
+        CHECK_EQ_INT(ws_view_wallet(v, "w1", 2, &got), WS_ERR_NOT_OWNED);
+        CHECK_EQ_INT(ws_view_counts(v, &cn), WS_OK);
+        CHECK_EQ_INT(cn.outcome[WS_APPLIED], 0);
+        ws_view_end(v);
+        ws_store_set_owned(t, 3);
+        CHECK_EQ_INT(ws_store_begin_shard(t, k, &tb), WS_OK);
+        CHECK_EQ_INT(ws_batch_wipe(tb), WS_OK);
+        CHECK_EQ_INT(ws_batch_commit(tb), WS_OK);
+        CHECK_EQ_INT(ws_store_view(t, &v), WS_OK);
+        CHECK_EQ_INT(ws_view_wallet(v, "w1", 2, &got), WS_ERR_NOT_FOUND);
+        CHECK_EQ_INT(ws_view_counts(v, &cn), WS_OK);
+        CHECK_EQ_INT(cn.outcome[WS_APPLIED], 0);
+        ws_view_end(v);
+    }
+    /* a change of no table is refused */
+    CHECK_EQ_INT(ws_store_begin_shard(t, 0, &tb), WS_OK);
+    CHECK_EQ_INT(ws_batch_apply_change(tb, "\x7fk", 2, "v", 1),
+                 WS_ERR_CORRUPT);
+    ws_batch_abort(tb);
+    ws_store_close(s);
+    ws_store_close(t);
+}
+
 int main(void)
 {
     char tmpl[] = "/tmp/ws-test-store-XXXXXX";
@@ -1263,6 +1411,7 @@ int main(void)
     RUN(test_batch_pages_estimate_bounds_the_write_set);
     RUN(test_statement_lines_round_trip_and_link);
     RUN(test_statement_days_and_off);
+    RUN(test_journal_copies_a_shard_exactly);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0)
         printf("  cannot remove %s\n", root);
