@@ -12,12 +12,7 @@
 #include "keyset.h"
 #include "log.h"
 #include "timeutil.h"
-
-#define ADMIN_TIMEOUT_MS 5000
-/* Short, so that a stop is noticed while the broker is away. */
-#define METADATA_TIMEOUT_MS 1000
-/* Between metadata requests that wait for created topics to show. */
-#define METADATA_RETRY_MS 100
+#include "topics.h"
 
 const char *const ws_changelog_suffixes[WS_CL_COUNT] = {
     "balances", "avg_debits", "top_credits", "applied"};
@@ -214,108 +209,18 @@ int ws_changelog_publish(ws_changelog *c, ws_batch *b, ws_producer *p,
     return e;
 }
 
-/* WS_OK when every topic of names[0..n) exists on the cluster,
- * WS_ERR_NOT_FOUND when some do not, WS_ERR_IO when the cluster does not
- * answer. */
-static int topics_exist(rd_kafka_t *rk, char names[][600], int n, char *why)
-{
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t rc = rd_kafka_metadata(rk, 1, NULL, &md,
-                                               METADATA_TIMEOUT_MS);
-    int i, j, found = 0;
-
-    if (rc) {
-        snprintf(why, WS_SOURCE_ERR_MAX, "Kafka broker unreachable: %s",
-                 rd_kafka_err2str(rc));
-        return WS_ERR_IO;
-    }
-    for (i = 0; i < n; i++)
-        for (j = 0; j < md->topic_cnt; j++)
-            if (strcmp(md->topics[j].topic, names[i]) == 0 &&
-                !md->topics[j].err) {
-                found++;
-                break;
-            }
-    rd_kafka_metadata_destroy(md);
-    if (found < n) {
-        snprintf(why, WS_SOURCE_ERR_MAX, "%d of the %d changelog topics "
-                 "are missing and could not be created", n - found, n);
-        return WS_ERR_NOT_FOUND;
-    }
-    return WS_OK;
-}
-
 int ws_changelog_create_topics(rd_kafka_t *rk, const char *topic, char *why)
 {
-    char names[WS_CL_COUNT][600], errstr[256];
-    rd_kafka_NewTopic_t *nt[WS_CL_COUNT] = {0};
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_event_t *ev = NULL;
-    int64_t deadline;
-    int i, e, refused = 0;
+    char names[WS_CL_COUNT][600];
+    ws_topic_spec specs[WS_CL_COUNT];
+    int i;
 
-    for (i = 0; i < WS_CL_COUNT; i++)
+    for (i = 0; i < WS_CL_COUNT; i++) {
         snprintf(names[i], sizeof names[i], "%s.%s", topic,
                  ws_changelog_suffixes[i]);
-    e = topics_exist(rk, names, WS_CL_COUNT, why);
-    if (e != WS_ERR_NOT_FOUND) {
-        if (q)
-            rd_kafka_queue_destroy(q);
-        return e;
+        specs[i].name = names[i];
+        specs[i].partitions = -1;
+        specs[i].compact = i < WS_CL_COMPACTED;
     }
-    for (i = 0; i < WS_CL_COUNT; i++) {
-        nt[i] = rd_kafka_NewTopic_new(names[i], -1, -1, errstr,
-                                      sizeof errstr);
-        if (nt[i] && i < WS_CL_COMPACTED)
-            rd_kafka_NewTopic_set_config(nt[i], "cleanup.policy", "compact");
-    }
-    if (q && nt[0] && nt[1] && nt[2] && nt[3]) {
-        rd_kafka_CreateTopics(rk, nt, WS_CL_COUNT, NULL, q);
-        ev = rd_kafka_queue_poll(q, ADMIN_TIMEOUT_MS + 1000);
-    }
-    if (ev && rd_kafka_event_error(ev)) {
-        ws_log(WS_LOG_WARN, "changelog", "cannot create the changelog "
-               "topics: %s", rd_kafka_event_error_string(ev));
-        refused = 1;
-    } else if (ev) {
-        const rd_kafka_CreateTopics_result_t *res =
-            rd_kafka_event_CreateTopics_result(ev);
-        size_t cnt = 0, k;
-        const rd_kafka_topic_result_t **tr =
-            res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
-
-        for (k = 0; k < cnt; k++) {
-            rd_kafka_resp_err_t err = rd_kafka_topic_result_error(tr[k]);
-
-            if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-                ws_log(WS_LOG_INFO, "changelog", "created topic %s",
-                       rd_kafka_topic_result_name(tr[k]));
-            else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-                ws_log(WS_LOG_WARN, "changelog", "cannot create %s: %s",
-                       rd_kafka_topic_result_name(tr[k]),
-                       rd_kafka_topic_result_error_string(tr[k]));
-                refused = 1;
-            }
-        }
-    }
-    if (ev)
-        rd_kafka_event_destroy(ev);
-    for (i = 0; i < WS_CL_COUNT; i++)
-        if (nt[i])
-            rd_kafka_NewTopic_destroy(nt[i]);
-    if (q)
-        rd_kafka_queue_destroy(q);
-    /* A broker answers CreateTopics before every broker's metadata lists
-     * the new topics (seen on a fresh single-node Kafka 4.4: all three
-     * created, none in the next metadata answer): ask again for a while. */
-    deadline = ws_clock_ms() + ADMIN_TIMEOUT_MS;
-    while ((e = topics_exist(rk, names, WS_CL_COUNT, why)) ==
-               WS_ERR_NOT_FOUND && !refused && ws_clock_ms() < deadline)
-        rd_kafka_poll(rk, METADATA_RETRY_MS);   /* the producer's events */
-    if (e != WS_OK)
-        return e;
-    if (refused)
-        ws_log(WS_LOG_WARN, "changelog", "the changelog topics exist but "
-               "walletstream could not ensure cleanup.policy=compact on them");
-    return WS_OK;
+    return ws_topics_ensure(rk, specs, WS_CL_COUNT, "changelog", why);
 }
