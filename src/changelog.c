@@ -32,6 +32,7 @@ struct ws_changelog {
     ws_buf applied;             /* keys and values of struct applied */
     struct applied *recs;
     size_t nrecs, cap;
+    int skip_tops;              /* ws_changelog_skip_tops */
 };
 
 int ws_changelog_new(const char *topic, ws_changelog **out)
@@ -104,11 +105,16 @@ int ws_changelog_note(ws_changelog *c, int partition, int64_t offset,
     if (res->outcome != WS_APPLIED)
         return WS_OK;
     e = ws_keyset_add(c->wallets, t->wallet_id, t->wallet_id_len);
-    if (e == WS_OK && res->top_changed)
+    if (e == WS_OK && res->top_changed && !c->skip_tops)
         e = ws_keyset_add(c->products, t->product_id, t->product_id_len);
     if (e == WS_OK)
         e = note_applied(c, partition, offset, res);
     return e;
+}
+
+void ws_changelog_skip_tops(ws_changelog *c)
+{
+    c->skip_tops = 1;
 }
 
 int ws_changelog_tops_changed(const ws_changelog *c)

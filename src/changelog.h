@@ -65,6 +65,9 @@ int ws_changelog_publish(ws_changelog *c, ws_batch *b, ws_producer *p,
 /* Forgets the notes (the batch was dropped). */
 void ws_changelog_reset(ws_changelog *c);
 
+/* Publishes no top-credit lists (a group's partition holds only its own
+ * part of a product's). */
+void ws_changelog_skip_tops(ws_changelog *c);
 /* Whether a noted record changed a product's top credits. */
 int ws_changelog_tops_changed(const ws_changelog *c);
 

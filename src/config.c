@@ -74,7 +74,24 @@ static const struct option options[] = {
     {"partitions", "N", K_COUNT, AT(partitions), "3",
      WS_CMD_RUN | WS_CMD_BROKER,
      "partitions of the input topic the embedded broker creates "
-     "(--embedded-broker, broker)"},
+     "(--embedded-broker, broker); with --assignment group, given: the "
+     "partitions of NAME.by-wallet and NAME.state when they are created "
+     "(else as many as the input topic has)"},
+    {"assignment", "all|group", K_CHOICE, AT(assignment), "all", WS_CMD_RUN,
+     "all: this instance reads every partition of the topic (a second "
+     "instance is a full replica); group: the instances of --group share "
+     "the partitions of NAME.by-wallet (Kafka's consumer group, "
+     "cooperative-sticky, static membership), each keeping the state of "
+     "its own, restored from NAME.state when a partition moves "
+     "(docs/OPERATIONS.md, \"Many instances\")"},
+    {"instance-id", "ID", K_STRING, AT(instance_id), "", WS_CMD_RUN,
+     "with --assignment group: this instance's stable name in the group "
+     "(group.instance.id: a restart within the session timeout moves "
+     "nothing); empty: HOSTNAME-PORT of --listen"},
+    {"advertise", "URL", K_STRING, AT(advertise), "", WS_CMD_RUN,
+     "with --assignment group: the URL the other instances reach this "
+     "one's API at; empty: http://HOST:PORT of --listen (the host name "
+     "when it listens on all addresses)"},
     {"listen", "HOST:PORT", K_STRING, AT(listen), "127.0.0.1:8000",
      WS_CMD_RUN | WS_CMD_SERVE, "address of the HTTP API"},
     {"http-threads", "N", K_COUNT, AT(http_threads), "4",

@@ -43,6 +43,9 @@ typedef struct ws_config {
     int print_offsets;          /* produce: one at a time, offsets out */
     uint64_t given;             /* options set by flag or variable */
     uint64_t partitions;
+    const char *assignment;     /* "all" or "group" */
+    const char *instance_id;    /* "": HOSTNAME-PORT */
+    const char *advertise;      /* "": http://HOST:PORT of listen */
     uint64_t batch_max;
     uint64_t workers;           /* 0: the directory's shards, or cores */
     uint64_t batch_linger_ms;

@@ -6,13 +6,14 @@
 #include <stdio.h>
 
 int ws_dlq_send(ws_producer *p, const char *dlq_topic,
-                const rd_kafka_message_t *m, const ws_result *res, char *why)
+                const rd_kafka_message_t *m, const char *topic,
+                const ws_source_pos *origin, const ws_result *res, char *why)
 {
     char source[600];
     ws_header h[3];
 
-    snprintf(source, sizeof source, "%s/%d/%lld", rd_kafka_topic_name(m->rkt),
-             (int)m->partition, (long long)m->offset);
+    snprintf(source, sizeof source, "%s/%d/%lld", topic,
+             (int)origin->partition, (long long)origin->offset);
     h[0].name = "walletstream.reason";
     h[0].value = ws_reason_name(res->reason);
     h[1].name = "walletstream.detail";

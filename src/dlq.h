@@ -15,10 +15,13 @@
 #include "engine.h"
 #include "producer.h"
 
-/* Queues the dead letter of record m, rejected for res, to dlq_topic.
- * Returns 0, or WS_ERR_IO with a sentence in why. Stream thread only. */
+/* Queues the dead letter of record m, rejected for res, to dlq_topic;
+ * its source is `topic` at `origin` (where m was first read, m itself
+ * when not repartitioned). Returns 0, or WS_ERR_IO with a sentence in
+ * why. Stream thread only. */
 int ws_dlq_send(ws_producer *p, const char *dlq_topic,
-                const rd_kafka_message_t *m, const ws_result *res,
+                const rd_kafka_message_t *m, const char *topic,
+                const ws_source_pos *origin, const ws_result *res,
                 char *why);
 
 #endif

@@ -35,6 +35,15 @@ struct ws_source {
     char refusal[WS_SOURCE_ERR_MAX];
     char error[256];        /* last error from the error callback */
     int has_error;
+    /* A group's member: subscribed, given its first assignment, the
+     * topic's partitions, which are read, which are given but not read
+     * yet, and the caller's hooks. */
+    int group_mode, subscribed, joined, npartitions;
+    unsigned char owned[WS_SOURCE_MAX_PARTITIONS];
+    unsigned char pending[WS_SOURCE_MAX_PARTITIONS];
+    ws_group_hooks gh;
+    int has_gh;
+    ws_store *store;        /* for positions at a rewind */
 };
 
 int ws_kafka_conf_props(rd_kafka_conf_t *conf, const ws_kafka_opts *opts,
@@ -83,6 +92,10 @@ static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
     s->has_error = 1;
     ws_log(WS_LOG_WARN, "kafka", "%s", s->error);
 }
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts,
+                         void *opaque);
 
 static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err)
 {
@@ -133,9 +146,23 @@ int ws_source_open(const ws_kafka_opts *opts, ws_source **out, char *err)
          * lost before reading on, or refuses a replaced log. */
         (e = set(conf, "auto.offset.reset", "error", err)) ||
         (e = set(conf, "enable.partition.eof", "false", err)) ||
-        (e = set(conf, "client.id", "walletstream", err)) ||
-        (e = ws_kafka_conf_props(conf, opts, err)))
+        (e = set(conf, "client.id",
+                 opts->client_id ? opts->client_id : "walletstream", err)))
         goto fail;
+    /* A group's member: static (a restart within the session timeout
+     * moves nothing), cooperative (a rebalance takes only what moves),
+     * and it sees only committed transactions (the repartitioner's). */
+    if (opts->group_mode &&
+        ((e = set(conf, "group.instance.id", opts->instance_id, err)) ||
+         (e = set(conf, "partition.assignment.strategy",
+                  "cooperative-sticky", err)) ||
+         (e = set(conf, "isolation.level", "read_committed", err))))
+        goto fail;
+    if ((e = ws_kafka_conf_props(conf, opts, err)))
+        goto fail;
+    s->group_mode = opts->group_mode;
+    if (s->group_mode)
+        rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_opaque(conf, s);
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
@@ -165,6 +192,8 @@ void ws_source_close(ws_source *s)
      * forever for a broker thread, and run would not stop on SIGTERM.
      * Everything is committed by now; the process is ending: such a
      * handle is left to the exit. */
+    if (s)
+        s->has_gh = 0;      /* the group takes everything without a word */
     if (s->rk && s->topic_gone)
         ws_log(WS_LOG_DEBUG, "kafka", "consumer left open at exit: its "
                "topic was deleted while it ran");
@@ -374,6 +403,220 @@ static int assign(ws_source *s, ws_store *store, int n, int ignore_stored,
     return WS_OK;
 }
 
+/* ------------------------------------------------------ a group's member */
+
+void ws_source_group_hooks(ws_source *s, const ws_group_hooks *h)
+{
+    s->has_gh = h != NULL;
+    if (h)
+        s->gh = *h;
+}
+
+int ws_source_owns(const ws_source *s, int p)
+{
+    if (p < 0 || p >= WS_SOURCE_MAX_PARTITIONS)
+        return 0;
+    return s->group_mode ? s->owned[p] : p < s->assigned;
+}
+
+int ws_source_pending(const ws_source *s, int p)
+{
+    return s->group_mode && p >= 0 && p < WS_SOURCE_MAX_PARTITIONS &&
+           s->pending[p];
+}
+
+int ws_source_joined(const ws_source *s)
+{
+    return s->joined;
+}
+
+/* A list of one partition of the topic at `offset`. */
+static rd_kafka_topic_partition_list_t *one(const ws_source *s, int p,
+                                            int64_t offset)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+
+    if (l)
+        rd_kafka_topic_partition_list_add(l, s->topic, p)->offset = offset;
+    return l;
+}
+
+/* Makes partition p current through the hook and reads it from where
+ * the hook says; a failure leaves it pending. Returns 1 when read. */
+static int take(ws_source *s, int p, rd_kafka_topic_partition_list_t *add)
+{
+    char why[WS_SOURCE_ERR_MAX];
+    int64_t next = FIRST_OFFSET;
+
+    why[0] = '\0';
+    if (s->has_gh && s->gh.assigned(s->gh.arg, p, &next, why) != 0) {
+        ws_log(WS_LOG_ERROR, "group", "%s [%d] given but not read: %s "
+               "(tried again shortly)", s->topic, p, why);
+        s->pending[p] = 1;
+        return 0;
+    }
+    s->pending[p] = 0;
+    s->owned[p] = 1;
+    rd_kafka_topic_partition_list_add(add, s->topic, p)->offset = next;
+    return 1;
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts,
+                         void *opaque)
+{
+    ws_source *s = opaque;
+    rd_kafka_topic_partition_list_t *add;
+    rd_kafka_error_t *error = NULL;
+    int i, n = 0, ps[WS_SOURCE_MAX_PARTITIONS];
+
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        s->joined = 1;
+        add = rd_kafka_topic_partition_list_new(parts->cnt);
+        for (i = 0; add && i < parts->cnt; i++) {
+            int p = parts->elems[i].partition;
+
+            if (p >= 0 && p < WS_SOURCE_MAX_PARTITIONS &&
+                strcmp(parts->elems[i].topic, s->topic) == 0)
+                n += take(s, p, add);
+        }
+        if (add)
+            error = rd_kafka_incremental_assign(rk, add);
+        ws_log(WS_LOG_INFO, "group", "given %d partition%s of %s, %d read",
+               parts->cnt, parts->cnt == 1 ? "" : "s", s->topic, n);
+        if (add)
+            rd_kafka_topic_partition_list_destroy(add);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        int lost = rd_kafka_assignment_lost(rk);
+
+        for (i = 0; i < parts->cnt; i++) {
+            int p = parts->elems[i].partition;
+
+            if (p >= 0 && p < WS_SOURCE_MAX_PARTITIONS &&
+                strcmp(parts->elems[i].topic, s->topic) == 0) {
+                if (s->owned[p])
+                    ps[n++] = p;
+                s->owned[p] = s->pending[p] = 0;
+            }
+        }
+        if (s->has_gh && n > 0)
+            s->gh.revoked(s->gh.arg, ps, n, lost);
+        error = rd_kafka_incremental_unassign(rk, parts);
+        ws_log(lost ? WS_LOG_WARN : WS_LOG_INFO, "group", "%s %d "
+               "partition%s of %s", lost ? "lost" : "gave up", parts->cnt,
+               parts->cnt == 1 ? "" : "s", s->topic);
+    } else {
+        ws_log(WS_LOG_ERROR, "group", "rebalance: %s",
+               rd_kafka_err2str(err));
+        error = rd_kafka_incremental_unassign(rk, parts);
+    }
+    if (error) {
+        ws_log(WS_LOG_ERROR, "group", "rebalance: %s",
+               rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
+    s->assignments++;
+}
+
+void ws_source_drop(ws_source *s, int p)
+{
+    rd_kafka_topic_partition_list_t *l;
+    rd_kafka_error_t *error;
+
+    if (!ws_source_owns(s, p) || !s->group_mode || !(l = one(s, p, 0)))
+        return;
+    s->owned[p] = 0;
+    if ((error = rd_kafka_incremental_unassign(s->rk, l)))
+        rd_kafka_error_destroy(error);
+    rd_kafka_topic_partition_list_destroy(l);
+    s->assignments++;
+    ws_log(WS_LOG_WARN, "group", "%s [%d] dropped: another instance owns it "
+           "now", s->topic, p);
+}
+
+/* A group's member: joins (subscribes) once, tries the pending
+ * partitions again. */
+static int group_sync(ws_source *s, int n, char *why)
+{
+    rd_kafka_topic_partition_list_t *l;
+    rd_kafka_resp_err_t rc;
+    int p;
+
+    s->npartitions = n;
+    if (!s->subscribed) {
+        if (!(l = rd_kafka_topic_partition_list_new(1)))
+            return WS_ERR_NOMEM;
+        rd_kafka_topic_partition_list_add(l, s->topic,
+                                          RD_KAFKA_PARTITION_UA);
+        rc = rd_kafka_subscribe(s->rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        if (rc) {
+            snprintf(why, WS_SOURCE_ERR_MAX, "cannot join group: %s",
+                     rd_kafka_err2str(rc));
+            return WS_ERR_IO;
+        }
+        s->subscribed = 1;
+    }
+    for (p = 0; p < n && p < WS_SOURCE_MAX_PARTITIONS; p++) {
+        rd_kafka_error_t *error;
+
+        if (!s->pending[p] || !(l = rd_kafka_topic_partition_list_new(1)))
+            continue;
+        if (take(s, p, l) &&
+            (error = rd_kafka_incremental_assign(s->rk, l)) != NULL)
+            rd_kafka_error_destroy(error);
+        rd_kafka_topic_partition_list_destroy(l);
+        s->assignments++;
+    }
+    return WS_OK;
+}
+
+/* A group's member: every partition it reads, read again from its
+ * stored offset (its shard's: the partition's shard is its number). */
+static int group_rewind(ws_source *s, ws_store *store, char *why)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    rd_kafka_error_t *error;
+    ws_view *v = NULL;
+    char key[600];
+    int p, e;
+
+    if (!l)
+        return WS_ERR_NOMEM;
+    if (s->on_assign)
+        s->on_assign(s->on_assign_arg);
+    if ((e = ws_store_view(store, &v)) != WS_OK) {
+        rd_kafka_topic_partition_list_destroy(l);
+        snprintf(why, WS_SOURCE_ERR_MAX, "state store: %s", ws_strerror(e));
+        return e;
+    }
+    for (p = 0; p < WS_SOURCE_MAX_PARTITIONS; p++) {
+        size_t kn = ws_source_offset_key(s->topic, p, key, sizeof key);
+        int64_t next = FIRST_OFFSET;
+
+        if (!s->owned[p])
+            continue;
+        if (ws_view_shard_offset(v, p, key, kn, &next) != WS_OK)
+            next = FIRST_OFFSET;
+        rd_kafka_topic_partition_list_add(l, s->topic, p)->offset = next;
+    }
+    ws_view_end(v);
+    e = WS_OK;
+    if (l->cnt > 0) {
+        if ((error = rd_kafka_incremental_unassign(s->rk, l)) == NULL)
+            error = rd_kafka_incremental_assign(s->rk, l);
+        if (error) {
+            snprintf(why, WS_SOURCE_ERR_MAX, "cannot read %s again: %s",
+                     s->topic, rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+            e = WS_ERR_IO;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    s->assignments++;
+    return e;
+}
+
 void ws_source_on_assign(ws_source *s, void (*fn)(void *arg), void *arg)
 {
     s->on_assign = fn;
@@ -434,6 +677,8 @@ int ws_source_sync(ws_source *s, ws_store *store, int ignore_stored,
         }
     }
     rd_kafka_metadata_destroy(md);
+    if (e == WS_OK && s->group_mode)
+        return group_sync(s, n, why);
     if (e == WS_OK && (n != s->assigned || s->need_assign))
         e = assign(s, store, n, ignore_stored && !s->ever_assigned, why);
     if (e == WS_OK) {
@@ -459,6 +704,8 @@ int ws_source_rewind(ws_source *s, ws_store *store, char *why)
         snprintf(why, WS_SOURCE_ERR_MAX, "%s", s->refusal);
         return WS_ERR_IO;
     }
+    if (s->group_mode)
+        return group_rewind(s, store, why);
     if (s->assigned == 0)
         return WS_OK;
     return assign(s, store, s->assigned, 0, why);
@@ -466,6 +713,8 @@ int ws_source_rewind(ws_source *s, ws_store *store, char *why)
 
 int ws_source_partitions(const ws_source *s)
 {
+    if (s->group_mode)
+        return s->joined ? s->npartitions : 0;
     return s->assigned;
 }
 
@@ -488,11 +737,14 @@ size_t ws_source_poll(ws_source *s, int timeout_ms,
 
 void ws_source_commit_group(ws_source *s, const int64_t *next, int n)
 {
-    rd_kafka_topic_partition_list_t *list =
-        rd_kafka_topic_partition_list_new(n);
+    rd_kafka_topic_partition_list_t *list;
     int p;
 
-    if (!list)
+    /* A group's member commits nothing: a commit that meets a rebalance
+     * (an old generation) makes librdkafka 2.0 drop the whole assignment
+     * as lost (measured: every rebalance lost the partitions kept).
+     * Lag: /metrics and /status. */
+    if (s->group_mode || !(list = rd_kafka_topic_partition_list_new(n)))
         return;
     for (p = 0; p < n; p++)
         if (next[p] >= 0)

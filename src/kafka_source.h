@@ -34,6 +34,13 @@ typedef struct ws_kafka_opts {
      * is read from the log's start when the process starts, instead of
      * refused (--recreated-topic read-from-start). */
     int recreated_from_start;
+    /* run --assignment group: the consumer is a member of `group`
+     * (static: group.instance.id instance_id), given its partitions by
+     * the group (cooperative-sticky) and reading them read_committed;
+     * client_id names it to the other members (NULL: "walletstream"). */
+    int group_mode;
+    const char *instance_id;
+    const char *client_id;
 } ws_kafka_opts;
 
 /* Applies opts->props to conf. Returns 0, or WS_ERR_USAGE with a sentence
@@ -75,6 +82,36 @@ int ws_source_sync(ws_source *s, ws_store *store, int ignore_stored,
  * as ws_source_sync does. Returns 0 or an error with the reason in why. */
 int ws_source_rewind(ws_source *s, ws_store *store, char *why);
 
+/* A group's member (ws_kafka_opts.group_mode): what the caller does when
+ * the group gives or takes partitions. Called on the stream thread from
+ * inside ws_source_poll (the rebalance) or ws_source_sync (a partition
+ * whose first try failed is tried again there). */
+typedef struct ws_group_hooks {
+    void *arg;
+    /* Partition p is given: make its state current (fence its former
+     * owner, restore) and say in *next where to read from. Non-zero,
+     * with the reason in why: it is not read, and tried again at the
+     * next sync. */
+    int (*assigned)(void *arg, int p, int64_t *next, char *why);
+    /* Partitions are taken away: after it returns they are no longer
+     * read. lost: the group took them without asking (this member was
+     * thought gone): another instance may own them already. */
+    void (*revoked)(void *arg, const int *parts, int n, int lost);
+} ws_group_hooks;
+/* Sets the hooks (NULL: none; partitions are then given and taken
+ * without a word, as when closing). */
+void ws_source_group_hooks(ws_source *s, const ws_group_hooks *h);
+/* Whether partition p is read by this instance (always, for the
+ * partitions of ws_source_partitions, when not in a group). */
+int ws_source_owns(const ws_source *s, int p);
+/* A group's member: partition p is given but not read yet (its state
+ * could not be restored); and giving partition p up at once (its
+ * writer was fenced: another instance owns it now). */
+int ws_source_pending(const ws_source *s, int p);
+void ws_source_drop(ws_source *s, int p);
+/* Whether the member has been given its first assignment. */
+int ws_source_joined(const ws_source *s);
+
 /* fn(arg) is called before partitions are assigned at the stored
  * offsets (ws_source_sync, ws_source_rewind), so that whatever was read
  * is committed first; NULL: nothing. */
@@ -84,7 +121,9 @@ void ws_source_on_assign(ws_source *s, void (*fn)(void *arg), void *arg);
  * positioned at the stored offsets again). */
 unsigned ws_source_assignments(const ws_source *s);
 
-/* Number of assigned partitions (0 before the first successful sync). */
+/* Number of assigned partitions (0 before the first successful sync); a
+ * group's member: the topic's partition count once it joined (which of
+ * them it reads: ws_source_owns). */
 int ws_source_partitions(const ws_source *s);
 
 /* Up to cap records into msgs[]: waits up to timeout_ms for the first,

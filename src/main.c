@@ -29,8 +29,10 @@
 #include "log.h"
 #include "metrics.h"
 #include "produce.h"
+#include "repartition.h"
 #include "replay.h"
 #include "store.h"
+#include "topics.h"
 #include "stream.h"
 #include "ws.h"
 
@@ -54,12 +56,15 @@ static int cores(void)
 }
 
 /* Opens the data directory as its writer with --workers shards (0: its
- * own count, or the number of cores for a new directory). */
-static int open_writer(const ws_config *c, ws_store **s, char *err)
+ * own count, or the number of cores for a new directory), or exactly
+ * `exact` shards when > 0 (a group's instance: one per partition). */
+static int open_writer(const ws_config *c, int exact, ws_store **s,
+                       char *err)
 {
-    int shards = c->workers ? (int)(c->workers > WS_SHARDS_MAX
-                                        ? WS_SHARDS_MAX + 1 : c->workers)
-                            : -cores();
+    int shards = exact > 0 ? exact
+                 : c->workers ? (int)(c->workers > WS_SHARDS_MAX
+                                          ? WS_SHARDS_MAX + 1 : c->workers)
+                              : -cores();
 
     int e;
 
@@ -95,7 +100,7 @@ static int cmd_replay(const ws_config *c, int npos, char **pos)
         ws_log_fail("replay", "no input files (use - for standard input)");
         return EXIT_USAGE;
     }
-    e = open_writer(c, &s, err);
+    e = open_writer(c, 0, &s, err);
     if (e != WS_OK) {
         ws_log_fail("replay", "%s", err);
         return e == WS_ERR_USAGE ? EXIT_USAGE : 1;
@@ -238,6 +243,13 @@ struct run {
     ws_producer *producer;
     char dlq_topic[512];
     int changelog;              /* the changelog topics are written */
+    /* --assignment group: the topics, partitions (= shards), this
+     * instance's name and URL, the repartitioner. */
+    int group;
+    char by_wallet[600], state_topic[600];
+    int partitions;
+    char instance[256], advertise[512], client_id[600];
+    ws_repartition *repartition;
 };
 
 /* Starts the embedded broker when asked (and publishes its address in
@@ -368,7 +380,12 @@ static int run_stream(struct run *r)
     so.dlq_topic = r->dlq_topic;
     so.changelog = r->changelog;
     so.status = r->status;
-    so.topic = r->c->topic;
+    so.topic = r->group ? r->by_wallet : r->c->topic;
+    so.in_topic = r->c->topic;
+    so.group_mode = r->group;
+    so.state_topic = r->state_topic;
+    so.group = r->c->group;
+    so.consumer_opts = &r->kc;
     so.brokers = r->brokers;
     so.batch_max = r->c->batch_max;
     so.batch_linger_ms = r->c->batch_linger_ms;
@@ -379,8 +396,141 @@ static int run_stream(struct run *r)
     return rc;
 }
 
+/* ------------------------------------------------- --assignment group */
+
+/* This instance's name in the group and the URL of its API (the other
+ * instances forward to it). */
+static void group_names(struct run *r)
+{
+    const ws_config *c = r->c;
+    const char *colon = strrchr(c->listen, ':');
+    const char *port = colon ? colon + 1 : "8000";
+    char host[200];
+    int all = colon && (colon == c->listen ||
+                        strncmp(c->listen, "0.0.0.0:", 8) == 0 ||
+                        strncmp(c->listen, "[::]:", 5) == 0);
+
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    if (c->instance_id && c->instance_id[0])
+        snprintf(r->instance, sizeof r->instance, "%s", c->instance_id);
+    else
+        snprintf(r->instance, sizeof r->instance, "%s-%s", host, port);
+    if (c->advertise && c->advertise[0])
+        snprintf(r->advertise, sizeof r->advertise, "%s", c->advertise);
+    else if (all || !colon)
+        snprintf(r->advertise, sizeof r->advertise, "http://%s:%s", host,
+                 port);
+    else
+        snprintf(r->advertise, sizeof r->advertise, "http://%s", c->listen);
+    snprintf(r->client_id, sizeof r->client_id, "walletstream %s",
+             r->advertise);
+}
+
+/* The input topic's partition count, 0 when it does not exist (yet). */
+static int topic_partitions(rd_kafka_t *rk, const char *topic)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    int n = 0;
+
+    if (t && rd_kafka_metadata(rk, 0, t, &md, 5000) == 0) {
+        if (md->topic_cnt == 1 && !md->topics[0].err)
+            n = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+    }
+    if (t)
+        rd_kafka_topic_destroy(t);
+    return n;
+}
+
+/* A group's instance, before its state is opened: the producer, Kafka
+ * reached, <topic>.by-wallet and <topic>.state created where missing
+ * with as many partitions as the input topic (or --partitions), and
+ * their count learnt: it is the state's shard count. Returns -1 to go
+ * on, or run's exit code. */
+static int run_group_prepare(struct run *r)
+{
+    const ws_config *c = r->c;
+    char err[WS_STORE_ERR_MAX];
+    ws_topic_spec specs[2];
+    int e, n;
+
+    if (c->embedded_broker) {
+        ws_log_fail("run", "--assignment group needs a real Kafka (its "
+                    "transactions fence a partition's former owner): the "
+                    "embedded broker does not implement them");
+        return EXIT_USAGE;
+    }
+    group_names(r);
+    if (run_broker(r, err) != WS_OK) {
+        ws_log_fail("run", "%s", err);
+        return 1;
+    }
+    run_kafka_opts(r);
+    r->k.instance_id = r->kc.instance_id = r->instance;
+    if (ws_producer_open(&r->k, &r->producer, err) != WS_OK) {
+        ws_log_fail("run", "%s", err);
+        return EXIT_USAGE;
+    }
+    /* Named after the group too: another group on the same topic has its
+     * own (docs/DECISIONS.md, issue 16). */
+    snprintf(r->by_wallet, sizeof r->by_wallet, "%s.%s.by-wallet", c->topic,
+             c->group);
+    snprintf(r->state_topic, sizeof r->state_topic, "%s.%s.state", c->topic,
+             c->group);
+    do {
+        n = ws_config_given(c, "partitions") ? (int)c->partitions
+            : topic_partitions(ws_producer_handle(r->producer), c->topic);
+        if (n <= 0)
+            n = (int)c->partitions;
+        memset(specs, 0, sizeof specs);
+        specs[0].name = r->by_wallet;
+        specs[0].partitions = n;
+        specs[1].name = r->state_topic;
+        specs[1].partitions = n;
+        specs[1].compact = 1;
+        e = ws_topics_ensure(ws_producer_handle(r->producer), specs, 2,
+                             "group", err);
+        if (e == WS_ERR_IO)
+            ws_log(WS_LOG_WARN, "run", "waiting for Kafka at %s: %s",
+                   r->brokers, err);
+    } while (e == WS_ERR_IO && !stop_requested);
+    if (stop_requested)
+        return 0;
+    if (e != WS_OK) {
+        ws_log_fail("run", "%s", err);
+        return 1;
+    }
+    r->partitions = specs[0].partitions_found;
+    if (specs[1].partitions_found != r->partitions ||
+        r->partitions > WS_SHARDS_MAX) {
+        ws_log_fail("run", "%s has %d partitions and %s %d: they must have "
+                    "the same count, at most %d", r->by_wallet,
+                    r->partitions, r->state_topic,
+                    specs[1].partitions_found, WS_SHARDS_MAX);
+        return 1;
+    }
+    if (c->workers && (int)c->workers != r->partitions) {
+        ws_log_fail("run", "--workers %d: with --assignment group the "
+                    "workers are the %d partitions of %s (leave --workers "
+                    "out)", (int)c->workers, r->partitions, r->by_wallet);
+        return EXIT_USAGE;
+    }
+    r->kc.topic = r->by_wallet;
+    r->kc.group_mode = 1;
+    r->kc.instance_id = r->instance;
+    r->kc.client_id = r->client_id;
+    ws_log(WS_LOG_INFO, "run", "instance %s of group %s (API %s): %s has %d "
+           "partitions", r->instance, c->group, r->advertise, r->by_wallet,
+           r->partitions);
+    return -1;
+}
+
 static void run_release(struct run *r)
 {
+    ws_repartition_stop(r->repartition);
     ws_http_stop(r->http);
     ws_source_close(r->source);
     ws_producer_close(r->producer);
@@ -416,11 +566,22 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     memset(&r, 0, sizeof r);
     r.c = c;
     r.brokers = c->brokers;
-    e = open_writer(c, &r.store, err);
+    r.group = strcmp(c->assignment, "group") == 0;
+    if (r.group && (rc = run_group_prepare(&r)) >= 0)
+        goto done;
+    e = open_writer(c, r.partitions, &r.store, err);
     if (e != WS_OK) {
         ws_log_fail("run", "%s", err);
-        return e == WS_ERR_USAGE ? EXIT_USAGE : 1;
+        rc = e == WS_ERR_USAGE ? EXIT_USAGE : 1;
+        goto done;
     }
+    if (r.group) {
+        /* Nothing is served until the group gives partitions; each
+         * batch's changes go to the state topic. */
+        ws_store_journal(r.store, 1);
+        ws_store_set_owned(r.store, 0);
+    }
+    rc = 1;
     if (ws_status_new(&r.status) != WS_OK)
         goto done;
     ws_metrics_broker_up(0);    /* until the broker answers */
@@ -438,14 +599,15 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
         rc = e == WS_ERR_USAGE ? EXIT_USAGE : 1;
         goto done;
     }
-    if (run_broker(&r, err) != WS_OK) {
+    if (!r.group && run_broker(&r, err) != WS_OK) {
         ws_log_fail("run", "%s", err);
         goto done;
     }
-    run_kafka_opts(&r);
+    if (!r.group)
+        run_kafka_opts(&r);
     snprintf(r.dlq_topic, sizeof r.dlq_topic, "%s.dlq", c->topic);
     if (ws_source_open(&r.kc, &r.source, err) != WS_OK ||
-        ws_producer_open(&r.k, &r.producer, err) != WS_OK) {
+        (!r.producer && ws_producer_open(&r.k, &r.producer, err) != WS_OK)) {
         ws_log_fail("run", "%s", err);
         rc = EXIT_USAGE;
         goto done;
@@ -459,6 +621,13 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     if ((rc = run_changelog_topics(&r)) >= 0)
         goto done;
     run_warm_topics(&r);
+    if (r.group &&
+        ws_repartition_start(&r.k, r.by_wallet, r.partitions,
+                             &r.repartition, err) != WS_OK) {
+        ws_log_fail("run", "%s", err);
+        rc = 1;
+        goto done;
+    }
     rc = run_stream(&r);
 done:
     run_release(&r);

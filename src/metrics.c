@@ -40,6 +40,9 @@ static struct {
     int shards;             /* 0: not a writer (serve) */
     struct histogram shard_commit[WS_SHARDS_MAX];
     uint64_t cross_claims, claim_waits;
+    /* A group's instance: partitions restored from the state topic. */
+    uint64_t restores, restore_records, restore_bytes;
+    double restore_seconds;
     int partitions;
     int64_t lag[WS_METRICS_MAX_PARTITIONS];
     int64_t lost[WS_METRICS_MAX_PARTITIONS];
@@ -104,6 +107,16 @@ void ws_metrics_claims(uint64_t cross_shard, uint64_t waited)
     pthread_mutex_lock(&reg.lock);
     reg.cross_claims = cross_shard;
     reg.claim_waits = waited;
+    pthread_mutex_unlock(&reg.lock);
+}
+
+void ws_metrics_restore(int64_t records, int64_t bytes, double seconds)
+{
+    pthread_mutex_lock(&reg.lock);
+    reg.restores++;
+    reg.restore_records += (uint64_t)records;
+    reg.restore_bytes += (uint64_t)bytes;
+    reg.restore_seconds += seconds;
     pthread_mutex_unlock(&reg.lock);
 }
 
@@ -259,6 +272,27 @@ static void render_shards(ws_buf *b)
                      "walletstream_claims_waited_total %llu\n",
                   (unsigned long long)reg.cross_claims,
                   (unsigned long long)reg.claim_waits);
+    if (reg.restores > 0)
+        ws_buf_printf(b, "# HELP walletstream_restores_total Partitions "
+                         "restored from the state topic (--assignment "
+                         "group).\n# TYPE walletstream_restores_total "
+                         "counter\nwalletstream_restores_total %llu\n"
+                         "# HELP walletstream_restored_records_total "
+                         "Records read from the state topic.\n# TYPE "
+                         "walletstream_restored_records_total counter\n"
+                         "walletstream_restored_records_total %llu\n"
+                         "# HELP walletstream_restored_bytes_total Their "
+                         "keys and values.\n# TYPE "
+                         "walletstream_restored_bytes_total counter\n"
+                         "walletstream_restored_bytes_total %llu\n"
+                         "# HELP walletstream_restore_seconds_total Time "
+                         "spent restoring.\n# TYPE "
+                         "walletstream_restore_seconds_total counter\n"
+                         "walletstream_restore_seconds_total %.3f\n",
+                      (unsigned long long)reg.restores,
+                      (unsigned long long)reg.restore_records,
+                      (unsigned long long)reg.restore_bytes,
+                      reg.restore_seconds);
 }
 
 void ws_metrics_render(ws_buf *b)

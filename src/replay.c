@@ -190,6 +190,8 @@ static int replay_stream(struct replay *r, FILE *f, int index)
         }
         in.partition = index;
         in.offset = lineno;
+        in.origin.partition = index;
+        in.origin.offset = lineno;
         in.value = line;        /* copied by the router */
         in.len = n;
         in.ts_ms = -1;

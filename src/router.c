@@ -244,7 +244,17 @@ void ws_router_put(ws_router *r, ws_input *in)
     reason = ws_decode(r->decoder, in->value, in->len, &rc->res.txn,
                        rc->res.detail);
     rc->decoded = reason == WS_R_NONE;
-    if (rc->decoded) {
+    if (r->o.by_partition) {
+        /* Partition k is shard k (the caller checked the count). */
+        rc->wshard = rc->tshard = p >= 0 && p < r->n ? p : 0;
+        if (rc->decoded)
+            ws_engine_fingerprint(&rc->res.txn, rc->fp);
+        else {
+            rc->res.outcome = WS_REJECTED;
+            rc->res.reason = reason;
+            rc->res.top_changed = 0;
+        }
+    } else if (rc->decoded) {
         ws_engine_fingerprint(&rc->res.txn, rc->fp);
         rc->wshard = ws_shard_index(rc->res.txn.wallet_id,
                                     rc->res.txn.wallet_id_len, r->n);
@@ -294,8 +304,10 @@ void ws_router_push(ws_router *r)
             struct mark *m;
 
             /* Never below what the shard holds (it was skipped up to
-             * there): its stored offset must not go back. */
-            if (r->last_next[p] <= r->skip[k][p])
+             * there): its stored offset must not go back. A group's
+             * partition is its shard's alone. */
+            if (r->last_next[p] <= r->skip[k][p] ||
+                (r->o.by_partition && k != p))
                 continue;
             m = malloc(sizeof *m);
 

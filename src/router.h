@@ -46,6 +46,10 @@ typedef struct ws_input {
     const char *value;      /* the record's value, len bytes */
     size_t len;
     int64_t ts_ms;          /* Kafka timestamp, -1 when none */
+    ws_source_pos origin;   /* the record's place in the input topic:
+                               partition and offset, unless it was read
+                               from a repartition topic (a group's
+                               <topic>.by-wallet) */
     void *handle;           /* the source's record (a Kafka message),
                                released by hooks->release; NULL: the
                                router copies the value */
@@ -82,6 +86,12 @@ typedef struct ws_router_opts {
     const ws_router_hooks *hooks;
     uint64_t batch_max;             /* records per batch of one shard */
     unsigned batch_linger_ms;       /* a batch commits after this long */
+    /* A group's instance: shard k is partition k of a topic keyed by
+     * wallet (<topic>.by-wallet): a record goes to its partition's
+     * shard, claims its transaction_id there (ids are unique per
+     * partition: docs/DECISIONS.md), and only that shard stores the
+     * partition's offset. */
+    int by_partition;
 } ws_router_opts;
 
 typedef struct ws_router ws_router;

@@ -12,6 +12,7 @@
 
 #include "dlq.h"
 #include "router.h"
+#include "state_topic.h"
 #include "engine.h"
 #include "log.h"
 #include "metrics.h"
@@ -123,6 +124,9 @@ struct shared {
     pthread_mutex_t tops;
     int tops_held[WS_SHARDS_MAX];
     _Atomic int committed;      /* a shard committed: lag to update */
+    /* A group's instance: a partition's producer is opened when the group
+     * gives it (NULL: not this instance's). */
+    int group_mode;
 };
 
 struct loop {
@@ -138,6 +142,7 @@ struct loop {
     char store_err[WS_SOURCE_ERR_MAX];
     char out_err[WS_SOURCE_ERR_MAX];
     char source_err[WS_SOURCE_ERR_MAX];
+    char group_err[WS_SOURCE_ERR_MAX];  /* a given partition not read */
 };
 
 static void publish_status(struct loop *l)
@@ -147,8 +152,11 @@ static void publish_status(struct loop *l)
     const char *why = l->store_err[0] ? l->store_err
                       : l->source_err[0] ? l->source_err
                       : l->out_err[0] ? l->out_err
+                      : l->group_err[0] ? l->group_err
                       : ws_source_partitions(l->o->source) == 0
-                          ? "partitions not assigned yet" : NULL;
+                          ? (l->o->group_mode ? "joining the group"
+                                              : "partitions not assigned yet")
+                          : NULL;
 
     ws_status_set(l->o->status, why);
     ws_status_set_partitions(l->o->status,
@@ -187,6 +195,10 @@ static void update_lag(struct loop *l)
         size_t kn = ws_source_offset_key(l->o->topic, p, key, sizeof key);
         int64_t hi = ws_source_high_watermark(l->o->source, p), lost;
 
+        if (!ws_source_owns(l->o->source, p)) {
+            next[p] = -1;   /* another instance's */
+            continue;
+        }
         if (ws_view_offset(v, key, kn, &next[p]) != WS_OK)
             next[p] = -1;
         ws_metrics_lag(p, hi < 0 ? -1 : hi > next[p] ? hi - (next[p] < 0 ? 0
@@ -210,6 +222,145 @@ static void load_held(struct loop *l)
         snprintf(l->store_err, sizeof l->store_err,
                  "state store cannot be read: %s", ws_strerror(e));
     l->assignments = ws_source_assignments(l->o->source);
+}
+
+/* -------------------------------------------------- a group's instance */
+
+/* Where a repartitioned record was first read: its
+ * "walletstream.source" header (topic/partition/offset of the input
+ * topic); a record without one (not written by the repartitioner) keeps
+ * its own place. */
+static void origin_of(const rd_kafka_message_t *m, ws_source_pos *origin)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t n;
+    char text[600], *slash;
+    long long part, off;
+
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(h, "walletstream.source", &v, &n) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR || !v || n == 0 || n >= sizeof text)
+        return;
+    memcpy(text, v, n);
+    text[n] = '\0';
+    /* The topic may hold '/' no more than Kafka allows (it does not). */
+    if (!(slash = strchr(text, '/')) ||
+        sscanf(slash + 1, "%lld/%lld", &part, &off) != 2 || part < 0 ||
+        part > INT32_MAX || off < 0)
+        return;
+    origin->partition = (int32_t)part;
+    origin->offset = off;
+}
+
+/* The transactional id of a partition's writer: one per partition of
+ * the group's topic, so that its next owner's producer fences this one. */
+static void txn_id(const ws_stream_opts *o, int p, char *out, size_t cap)
+{
+    snprintf(out, cap, "walletstream.%s.%s.%d", o->group, o->topic, p);
+}
+
+/* The group gives partition p: fence its former owner (the new
+ * producer's first act), rebuild shard p from the state topic, and read
+ * on from the offset that state holds. */
+static int group_assigned(void *arg, int p, int64_t *next, char *why)
+{
+    struct loop *l = arg;
+    const ws_stream_opts *o = l->o;
+    char id[700], key[600];
+    ws_restore_stats st;
+    ws_producer *prod = NULL;
+    ws_view *v;
+    size_t kn;
+    int e;
+
+    if (p >= l->sh.shards) {
+        snprintf(why, WS_SOURCE_ERR_MAX, "partition %d beyond the %d shards "
+                 "of the state (the topic gained partitions: not supported)",
+                 p, l->sh.shards);
+        return -1;
+    }
+    snprintf(l->group_err, sizeof l->group_err, "restoring partition %d of "
+             "%s from %s", p, o->topic, o->state_topic);
+    publish_status(l);
+    txn_id(o, p, id, sizeof id);
+    if ((e = ws_producer_open_txn(o->producer_opts, id, 30000, &prod,
+                                  why)) != WS_OK)
+        goto fail;
+    if ((e = ws_state_restore(o->consumer_opts, o->state_topic, p, o->store,
+                              p, &st, why)) != WS_OK)
+        goto fail;
+    ws_log(WS_LOG_INFO, "group", "partition %d restored from %s (%s, "
+           "offsets %lld to %lld): %lld records, %lld bytes in %.2f s", p,
+           o->state_topic, st.full ? "from its start" : "since this "
+           "instance's copy", (long long)st.from, (long long)st.to,
+           (long long)st.records, (long long)st.bytes, st.seconds);
+    ws_metrics_restore(st.records, st.bytes, st.seconds);
+    ws_store_set_owned(o->store, ws_store_owned(o->store) |
+                                     (uint64_t)1 << p);
+    *next = 0;
+    kn = ws_source_offset_key(o->topic, p, key, sizeof key);
+    if (ws_store_view(o->store, &v) == WS_OK) {
+        if (ws_view_shard_offset(v, p, key, kn, next) != WS_OK)
+            *next = 0;
+        ws_view_end(v);
+    }
+    ws_router_set_held(l->router, p, p, *next);
+    l->sh.producer[p] = prod;
+    l->group_err[0] = '\0';
+    publish_status(l);
+    return 0;
+fail:
+    ws_producer_close(prod);
+    snprintf(l->group_err, sizeof l->group_err, "partition %d of %s not "
+             "read: %s", p, o->topic, why);
+    publish_status(l);
+    return -1;
+}
+
+/* Partition p is no longer this instance's. */
+static void group_release(struct loop *l, int p)
+{
+    ws_store_set_owned(l->o->store, ws_store_owned(l->o->store) &
+                                        ~((uint64_t)1 << p));
+    ws_producer_close(l->sh.producer[p]);   /* aborts an open transaction */
+    l->sh.producer[p] = NULL;
+    if (l->sh.changelog[p])
+        ws_changelog_reset(l->sh.changelog[p]);
+}
+
+/* The group takes partitions: what was given for them is committed
+ * first (taken as lost, another instance may own them already: its
+ * producer fenced this one's, and their batches fail instead). */
+static void group_revoked(void *arg, const int *parts, int n, int lost)
+{
+    struct loop *l = arg;
+    int i;
+
+    (void)lost;
+    ws_router_quiesce(l->router);
+    for (i = 0; i < n; i++)
+        if (parts[i] >= 0 && parts[i] < l->sh.shards)
+            group_release(l, parts[i]);
+}
+
+/* After a failed batch: the other partitions' open transactions go with
+ * their dropped batches; a partition whose writer was fenced is another
+ * instance's now and is given up at once. */
+static void group_after_failure(struct loop *l)
+{
+    int k;
+
+    for (k = 0; k < l->sh.shards; k++) {
+        if (!l->sh.producer[k])
+            continue;
+        if (ws_producer_fenced(l->sh.producer[k])) {
+            group_release(l, k);
+            ws_source_drop(l->o->source, k);
+        } else {
+            ws_producer_abort(l->sh.producer[k]);
+        }
+    }
 }
 
 /* A shard failed: every shard drops its open batch, the partitions are
@@ -242,6 +393,8 @@ static void recover(struct loop *l)
     }
     if (halve)
         ws_router_set_batch_max(l->router, l->batch_max);
+    if (l->o->group_mode)
+        group_after_failure(l);
     l->dropped = 1;
     if (ws_source_rewind(l->o->source, l->o->store, src) != WS_OK)
         snprintf(l->source_err, sizeof l->source_err, "%s", src);
@@ -281,8 +434,14 @@ static int hook_dead_letter(void *ctx, int shard, const ws_input *in,
 {
     struct shared *sh = ctx;
 
-    return ws_dlq_send(sh->producer[shard], sh->o->dlq_topic, in->handle, res,
-                       why) == WS_OK ? 0 : -1;
+    if (!sh->producer[shard]) {
+        snprintf(why, WS_ROUTER_WHY_MAX, "partition %d is not this "
+                 "instance's", shard);
+        return -1;
+    }
+    return ws_dlq_send(sh->producer[shard], sh->o->dlq_topic, in->handle,
+                       sh->o->in_topic, &in->origin, res, why) == WS_OK
+               ? 0 : -1;
 }
 
 static int hook_note(void *ctx, int shard, const ws_input *in,
@@ -291,8 +450,9 @@ static int hook_note(void *ctx, int shard, const ws_input *in,
     struct shared *sh = ctx;
 
     return sh->changelog[shard]
-               ? ws_changelog_note(sh->changelog[shard], in->partition,
-                                   in->offset, res)
+               ? ws_changelog_note(sh->changelog[shard],
+                                   in->origin.partition, in->origin.offset,
+                                   res)
                : 0;
 }
 
@@ -302,21 +462,42 @@ static int hook_before_commit(void *ctx, int shard, ws_batch *b, char *why)
 {
     struct shared *sh = ctx;
     ws_changelog *cl = sh->changelog[shard];
+    ws_producer *p = sh->producer[shard];
     char what[WS_SOURCE_ERR_MAX];
+    int e;
 
-    if (cl && ws_changelog_tops_changed(cl)) {
+    if (!p) {
+        snprintf(why, WS_ROUTER_WHY_MAX, "partition %d is not this "
+                 "instance's", shard);
+        return -1;
+    }
+    if (cl && !sh->group_mode && ws_changelog_tops_changed(cl)) {
         pthread_mutex_lock(&sh->tops);
         sh->tops_held[shard] = 1;
     }
-    if (cl && ws_changelog_publish(cl, b, sh->producer[shard], what) !=
-                  WS_OK) {
+    if (cl && ws_changelog_publish(cl, b, p, what) != WS_OK) {
         snprintf(why, WS_ROUTER_WHY_MAX, "changelog: %s", what);
         return -1;
     }
-    if (ws_producer_flush(sh->producer[shard], OUTPUT_FLUSH_MS, what) !=
-        WS_OK) {
-        snprintf(why, WS_ROUTER_WHY_MAX,
-                 "dead letters or changelog cannot be written: %s", what);
+    /* A group's partition: the batch's changes go to its state topic in
+     * the same transaction, committed before the store's. */
+    if (sh->group_mode &&
+        ws_state_publish(b, p, sh->o->state_topic, shard, what) != WS_OK) {
+        snprintf(why, WS_ROUTER_WHY_MAX, "state topic: %s", what);
+        return -1;
+    }
+    if ((e = ws_producer_flush(p, OUTPUT_FLUSH_MS, what)) != WS_OK) {
+        if (e == WS_ERR_FENCED)
+            snprintf(why, WS_ROUTER_WHY_MAX, "partition %d: %s", shard,
+                     what);
+        else
+            snprintf(why, WS_ROUTER_WHY_MAX, "dead letters or changelog "
+                     "cannot be written: %s", what);
+        return -1;
+    }
+    if (sh->group_mode && ws_state_mark(b, p) != WS_OK) {
+        snprintf(why, WS_ROUTER_WHY_MAX, "state store shard %d: cannot "
+                 "record its state topic position", shard);
         return -1;
     }
     return 0;
@@ -365,16 +546,21 @@ static int shared_open(struct shared *sh, const ws_stream_opts *o)
     memset(sh, 0, sizeof *sh);
     sh->o = o;
     sh->shards = ws_store_shards(o->store);
+    sh->group_mode = o->group_mode;
     pthread_mutex_init(&sh->tops, NULL);
-    sh->producer[0] = o->producer;
-    for (k = 1; k < sh->shards && e == WS_OK; k++)
+    sh->producer[0] = o->group_mode ? NULL : o->producer;
+    for (k = 1; k < sh->shards && e == WS_OK && !o->group_mode; k++)
         if ((e = ws_producer_open(o->producer_opts, &sh->producer[k],
                                   err)) == WS_OK)
             ws_producer_warm(sh->producer[k], o->dlq_topic, 2000);
         else
             ws_log(WS_LOG_ERROR, "stream", "%s", err);
     for (k = 0; k < sh->shards && e == WS_OK && o->changelog; k++)
-        e = ws_changelog_new(o->topic, &sh->changelog[k]);
+        if ((e = ws_changelog_new(o->in_topic, &sh->changelog[k])) == WS_OK &&
+            o->group_mode)
+            /* A partition's top credits are not the product's: those are
+             * merged over the partitions by the API. */
+            ws_changelog_skip_tops(sh->changelog[k]);
     return e;
 }
 
@@ -383,8 +569,9 @@ static void shared_close(struct shared *sh)
     int k;
 
     for (k = 0; k < sh->shards; k++) {
-        if (k > 0)
+        if (k > 0 || sh->group_mode)
             ws_producer_close(sh->producer[k]);
+        sh->producer[k] = NULL;
         ws_changelog_free(sh->changelog[k]);
     }
     pthread_mutex_destroy(&sh->tops);
@@ -449,11 +636,18 @@ int ws_stream_run(const ws_stream_opts *o)
     ro.hooks = &hooks;
     ro.batch_max = o->batch_max;
     ro.batch_linger_ms = (unsigned)o->batch_linger_ms;
+    ro.by_partition = o->group_mode;
     if ((e = ws_router_start(&ro, &l.router)) != WS_OK) {
         shared_close(&l.sh);
         return e;
     }
     ws_source_on_assign(o->source, before_assign, &l);
+    if (o->group_mode) {
+        ws_group_hooks gh = {&l, group_assigned, group_revoked};
+
+        l.group_err[0] = '\0';
+        ws_source_group_hooks(o->source, &gh);
+    }
     ws_metrics_shards(l.sh.shards);
     publish_status(&l);
 
@@ -508,6 +702,17 @@ int ws_stream_run(const ws_stream_opts *o)
 
                 in.partition = m->partition;
                 in.offset = m->offset;
+                in.origin.partition = m->partition;
+                in.origin.offset = m->offset;
+                if (o->group_mode &&
+                    !ws_source_owns(o->source, m->partition)) {
+                    /* Polled before the group took the partition: its
+                     * next owner reads it from the committed offset. */
+                    rd_kafka_message_destroy(m);
+                    continue;
+                }
+                if (o->group_mode)
+                    origin_of(m, &in.origin);
                 in.value = m->payload;
                 in.len = m->len;
                 in.ts_ms = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
@@ -526,6 +731,7 @@ int ws_stream_run(const ws_stream_opts *o)
     /* Stopping: every shard commits what it was given. */
     ws_router_quiesce(l.router);
     ws_source_on_assign(o->source, NULL, NULL);
+    ws_source_group_hooks(o->source, NULL);
     update_lag(&l);
     ws_router_stop(l.router);
     shared_close(&l.sh);

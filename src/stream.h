@@ -53,8 +53,19 @@ typedef struct ws_stream_opts {
     const char *dlq_topic;
     int changelog;                  /* 0: no changelog topics */
     ws_status *status;
-    const char *topic;
+    const char *topic;              /* the topic read (offsets' keys) */
     const char *brokers;            /* named when none answers */
+    /* run --assignment group: `topic` is <in_topic>.by-wallet, shard k is
+     * its partition k, written through a transactional producer opened
+     * (fencing the former owner) when the group gives the partition,
+     * which also carries the shard's changes to state_topic; restored
+     * from it first. Outputs are named after in_topic. */
+    int group_mode;
+    const char *in_topic;           /* the input topic (= topic when not
+                                       in a group) */
+    const char *state_topic;
+    const char *group;
+    const ws_kafka_opts *consumer_opts;
     uint64_t batch_max;
     uint64_t batch_linger_ms;
     int ignore_stored;              /* a brand-new embedded broker */

@@ -211,7 +211,10 @@ static int commit(struct worker *w)
     w->res_head = w->res_tail = NULL;
     for (; res; res = next) {
         struct worker *t;
-        int target = ws_shard_index(res->id.p, res->id.n, r->n);
+        /* The id's shard (a group's: the record's own partition). */
+        int target = r->o.by_partition
+                         ? w->shard : ws_shard_index(res->id.p, res->id.n,
+                                                     r->n);
 
         next = res->next;
         if (target == w->shard) {
@@ -265,8 +268,7 @@ static int apply(struct worker *w, struct rec *rc)
     prefetch(w, w->head ? w->head->next : NULL, 0);
     prefetch(w, w->head, 1);
     v = atomic_load_explicit(&rc->verdict, memory_order_acquire);
-    src.partition = rc->in.partition;
-    src.offset = rc->in.offset;
+    src = rc->in.origin;
     if (rc->decoded && v == V_SOLO) {
         if ((e = ws_engine_apply(w->batch, &rc->res.txn, &src, &rc->res)) !=
             WS_OK)
