@@ -15,6 +15,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         build-essential pkg-config \
         librdkafka-dev liblmdb-dev libmicrohttpd-dev libjsmn-dev libxxhash-dev \
+        libcurl4-openssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Makefile ./
@@ -29,7 +30,7 @@ RUN make build/walletstream \
 FROM debian:12-slim AS runtime
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        librdkafka1 liblmdb0 libmicrohttpd12 libxxhash0 \
+        librdkafka1 liblmdb0 libmicrohttpd12 libxxhash0 libcurl4 \
         ca-certificates curl lmdb-utils \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 walletstream \

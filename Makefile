@@ -25,7 +25,7 @@
 # in a second make: pkg-config is asked only there, once the packages are
 # in place, never while this file is parsed on a machine that lacks them.
 
-PKGS      := lmdb libmicrohttpd libxxhash rdkafka
+PKGS      := lmdb libmicrohttpd libxxhash rdkafka libcurl
 CC        ?= cc
 SANITIZE  ?=
 

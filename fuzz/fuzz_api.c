@@ -89,7 +89,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *const methods[8] = {"GET", "HEAD", "POST", "PUT",
                                            "DELETE", "OPTIONS", "get", ""};
     char *path, *nul, *end;
-    const char **fields[5];
+    const char **fields[6];
     ws_query q;
     int authorized, open_route, i;
     ws_reply r;
@@ -111,9 +111,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fields[2] = &q.before;
     fields[3] = &q.min_offset;
     fields[4] = &q.wait_ms;
+    fields[5] = &q.scope;
     end = path + size - 1;
     nul = memchr(path, '\0', size);
-    for (i = 0; (data[0] & 16) && i < 5 && nul && nul < end; i++) {
+    for (i = 0; (data[0] & 16) && i < 6 && nul && nul < end; i++) {
         *fields[i] = nul + 1;
         nul = memchr(nul + 1, '\0', (size_t)(end - nul));
     }

@@ -26,6 +26,7 @@
  */
 #include "api.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "decode.h"
@@ -115,6 +116,118 @@ static int route_id(const char *raw, char *id, size_t *n)
                : -1;
 }
 
+/* ---------------------------------------------------- a group's instance */
+
+/* Whether the request is asked of this instance's partitions alone. */
+static int scope_local(const ws_query *q)
+{
+    return q->scope && strcmp(q->scope, "local") == 0;
+}
+
+/* Appends "&name=value" (value raw) when present. */
+static void target_arg(ws_buf *t, const char *name, const char *value)
+{
+    if (value)
+        ws_buf_printf(t, "&%s=%s", name, value);
+}
+
+/* A wallet of a partition another instance owns: its answer, from it.
+ * 0 when answered (forwarded, or 503), -1 when the wallet is this
+ * instance's. */
+static int wallet_elsewhere(const ws_api *api, const char *path,
+                            const ws_query *q, const char *id, size_t n,
+                            ws_reply *out)
+{
+    int shard = ws_store_shard_of(api->store, id, n);
+    ws_buf target;
+
+    if (!api->group || ws_store_owned(api->store) >> shard & 1)
+        return -1;
+    if (scope_local(q)) {
+        reply_error(out, 503, "not_owned_here");
+        return 0;
+    }
+    ws_buf_init(&target);
+    ws_buf_puts(&target, path);
+    ws_buf_puts(&target, "?scope=local");
+    target_arg(&target, "limit", q->limit);
+    target_arg(&target, "before", q->before);
+    if (target.oom ||
+        api->group->forward(api->group->arg, shard, target.p, out) != 0) {
+        reply_status(out, 503);
+        ws_buf_reset(&out->body);
+        ws_buf_printf(&out->body, "{\"error\":\"owner_unavailable\","
+                                  "\"partition\":%d}", shard);
+    } else {
+        out->content_type = JSON_TYPE;
+    }
+    ws_buf_free(&target);
+    return 0;
+}
+
+/* Top lists gathered from this instance's partitions and the others'. */
+struct group_tops {
+    ws_top t[16];
+    unsigned n;
+    int full;
+};
+
+static int group_tops_add(const ws_top *t, void *arg)
+{
+    struct group_tops *g = arg;
+    unsigned i, j;
+
+    for (i = 0; i < g->n && memcmp(g->t[i].currency, t->currency, 3); i++)
+        ;
+    if (i == g->n) {
+        if (g->n == sizeof g->t / sizeof g->t[0]) {
+            g->full = 1;
+            return 1;
+        }
+        while (i > 0 && memcmp(g->t[i - 1].currency, t->currency, 3) > 0) {
+            g->t[i] = g->t[i - 1];
+            i--;
+        }
+        g->n++;
+        memset(&g->t[i], 0, sizeof g->t[i]);
+        memcpy(g->t[i].currency, t->currency, 3);
+    }
+    for (j = 0; j < t->n; j++)
+        ws_top_insert(&g->t[i], &t->e[j]);
+    return 0;
+}
+
+/* /internal/tops/{product}: this instance's merged lists, one line each,
+ * "CUR HEX" (ws_top_pack); 404 when none of its partitions saw it. */
+static void tops_part(ws_view *v, const char *id, size_t n, ws_reply *r)
+{
+    struct group_tops *g = calloc(1, sizeof *g);
+    unsigned char raw[WS_TOP_PACKED_MAX];
+    unsigned i;
+    size_t k, len;
+    int e = g ? ws_view_product(v, id, n) : WS_ERR_NOMEM;
+
+    if (e == WS_OK)
+        e = ws_view_tops(v, id, n, group_tops_add, g);
+    if (e == WS_ERR_NOT_FOUND)
+        reply_not_found(r, "product_not_found", "product_id", id, n);
+    else if (e != WS_OK || g->full)
+        reply_error(r, 500, "store_error");
+    else {
+        reply_status(r, 200);
+        r->content_type = "text/plain; charset=utf-8";
+        for (i = 0; i < g->n; i++) {
+            len = ws_top_pack(&g->t[i], raw);
+            ws_buf_put(&r->body, g->t[i].currency, 3);
+            ws_buf_putc(&r->body, ' ');
+            for (k = 0; k < len; k++)
+                ws_buf_printf(&r->body, "%02x", raw[k]);
+            ws_buf_putc(&r->body, '\n');
+        }
+    }
+    free(g);
+}
+
 /* ------------------------------------------------------------- routes */
 
 /* Reads a wallet; 0 when found, else the error reply is already made. */
@@ -125,6 +238,8 @@ static int load_wallet(ws_view *v, const char *id, size_t n, ws_wallet *w,
 
     if (e == WS_ERR_NOT_FOUND)
         reply_not_found(r, "wallet_not_found", "wallet_id", id, n);
+    else if (e == WS_ERR_NOT_OWNED)
+        reply_error(r, 503, "not_owned_here");  /* the group moved it */
     else if (e != WS_OK)
         reply_error(r, 500, "store_error");
     return e;
@@ -150,11 +265,15 @@ static void average(ws_view *v, const char *id, size_t n, ws_reply *r)
     ws_figures_average(&r->body, id, n, &w);
 }
 
-static void top_credits(ws_view *v, const char *id, size_t n,
-                        const char *currency_raw, ws_reply *r)
+static void top_credits(const ws_api *api, ws_view *v, const char *id,
+                        size_t n, const char *raw_id, const ws_query *q,
+                        ws_reply *r)
 {
+    const char *currency_raw = q->currency;
     char cur[3];
     ws_tops_writer walk;
+    struct group_tops *g = NULL;
+    unsigned i;
     int e;
 
     if (currency_raw) {
@@ -178,17 +297,44 @@ static void top_credits(ws_view *v, const char *id, size_t n,
         }
     }
     e = ws_view_product(v, id, n);
+    if (api->group && !scope_local(q)) {
+        /* A group's: every instance's lists merged (a product's credits
+         * are in every partition). */
+        int peers;
+
+        if (!(g = calloc(1, sizeof *g))) {
+            reply_error(r, 500, "out_of_memory");
+            return;
+        }
+        if (e == WS_OK)
+            e = ws_view_tops(v, id, n, group_tops_add, g);
+        peers = api->group->peer_tops(api->group->arg, raw_id,
+                                      group_tops_add, g);
+        if (peers < 0) {
+            reply_error(r, 503, "instance_unavailable");
+            free(g);
+            return;
+        }
+        if (e == WS_ERR_NOT_FOUND && peers > 0)
+            e = WS_OK;
+    }
     if (e == WS_ERR_NOT_FOUND) {
         reply_not_found(r, "product_not_found", "product_id", id, n);
+        free(g);
         return;
     }
-    if (e != WS_OK) {
+    if (e != WS_OK || (g && g->full)) {
         reply_error(r, 500, "store_error");
+        free(g);
         return;
     }
     reply_status(r, 200);
     ws_figures_tops_begin(&walk, &r->body, id, n, currency_raw ? cur : NULL);
-    if (ws_view_tops(v, id, n, ws_figures_tops_add, &walk) != WS_OK) {
+    if (g) {
+        for (i = 0; i < g->n; i++)
+            ws_figures_tops_add(&g->t[i], &walk);
+        free(g);
+    } else if (ws_view_tops(v, id, n, ws_figures_tops_add, &walk) != WS_OK) {
         reply_error(r, 500, "store_error");
         return;
     }
@@ -580,6 +726,21 @@ static void status(const ws_api *api, ws_view *v, ws_reply *r)
         ws_buf_printf(b, ",\"%s\":%llu", ws_state_table_names[i],
                       (unsigned long long)st.z.entries[i]);
     ws_buf_puts(b, "},");
+    if (api->group) {
+        /* This instance's partitions; the group's members and theirs. */
+        uint64_t owned = ws_store_owned(api->store);
+        int first = 1;
+
+        ws_buf_puts(b, "\"partitions_owned\":[");
+        for (i = 0; i < ws_view_shards(v); i++)
+            if (owned >> i & 1) {
+                ws_buf_printf(b, first ? "%d" : ",%d", i);
+                first = 0;
+            }
+        ws_buf_puts(b, "],\"group\":");
+        api->group->describe(api->group->arg, b);
+        ws_buf_putc(b, ',');
+    }
     ws_metrics_json(b);
     ws_buf_putc(b, '}');
 }
@@ -602,7 +763,8 @@ void ws_api_sample(const ws_api *api, int64_t time_ms)
 }
 
 enum route { R_NONE, R_BALANCE, R_AVERAGE, R_TOP, R_STATEMENT, R_HEALTH,
-             R_READY, R_METRICS, R_OPENAPI, R_DASHBOARD, R_STATUS };
+             R_READY, R_METRICS, R_OPENAPI, R_DASHBOARD, R_STATUS,
+             R_TOPS_PART };
 
 /* Every route: how its path is matched (exactly, or by a prefix the id
  * follows) and its name in metrics, which is its path in openapi.json. */
@@ -622,6 +784,7 @@ static const struct {
     {"/openapi.json", 0, R_OPENAPI, "/openapi.json"},
     {"/", 0, R_DASHBOARD, "/"},
     {"/status", 0, R_STATUS, "/status"},
+    {"/internal/tops/", 1, R_TOPS_PART, "/internal/tops/{product_id}"},
 };
 
 #define NROUTES (sizeof routes / sizeof routes[0])
@@ -777,12 +940,22 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
         }
         return;
     }
+    if (api->group && q->min_offset && takes_min_offset(route)) {
+        /* Offsets of the input topic name no instance here (its records
+         * are repartitioned): not supported yet (docs/DECISIONS.md). */
+        reply_error(out, 400, "min_offset_not_in_a_group");
+        return;
+    }
+    if ((route == R_BALANCE || route == R_AVERAGE || route == R_STATEMENT) &&
+        wallet_elsewhere(api, path, q, id, n, out) == 0)
+        return;
     if (view_for(api, q, route, id, n, &v, out) != 0)
         return;
     switch (route) {
     case R_BALANCE: balance(v, id, n, out); break;
     case R_AVERAGE: average(v, id, n, out); break;
-    case R_TOP: top_credits(v, id, n, q->currency, out); break;
+    case R_TOP: top_credits(api, v, id, n, rest, q, out); break;
+    case R_TOPS_PART: tops_part(v, id, n, out); break;
     case R_STATEMENT: statement(v, id, n, q, out); break;
     case R_METRICS: metrics(api, v, out); break;
     case R_STATUS: status(api, v, out); break;

@@ -23,6 +23,26 @@ typedef int (*ws_ready_fn)(void *arg, char *why, size_t cap);
  * thread. */
 typedef int (*ws_partitions_fn)(void *arg);
 
+struct ws_reply;
+
+/* A group's instance (run --assignment group): the other instances hold
+ * the rest of the state. */
+typedef struct ws_api_group {
+    void *arg;
+    /* Answers the request `target` (a path with its raw query) from the
+     * instance that owns partition p: 0 with out's status, body and
+     * offsets set, or -1 when none could (out untouched). */
+    int (*forward)(void *arg, int p, const char *target,
+                   struct ws_reply *out);
+    /* Calls fn(t, farg) for each top list (one per currency) of product
+     * `raw_id` (percent-encoded) that every other instance holds: how
+     * many instances saw the product, or -1 when one did not answer. */
+    int (*peer_tops)(void *arg, const char *raw_id,
+                     int (*fn)(const ws_top *t, void *farg), void *farg);
+    /* The group as JSON for /status (its members and who owns what). */
+    void (*describe)(void *arg, ws_buf *b);
+} ws_api_group;
+
 /* What the routes need; owned by the caller, read-only while serving. */
 typedef struct ws_api {
     ws_store *store;
@@ -30,6 +50,7 @@ typedef struct ws_api {
     void *ready_arg;
     ws_partitions_fn partitions;    /* NULL: not known (serve) */
     void *partitions_arg;
+    const ws_api_group *group;      /* NULL: not a group's instance */
 } ws_api;
 
 /* The query parameters a route reads, raw (still percent-encoded), NULL
@@ -41,6 +62,8 @@ typedef struct ws_query {
     const char *before;
     const char *min_offset;
     const char *wait_ms;
+    const char *scope;      /* "local": from this instance's partitions
+                               only (what instances ask each other) */
     int64_t arrived_ms;
 } ws_query;
 

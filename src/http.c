@@ -207,6 +207,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn,
     q.before = ARG("before");
     q.min_offset = ARG("min_offset");
     q.wait_ms = ARG("wait_ms");
+    q.scope = ARG("scope");
 #undef ARG
     q.arrived_ms = *req_cls != &request_started
                        ? ((struct waiter *)*req_cls)->arrived_ms
@@ -390,6 +391,11 @@ static int read_file(const char *flag, const char *path, char **out,
     *out = buf;
     *len = n;
     return WS_OK;
+}
+
+const char *ws_http_token(const ws_http *h)
+{
+    return h->token;
 }
 
 /* The token: the file's one line, surrounding whitespace trimmed, of

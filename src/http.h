@@ -49,4 +49,8 @@ unsigned ws_http_port(const ws_http *h);
 /* Stops the server and waits for its threads. NULL is accepted. */
 void ws_http_stop(ws_http *h);
 
+/* The bearer token requests must carry (NULL: none): a group's
+ * instances send it to each other. */
+const char *ws_http_token(const ws_http *h);
+
 #endif

@@ -27,7 +27,9 @@
 #include "http.h"
 #include "kafka_source.h"
 #include "log.h"
+#include "members.h"
 #include "metrics.h"
+#include "peer.h"
 #include "produce.h"
 #include "repartition.h"
 #include "replay.h"
@@ -250,6 +252,9 @@ struct run {
     int partitions;
     char instance[256], advertise[512], client_id[600];
     ws_repartition *repartition;
+    ws_members *members;        /* who owns what, for the API */
+    ws_peer *peer;
+    ws_api_group peer_hooks;
 };
 
 /* Starts the embedded broker when asked (and publishes its address in
@@ -532,6 +537,8 @@ static void run_release(struct run *r)
 {
     ws_repartition_stop(r->repartition);
     ws_http_stop(r->http);
+    ws_peer_free(r->peer);
+    ws_members_stop(r->members);
     ws_source_close(r->source);
     ws_producer_close(r->producer);
     if (r->broker)
@@ -593,12 +600,22 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
     api.ready_arg = r.status;
     api.partitions = ws_status_partitions;
     api.partitions_arg = r.status;
+    if (r.group) {
+        /* Requests for what other instances own go to them. */
+        if (ws_members_start(ws_producer_handle(r.producer), c->group,
+                             r.by_wallet, r.advertise, &r.members) != WS_OK ||
+            ws_peer_new(r.members, &r.peer, &r.peer_hooks) != WS_OK)
+            goto done;
+        api.group = &r.peer_hooks;
+    }
     e = start_http(c, &api, &r.http, err);
     if (e != WS_OK) {
         ws_log_fail("run", "%s", err);
         rc = e == WS_ERR_USAGE ? EXIT_USAGE : 1;
         goto done;
     }
+    if (r.peer && ws_peer_set_token(r.peer, ws_http_token(r.http)) != WS_OK)
+        goto done;
     if (!r.group && run_broker(&r, err) != WS_OK) {
         ws_log_fail("run", "%s", err);
         goto done;
@@ -908,5 +925,12 @@ int main(int argc, char **argv)
                 cmd->name, c.log_level);
         return EXIT_USAGE;
     }
-    return cmd->main(&c, npos, argv + first);
+    /* libcurl's (a group's instances ask each other) before any thread. */
+    if (ws_peer_global_init() != WS_OK) {
+        fprintf(stderr, "walletstream: cannot initialise libcurl\n");
+        return 1;
+    }
+    e = cmd->main(&c, npos, argv + first);
+    ws_peer_global_cleanup();
+    return e;
 }

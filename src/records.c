@@ -538,3 +538,15 @@ int history_decode(const MDB_val *v, uint32_t *tag, ws_history_entry *h)
     h->src.offset = (int64_t)off - 1;
     return WS_OK;
 }
+
+size_t ws_top_pack(const ws_top *t, unsigned char *out)
+{
+    return top_encode(t, out);
+}
+
+int ws_top_unpack(const void *p, size_t n, const char currency[3], ws_top *t)
+{
+    MDB_val v = val(p, n);
+
+    return top_decode(&v, currency, t);
+}

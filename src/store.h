@@ -87,6 +87,14 @@ int ws_top_cmp(const ws_top_entry *a, const ws_top_entry *b);
  * returns 1 when t changed. */
 int ws_top_insert(ws_top *t, const ws_top_entry *e);
 
+/* A top list as bytes (as stored; its currency aside), at most
+ * WS_TOP_PACKED_MAX, and back (0 or WS_ERR_CORRUPT): what a group's
+ * instances send each other to merge their partitions' lists. */
+#define WS_TOP_PACKED_MAX (2 + WS_TOP_N * (64 + 2 * WS_MAX_ID))
+size_t ws_top_pack(const ws_top *t, unsigned char *out);
+int ws_top_unpack(const void *p, size_t n, const char currency[3],
+                  ws_top *t);
+
 enum ws_store_mode {
     WS_STORE_READ = 0,      /* serve: read-only, beside a writer */
     WS_STORE_WRITE = 1      /* replay, run: the single writer */

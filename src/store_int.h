@@ -97,6 +97,7 @@
 #define WALLET_MAX 96
 #define TOP_ENTRY_FIXED 33
 #define TOP_MAX (2 + WS_TOP_N * (TOP_ENTRY_FIXED + 2 * WS_MAX_ID))
+_Static_assert(TOP_MAX <= WS_TOP_PACKED_MAX, "ws_top_pack's room");
 
 /* Room for a counters key: "<prefix>:" and a name or a source
  * (topic/partition). */

@@ -1,0 +1,252 @@
+/*
+ * peer.c - GET requests to the other instances of a group (libcurl).
+ */
+#include "peer.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "log.h"
+
+/* A peer on the same network answers in milliseconds; one that does not
+ * answer within this is taken as gone (the request answers 503). */
+#define PEER_TIMEOUT_MS 5000
+#define PEER_CONNECT_MS 1000
+/* Largest answer taken from a peer (a statement page of 1000 lines). */
+#define PEER_BODY_MAX (4u << 20)
+
+struct ws_peer {
+    ws_members *members;
+    /* "Authorization: Bearer …", NULL: none; set once, read by any
+     * thread. */
+    _Atomic(char *) auth;
+};
+
+int ws_peer_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? WS_OK
+                                                            : WS_ERR_NOMEM;
+}
+
+void ws_peer_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+struct answer {
+    ws_buf *body;
+    ws_buf *offsets;        /* NULL: not wanted */
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    struct answer *a = arg;
+
+    if (a->body->len + size * n > PEER_BODY_MAX)
+        return 0;       /* aborts the transfer */
+    ws_buf_put(a->body, p, size * n);
+    return a->body->oom ? 0 : size * n;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *arg)
+{
+    static const char name[] = "walletstream-offsets:";
+    struct answer *a = arg;
+    size_t len = size * n, k = sizeof name - 1;
+
+    if (a->offsets && len > k && strncasecmp(p, name, k) == 0) {
+        while (k < len && p[k] == ' ')
+            k++;
+        while (len > k && (p[len - 1] == '\r' || p[len - 1] == '\n'))
+            len--;
+        ws_buf_reset(a->offsets);
+        ws_buf_put(a->offsets, p + k, len - k);
+    }
+    return size * n;
+}
+
+/* GET base+target: 0 with *status, the body and (when asked) the
+ * Walletstream-Offsets header, or -1. */
+static int get(ws_peer *pr, const char *base, const char *target,
+               unsigned *status, ws_buf *body, ws_buf *offsets)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *hdrs = NULL;
+    char *auth = atomic_load(&pr->auth);
+    struct answer a = {body, offsets};
+    char url[WS_MEMBERS_URL_MAX + 3 * 1024];
+    long code = 0;
+    CURLcode rc;
+
+    if (!c)
+        return -1;
+    snprintf(url, sizeof url, "%s%s", base, target);
+    if (auth)
+        hdrs = curl_slist_append(NULL, auth);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)PEER_TIMEOUT_MS);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)PEER_CONNECT_MS);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &a);
+    if (hdrs)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    else
+        ws_log(WS_LOG_WARN, "group", "GET %s: %s", url,
+               curl_easy_strerror(rc));
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+    *status = (unsigned)code;
+    return rc == CURLE_OK && code > 0 && !body->oom ? 0 : -1;
+}
+
+static int forward(void *arg, int p, const char *target, ws_reply *out)
+{
+    ws_peer *pr = arg;
+    char url[WS_MEMBERS_URL_MAX];
+    unsigned status;
+    ws_buf body, offsets;
+
+    if (ws_members_owner(pr->members, p, url, sizeof url) != WS_OK) {
+        /* Nobody, or this instance (it has not restored it yet): the
+         * group moves; ask again soon. */
+        ws_members_refresh(pr->members);
+        return -1;
+    }
+    ws_buf_init(&body);
+    ws_buf_init(&offsets);
+    if (get(pr, url, target, &status, &body, &offsets) != 0 ||
+        status == 503) {
+        /* Gone, or not the owner any more (503 not_owned_here). */
+        ws_members_refresh(pr->members);
+        ws_buf_free(&body);
+        ws_buf_free(&offsets);
+        return -1;
+    }
+    out->status = status;
+    ws_buf_free(&out->body);
+    out->body = body;
+    ws_buf_free(&out->offsets);
+    out->offsets = offsets;
+    return 0;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* One peer's "/internal/tops" answer: lines "CUR HEX". */
+static int parse_tops(const ws_buf *b, int (*fn)(const ws_top *t, void *),
+                      void *farg)
+{
+    const char *s = b->p, *end = b->p + b->len;
+
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        unsigned char raw[WS_TOP_PACKED_MAX];
+        size_t n, i;
+        ws_top t;
+
+        if (!nl || nl - s < 5 || s[3] != ' ' || (nl - s - 4) % 2 != 0 ||
+            (n = (size_t)(nl - s - 4) / 2) > sizeof raw)
+            return -1;
+        for (i = 0; i < n; i++) {
+            int hi = hexval(s[4 + 2 * i]), lo = hexval(s[5 + 2 * i]);
+
+            if (hi < 0 || lo < 0)
+                return -1;
+            raw[i] = (unsigned char)(hi << 4 | lo);
+        }
+        if (ws_top_unpack(raw, n, s, &t) != WS_OK)
+            return -1;
+        fn(&t, farg);
+        s = nl + 1;
+    }
+    return 0;
+}
+
+static int peer_tops(void *arg, const char *raw_id,
+                     int (*fn)(const ws_top *t, void *farg), void *farg)
+{
+    ws_peer *pr = arg;
+    char urls[64][WS_MEMBERS_URL_MAX], target[3 * 1024];
+    int n = ws_members_peers(pr->members, urls, 64), i, e = 0, known = 0;
+
+    if (n < 0)
+        return -1;      /* the group was never described */
+    snprintf(target, sizeof target, "/internal/tops/%s", raw_id);
+    for (i = 0; i < n && e == 0; i++) {
+        unsigned status;
+        ws_buf body;
+
+        ws_buf_init(&body);
+        if (get(pr, urls[i], target, &status, &body, NULL) != 0)
+            e = -1;
+        else if (status == 200 && (e = parse_tops(&body, fn, farg)) == 0)
+            known++;
+        else if (status != 404)
+            e = -1;     /* 404: none of its partitions saw the product */
+        ws_buf_free(&body);
+    }
+    if (e != 0)
+        ws_members_refresh(pr->members);
+    return e != 0 ? -1 : known;
+}
+
+static void describe(void *arg, ws_buf *b)
+{
+    ws_peer *pr = arg;
+
+    ws_members_json(pr->members, b);
+}
+
+int ws_peer_new(ws_members *m, ws_peer **out, ws_api_group *hooks)
+{
+    ws_peer *pr = calloc(1, sizeof *pr);
+
+    *out = NULL;
+    if (!pr)
+        return WS_ERR_NOMEM;
+    pr->members = m;
+    atomic_init(&pr->auth, NULL);
+    hooks->arg = pr;
+    hooks->forward = forward;
+    hooks->peer_tops = peer_tops;
+    hooks->describe = describe;
+    *out = pr;
+    return WS_OK;
+}
+
+int ws_peer_set_token(ws_peer *p, const char *token)
+{
+    size_t n;
+    char *auth;
+
+    if (!token)
+        return WS_OK;
+    n = strlen(token) + 32;
+    if (!(auth = malloc(n)))
+        return WS_ERR_NOMEM;
+    snprintf(auth, n, "Authorization: Bearer %s", token);
+    free(atomic_exchange(&p->auth, auth));
+    return WS_OK;
+}
+
+void ws_peer_free(ws_peer *p)
+{
+    if (!p)
+        return;
+    free(atomic_load(&p->auth));
+    free(p);
+}
