@@ -88,6 +88,13 @@ static const struct option options[] = {
      "with --assignment group: this instance's stable name in the group "
      "(group.instance.id: a restart within the session timeout moves "
      "nothing); empty: HOSTNAME-PORT of --listen"},
+    {"session-timeout", "MS", K_COUNT, AT(session_timeout_ms), "10000",
+     WS_CMD_RUN,
+     "with --assignment group: an instance that sends no heartbeat for "
+     "this long is taken as gone and its partitions move (Kafka's "
+     "session.timeout.ms, within the broker's group.min/max.session."
+     "timeout.ms; 6000-300000 on a default broker); a restart within it "
+     "moves nothing"},
     {"advertise", "URL", K_STRING, AT(advertise), "", WS_CMD_RUN,
      "with --assignment group: the URL the other instances reach this "
      "one's API at; empty: http://HOST:PORT of --listen (the host name "

@@ -72,6 +72,30 @@ int ws_kafka_conf_props(rd_kafka_conf_t *conf, const ws_kafka_opts *opts,
     return WS_OK;
 }
 
+int ws_kafka_conf_session(rd_kafka_conf_t *conf, const ws_kafka_opts *opts,
+                          char *err)
+{
+    char v[32], errstr[256];
+    unsigned hb = opts->session_timeout_ms / 3;
+
+    if (!opts->session_timeout_ms)
+        return WS_OK;
+    snprintf(v, sizeof v, "%u", opts->session_timeout_ms);
+    if (rd_kafka_conf_set(conf, "session.timeout.ms", v, errstr,
+                          sizeof errstr) != RD_KAFKA_CONF_OK) {
+        snprintf(err, WS_SOURCE_ERR_MAX, "--session-timeout: %s", errstr);
+        return WS_ERR_USAGE;
+    }
+    snprintf(v, sizeof v, "%u", hb > 3000 ? 3000 : hb < 100 ? 100 : hb);
+    if (rd_kafka_conf_set(conf, "heartbeat.interval.ms", v, errstr,
+                          sizeof errstr) != RD_KAFKA_CONF_OK) {
+        snprintf(err, WS_SOURCE_ERR_MAX, "heartbeat.interval.ms: %s",
+                 errstr);
+        return WS_ERR_USAGE;
+    }
+    return WS_OK;
+}
+
 static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque)
 {
     ws_source *s = opaque;
@@ -156,7 +180,8 @@ int ws_source_open(const ws_kafka_opts *opts, ws_source **out, char *err)
         ((e = set(conf, "group.instance.id", opts->instance_id, err)) ||
          (e = set(conf, "partition.assignment.strategy",
                   "cooperative-sticky", err)) ||
-         (e = set(conf, "isolation.level", "read_committed", err))))
+         (e = set(conf, "isolation.level", "read_committed", err)) ||
+         (e = ws_kafka_conf_session(conf, opts, err))))
         goto fail;
     if ((e = ws_kafka_conf_props(conf, opts, err)))
         goto fail;

@@ -41,7 +41,13 @@ typedef struct ws_kafka_opts {
     int group_mode;
     const char *instance_id;
     const char *client_id;
+    unsigned session_timeout_ms;    /* 0: librdkafka's default */
 } ws_kafka_opts;
+
+/* A group member's session settings (session.timeout.ms and a heartbeat
+ * a third of it) into conf: 0 or WS_ERR_USAGE with the reason in err. */
+int ws_kafka_conf_session(rd_kafka_conf_t *conf, const ws_kafka_opts *opts,
+                          char *err);
 
 /* Applies opts->props to conf. Returns 0, or WS_ERR_USAGE with a sentence
  * in err[0..WS_SOURCE_ERR_MAX). Shared with the producers. */

@@ -475,6 +475,9 @@ static int run_group_prepare(struct run *r)
     }
     run_kafka_opts(r);
     r->k.instance_id = r->kc.instance_id = r->instance;
+    r->k.session_timeout_ms = r->kc.session_timeout_ms =
+        c->session_timeout_ms > 3600000 ? 3600000
+                                        : (unsigned)c->session_timeout_ms;
     if (ws_producer_open(&r->k, &r->producer, err) != WS_OK) {
         ws_log_fail("run", "%s", err);
         return EXIT_USAGE;

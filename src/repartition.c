@@ -92,6 +92,7 @@ static int open_consumer(ws_repartition *r, char *err)
         (e = set(conf, "auto.offset.reset", "earliest", err)) ||
         (e = set(conf, "isolation.level", "read_committed", err)) ||
         (e = set(conf, "client.id", "walletstream-repartition", err)) ||
+        (e = ws_kafka_conf_session(conf, &r->in, err)) ||
         (e = ws_kafka_conf_props(conf, &r->in, err))) {
         rd_kafka_conf_destroy(conf);
         return e;

@@ -1366,11 +1366,15 @@ def kcat_wait(p, timeout=KCAT_TIMEOUT):
 _KCAT_FORMAT = "%p\\t%o\\t%K\\t%S\\t%k%s\\n"
 
 
-def kcat_consume(bootstrap, topic, headers=False, timeout=KCAT_TIMEOUT):
+def kcat_consume(bootstrap, topic, headers=False, timeout=KCAT_TIMEOUT, committed=False):
     """Every record of topic now (kcat -C -e), sorted by (partition,
-    offset), keys and values byte for byte; headers too if asked."""
+    offset), keys and values byte for byte; headers too if asked.
+    committed: only what committed transactions wrote (read_committed:
+    a group's outputs)."""
     args = [require_kcat(), "-C", "-b", bootstrap, "-t", topic, "-e", "-q", "-o", "beginning",
             "-X", "fetch.message.max.bytes=10000000"]
+    if committed:
+        args += ["-X", "isolation.level=read_committed"]
     try:
         p = subprocess.run(args + ["-f", _KCAT_FORMAT], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, timeout=timeout)

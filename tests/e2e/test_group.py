@@ -1,0 +1,324 @@
+#!/usr/bin/env python3
+"""Many instances on one topic (issue 16): `run --assignment group`, three
+(then four) instances of one --group on a real Apache Kafka, each with its
+own data directory, sharing the partitions of <topic>.<group>.by-wallet
+(repartitioned from the input by each instance, exactly once).
+
+- The differential events (gen_events.py, keyed by wallet) through three
+  instances give exactly the reference's figures, counters (summed over
+  the instances) and statements, from any instance's API (a wallet of
+  another instance's partition is forwarded to it, a product's top
+  credits merged over all); dead letters and <topic>.applied hold each
+  record exactly once for read_committed readers.
+- kill -9 of one instance under load: its partitions move to the others,
+  which restore them from <topic>.<group>.state and go on; nothing lost,
+  nothing applied twice; the time from the kill to every partition
+  served again is printed (not asserted).
+- A fourth instance joins under load: partitions move to it, same
+  exactness.
+- A paused owner (SIGSTOP beyond the session timeout) resumed later does
+  not commit over the new owners: its transactions are fenced. Checked by
+  exactness and by new instances with empty data directories, which
+  restore every partition from the state topic alone and must serve the
+  same figures.
+
+Needs java and mvn for the broker (wslib.require_real_kafka)."""
+
+import signal
+import threading
+import time
+
+import wslib
+from wslib import test, check, check_eq, Fail
+
+PARTITIONS = 6
+SESSION_MS = 6000
+EVENTS = 12000
+
+
+class Group:
+    """Instances of one group, each a wslib.Runner."""
+
+    def __init__(self, bootstrap, topic, group):
+        self.bootstrap, self.topic, self.group = bootstrap, topic, group
+        self.live = {}      # name -> Runner
+        self.gone = []
+
+    def add(self, name, wait_ready=True):
+        r = wslib.Runner(wslib.data_dir(), brokers=self.bootstrap, topic=self.topic, group=self.group,
+                         extra_args=["--assignment", "group", "--instance-id", name,
+                                     "--session-timeout", str(SESSION_MS)])
+        r.start(wait_ready=wait_ready)
+        self.live[name] = r
+        return r
+
+    def any(self):
+        return next(iter(self.live.values()))
+
+    def status(self, r):
+        status, body = r.get_json("/status")
+        check(status == 200, "GET /status: %d" % status)
+        return body
+
+    def owned(self):
+        """{partition: [instances that serve it]} over the live instances."""
+        out = {}
+        for name, r in self.live.items():
+            try:
+                for p in self.status(r).get("partitions_owned", []):
+                    out.setdefault(int(p.text), []).append(name)
+            except (OSError, Fail):
+                pass
+        return out
+
+    def wait_all_served(self, timeout, what):
+        """Until every partition is served by exactly one live instance;
+        returns the seconds it took."""
+        t0 = time.monotonic()
+
+        def served():
+            o = self.owned()
+            return len(o) == PARTITIONS and all(len(v) == 1 for v in o.values())
+        wslib.wait_until(served, timeout, "every partition served once (%s): %s" % (what, self.owned()),
+                         interval=0.05)
+        return time.monotonic() - t0
+
+    def counts(self):
+        """Outcomes and reasons summed over the live instances."""
+        c = {"applied": 0, "duplicate": 0, "rejected": 0}
+        reasons = {}
+        for r in self.live.values():
+            m = r.metrics()
+            for k, v in m.outcomes().items():
+                c[k] += v
+            for k, v in m.reasons().items():
+                reasons[k] = reasons.get(k, 0) + v
+        return c, reasons
+
+    def wait_counted(self, n, timeout=wslib.CONSUME_TIMEOUT):
+        last = [None]
+
+        def done():
+            c, _ = self.counts()
+            last[0] = c
+            return sum(c.values()) == n and len(self.owned()) == PARTITIONS
+        try:
+            wslib.wait_until(done, timeout, "%d records counted over the group" % n, interval=0.2)
+        except Fail:
+            raise Fail("after %.0f s the group counts %s of %d records; partitions served %s" % (
+                timeout, last[0], n, self.owned()))
+
+    def check_exact(self, records, sample_statements=30, rng=None):
+        """Counters summed over the group, every figure from a different
+        instance in turn, sampled statements, dead letters and the applied
+        topic (read_committed: exactly once)."""
+        model, outcomes = wslib.model_of_topic(records)
+        self.wait_counted(len(records))
+        diffs = []
+        c, reasons = self.counts()
+        want = {o: model.counts[o] for o in ("applied", "duplicate", "rejected")}
+        if c != want:
+            diffs.append("events_total over the group: expected %s, got %s" % (want, c))
+        if reasons != model.reasons:
+            diffs.append("rejected_total over the group: expected %s, got %s" % (
+                dict(sorted(model.reasons.items())), dict(sorted(reasons.items()))))
+        runners = list(self.live.values())
+        for i, r in enumerate(runners):
+            part = _Part(model, i, len(runners))
+            diffs += wslib.check_all_figures(r, part, absent_wallets=["ghost-w3"] if i == 0 else (),
+                                             absent_products=["ghost-p3"] if i == 0 else ())
+        wallets = sorted(model.wallets)
+        if rng is not None and sample_statements:
+            sample = rng.sample(wallets, min(len(wallets), sample_statements))
+            diffs += wslib.check_statements(runners[-1], model, sample)
+        applied = wslib.kcat_consume(self.bootstrap, self.topic + ".applied", committed=True)
+        diffs += wslib.check_applied_topic(applied, model, self.topic)
+        dlq = wslib.kcat_consume(self.bootstrap, self.topic + ".dlq", headers=True, committed=True)
+        diffs += wslib.check_dlq(dlq, records, outcomes, self.topic)
+        wslib.check_no_diffs(diffs, "%d records of %s through %d instances" % (len(records), self.topic,
+                                                                              len(self.live)))
+        return model
+
+    def stop_all(self):
+        for r in self.live.values():
+            r.stop_ok()
+        self.live = {}
+
+
+class _Part:
+    """The wallets and products of a model that one of n instances checks
+    (every one of them is checked by some instance)."""
+
+    def __init__(self, model, i, n):
+        self.m = model
+        self.wallets = [w for k, w in enumerate(sorted(model.wallets)) if k % n == i]
+        self.products = [p for k, p in enumerate(sorted(model.products)) if k % n == i]
+
+    def __getattr__(self, name):
+        return getattr(self.m, name)
+
+
+def _producer(bootstrap, topic, recs, chunks, errors, done):
+    """Produces recs in `chunks` parts with short pauses (a load while
+    instances come and go); errors go to `errors`."""
+    def run():
+        try:
+            size = (len(recs) + chunks - 1) // chunks
+            for i in range(0, len(recs), size):
+                wslib.kcat_produce(bootstrap, topic, recs[i:i + size])
+                done[0] += len(recs[i:i + size])
+                time.sleep(0.3)
+        except Exception as e:  # reported by the test
+            errors.append(e)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+_KAFKA = []
+
+
+def _setup(name):
+    """The script's broker (one for every test) and a topic of its own."""
+    wslib.require_real_kafka()
+    if not _KAFKA:
+        _KAFKA.append(wslib.RealKafka(shared=True).start())
+    k = _KAFKA[0]
+    topic = "grp_" + name
+    k.create_topics(topic, PARTITIONS)
+    return k, topic
+
+
+def _wait_produced(t, errors):
+    t.join(wslib.KCAT_TIMEOUT * 4)
+    if t.is_alive():
+        raise Fail("kcat did not finish producing")
+    if errors:
+        raise errors[0]
+
+
+@test
+def three_instances_give_the_reference_figures_from_any_instance():
+    k, topic = _setup("three")
+    g = Group(k.bootstrap, topic, "g_three")
+    for name in ("a", "b", "c"):
+        g.add(name)
+    g.wait_all_served(60, "three instances")
+    recs = wslib.crash_events(16001, EVENTS, max_big=5)
+    wslib.kcat_produce(k.bootstrap, topic, recs)
+    records = wslib.kcat_consume(k.bootstrap, topic)
+    check_eq(len(recs), len(records), "records in the topic")
+    model = g.check_exact(records, rng=wslib.crash_rng())
+    st = g.status(g.any())
+    check(len(st["group"]["members"]) == 3, "/status lists 3 members: %s" % (st["group"],))
+    wslib.log("%d records (%s), %d wallets, %d products through 3 instances: exact from each" % (
+        len(records), {o: model.counts[o] for o in ("applied", "duplicate", "rejected")},
+        len(model.wallets), len(model.products)))
+    g.stop_all()
+
+
+@test
+def kill_9_of_an_instance_under_load_moves_its_partitions_exactly():
+    k, topic = _setup("kill")
+    g = Group(k.bootstrap, topic, "g_kill")
+    for name in ("a", "b", "c"):
+        g.add(name)
+    g.wait_all_served(60, "three instances")
+    recs = wslib.crash_events(16002, EVENTS, max_big=5)
+    errors, done = [], [0]
+    t = _producer(k.bootstrap, topic, recs, 12, errors, done)
+    wslib.wait_until(lambda: sum(g.counts()[0].values()) > len(recs) // 4 or errors, wslib.CONSUME_TIMEOUT,
+                     "a quarter counted")
+    victim = g.live.pop("b")
+    before = g.owned()
+    t_kill = time.monotonic()
+    check_eq(-9, victim.kill9(), "exit status of the killed instance")
+    took = g.wait_all_served(SESSION_MS / 1000 + 60, "after kill -9")
+    wslib.log("kill -9 of b (%d produced): every partition served again by a and c after %.1f s "
+              "(session timeout %.0f s); owners before %s, after %s" % (
+                  done[0], time.monotonic() - t_kill, SESSION_MS / 1000, before, g.owned()))
+    _wait_produced(t, errors)
+    records = wslib.kcat_consume(k.bootstrap, topic)
+    check_eq(len(recs), len(records), "records in the topic")
+    g.check_exact(records, rng=wslib.crash_rng())
+    restored = sum(r.metrics().get("walletstream_restored_records_total") or 0 for r in g.live.values())
+    check(restored > 0, "the survivors restored records from the state topic")
+    wslib.log("survivors restored %d state records; %.1f s from kill to all served" % (restored, took))
+    g.stop_all()
+
+
+@test
+def a_fourth_instance_joins_under_load_and_takes_partitions_exactly():
+    k, topic = _setup("join")
+    g = Group(k.bootstrap, topic, "g_join")
+    for name in ("a", "b", "c"):
+        g.add(name)
+    g.wait_all_served(60, "three instances")
+    recs = wslib.crash_events(16003, EVENTS, max_big=5)
+    errors, done = [], [0]
+    t = _producer(k.bootstrap, topic, recs, 12, errors, done)
+    wslib.wait_until(lambda: sum(g.counts()[0].values()) > len(recs) // 4 or errors, wslib.CONSUME_TIMEOUT,
+                     "a quarter counted")
+    d = g.add("d")
+    wslib.wait_until(lambda: g.status(d).get("partitions_owned"), 60, "the fourth instance given partitions")
+    took = g.wait_all_served(60, "after the fourth joined")
+    wslib.log("d joined (%d produced): owners %s (settled %.1f s after d was ready)" % (done[0], g.owned(), took))
+    _wait_produced(t, errors)
+    records = wslib.kcat_consume(k.bootstrap, topic)
+    g.check_exact(records, rng=wslib.crash_rng())
+    g.stop_all()
+
+
+@test
+def a_paused_owner_resumed_late_commits_nothing_over_the_new_owners():
+    k, topic = _setup("pause")
+    g = Group(k.bootstrap, topic, "g_pause")
+    for name in ("a", "b", "c"):
+        g.add(name)
+    g.wait_all_served(60, "three instances")
+    recs = wslib.crash_events(16004, EVENTS, max_big=5)
+    errors, done = [], [0]
+    t = _producer(k.bootstrap, topic, recs, 12, errors, done)
+    wslib.wait_until(lambda: sum(g.counts()[0].values()) > len(recs) // 4 or errors, wslib.CONSUME_TIMEOUT,
+                     "a quarter counted")
+    paused = g.live.pop("a")
+    paused_parts = g.status(paused)["partitions_owned"]
+    paused.proc.send_signal(signal.SIGSTOP)
+    try:
+        took = g.wait_all_served(SESSION_MS / 1000 + 60, "a paused")
+        wslib.log("a (partitions %s) paused: b and c serve everything after %.1f s" % (paused_parts, took))
+        time.sleep(2)  # b and c apply a's former partitions meanwhile
+    finally:
+        paused.proc.send_signal(signal.SIGCONT)
+    g.live["a"] = paused
+    _wait_produced(t, errors)
+    records = wslib.kcat_consume(k.bootstrap, topic)
+    g.wait_all_served(SESSION_MS / 1000 + 60, "a back")
+    g.check_exact(records, rng=wslib.crash_rng())
+    log = paused.output()
+    check("lost" in log or "fenced" in log.lower(),
+          "the paused instance says it lost its partitions or was fenced: %s" % log[-2000:])
+    # The state topic alone, read by instances with empty data
+    # directories, gives the same figures: nothing the paused instance
+    # did after it resumed went there.
+    g.stop_all()
+    h = Group(k.bootstrap, topic, "g_pause")
+    for name in ("x", "y"):
+        h.add(name, wait_ready=False)
+    h.wait_all_served(SESSION_MS / 1000 + 90, "fresh instances")
+    model, _ = wslib.model_of_topic(records)
+    diffs = []
+    for i, r in enumerate(h.live.values()):
+        diffs += wslib.check_all_figures(r, _Part(model, i, 2))
+    c, _ = h.counts()
+    want = {o: model.counts[o] for o in ("applied", "duplicate", "rejected")}
+    if c != want:
+        diffs.append("events_total restored from the state topic: expected %s, got %s" % (want, c))
+    wslib.check_no_diffs(diffs, "restored from %s.g_pause.state alone" % topic)
+    restored = sum(r.metrics().get("walletstream_restored_records_total") or 0 for r in h.live.values())
+    wslib.log("fresh instances restored %d state records and serve the reference's figures" % restored)
+    h.stop_all()
+
+
+if __name__ == "__main__":
+    wslib.main()
