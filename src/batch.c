@@ -198,8 +198,12 @@ int ws_batch_flush(ws_batch *b)
                 break;
         }
         rc = mdb_cursor_put(cur, &key, &data, 0);
-        if (rc == 0 && (rc = journal(b, table, key.mv_data, key.mv_size,
-                                     data.mv_data, data.mv_size)) != 0) {
+        /* A key-only record (a product, a debit day) has no value
+         * pointer: it is not a deletion. */
+        if (rc == 0 &&
+            (rc = journal(b, table, key.mv_data, key.mv_size,
+                          data.mv_data ? data.mv_data : "",
+                          data.mv_size)) != 0) {
             rc = 0;     /* b->err holds it */
             break;
         }

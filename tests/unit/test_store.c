@@ -1286,6 +1286,8 @@ static void test_journal_copies_a_shard_exactly(void)
         w.history_head = head;
         CHECK_EQ_INT(ws_batch_wallet_put(b, "w1", 2, &w), WS_OK);
         CHECK_EQ_INT(ws_batch_product_mark(b, "p", 1, &added), WS_OK);
+        CHECK_EQ_INT(ws_batch_debit_day_add(b, "w1", 2, 19000 + round % 2,
+                                            &added), WS_OK);
         memset(&top, 0, sizeof top);
         memcpy(top.currency, "USD", 3);
         te = top_entry(round == 0 ? "a" : round == 1 ? "b" : "c",
@@ -1314,6 +1316,16 @@ static void test_journal_copies_a_shard_exactly(void)
     CHECK_EQ_INT(ws_view_wallet(v, "w1", 2, &got), WS_OK);
     CHECK_EQ_INT(got.transactions, 3);
     CHECK(got.history_head == head);
+    /* key-only records (a product, debit days) are records, not
+     * deletions */
+    CHECK_EQ_INT(ws_view_product(v, "p", 1), WS_OK);
+    {
+        ws_state_sizes z;
+
+        CHECK_EQ_INT(ws_view_sizes(v, &z), WS_OK);
+        CHECK(z.entries[3] == 2);   /* debit_days */
+        CHECK(z.entries[1] == 1);   /* products */
+    }
     CHECK_EQ_INT(ws_dec_cmp(got.balance, w.balance), 0);
     memset(&ts, 0, sizeof ts);
     CHECK_EQ_INT(ws_view_tops(v, "p", 1, seen_tops, &ts), WS_OK);
