@@ -46,7 +46,8 @@ static const struct option options[] = {
     {"topic", "NAME", K_STRING, AT(topic), "transactions_topic",
      KAFKA | WS_CMD_BROKER, "input topic; dead letters go to NAME.dlq"},
     {"group", "ID", K_STRING, AT(group), "walletstream", WS_CMD_RUN,
-     "consumer group the offsets are mirrored to, for lag tools"},
+     "consumer group the offsets are mirrored to, for lag tools; with "
+     "--assignment group, the group whose instances share the topic"},
     {"recreated-topic", "refuse|read-from-start", K_CHOICE,
      AT(recreated_topic), "refuse", WS_CMD_RUN,
      "a partition whose stored offset lies beyond its log's end (the topic "
@@ -75,14 +76,14 @@ static const struct option options[] = {
      WS_CMD_RUN | WS_CMD_BROKER,
      "partitions of the input topic the embedded broker creates "
      "(--embedded-broker, broker); with --assignment group, given: the "
-     "partitions of NAME.by-wallet and NAME.state when they are created "
-     "(else as many as the input topic has)"},
+     "partitions of NAME.GROUP.by-wallet and NAME.GROUP.state when they "
+     "are created (else as many as the input topic has)"},
     {"assignment", "all|group", K_CHOICE, AT(assignment), "all", WS_CMD_RUN,
      "all: this instance reads every partition of the topic (a second "
      "instance is a full replica); group: the instances of --group share "
-     "the partitions of NAME.by-wallet (Kafka's consumer group, "
+     "the partitions of NAME.GROUP.by-wallet (Kafka's consumer group, "
      "cooperative-sticky, static membership), each keeping the state of "
-     "its own, restored from NAME.state when a partition moves "
+     "its own, restored from NAME.GROUP.state when a partition moves "
      "(docs/OPERATIONS.md, \"Many instances\")"},
     {"instance-id", "ID", K_STRING, AT(instance_id), "", WS_CMD_RUN,
      "with --assignment group: this instance's stable name in the group "

@@ -780,6 +780,20 @@ void ws_source_commit_group(ws_source *s, const int64_t *next, int n)
     rd_kafka_topic_partition_list_destroy(list);
 }
 
+int64_t ws_source_position(ws_source *s, int p)
+{
+    rd_kafka_topic_partition_list_t *l = one(s, p, RD_KAFKA_OFFSET_INVALID);
+    int64_t pos = -1;
+
+    if (!l)
+        return -1;
+    if (rd_kafka_position(s->rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        l->elems[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        pos = l->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    return pos;
+}
+
 int64_t ws_source_high_watermark(ws_source *s, int partition)
 {
     int64_t lo = -1, hi = -1;

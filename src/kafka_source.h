@@ -143,6 +143,9 @@ size_t ws_source_poll(ws_source *s, int timeout_ms,
  * tools. next[p] < 0 means unchanged. */
 void ws_source_commit_group(ws_source *s, const int64_t *next, int n);
 
+/* The consumer's position in partition p (the next offset it returns),
+ * or -1 when unknown. */
+int64_t ws_source_position(ws_source *s, int p);
 /* The last high watermark seen for a partition, or -1. */
 int64_t ws_source_high_watermark(ws_source *s, int partition);
 

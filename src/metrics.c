@@ -42,6 +42,8 @@ static struct {
     uint64_t cross_claims, claim_waits;
     /* A group's instance: partitions restored from the state topic. */
     uint64_t restores, restore_records, restore_bytes;
+    int group;                  /* ids_elsewhere is reported */
+    uint64_t ids_elsewhere;
     double restore_seconds;
     int partitions;
     int64_t lag[WS_METRICS_MAX_PARTITIONS];
@@ -107,6 +109,14 @@ void ws_metrics_claims(uint64_t cross_shard, uint64_t waited)
     pthread_mutex_lock(&reg.lock);
     reg.cross_claims = cross_shard;
     reg.claim_waits = waited;
+    pthread_mutex_unlock(&reg.lock);
+}
+
+void ws_metrics_ids_elsewhere(uint64_t n)
+{
+    pthread_mutex_lock(&reg.lock);
+    reg.group = 1;
+    reg.ids_elsewhere = n;
     pthread_mutex_unlock(&reg.lock);
 }
 
@@ -272,6 +282,16 @@ static void render_shards(ws_buf *b)
                      "walletstream_claims_waited_total %llu\n",
                   (unsigned long long)reg.cross_claims,
                   (unsigned long long)reg.claim_waits);
+    if (reg.group)
+        ws_buf_printf(b, "# HELP walletstream_ids_on_two_partitions_total "
+                         "transaction_ids applied by one partition of this "
+                         "instance that another of its partitions already "
+                         "remembers (--assignment group: ids are unique per "
+                         "partition; one used for wallets of two partitions "
+                         "applies twice).\n# TYPE "
+                         "walletstream_ids_on_two_partitions_total counter\n"
+                         "walletstream_ids_on_two_partitions_total %llu\n",
+                      (unsigned long long)reg.ids_elsewhere);
     if (reg.restores > 0)
         ws_buf_printf(b, "# HELP walletstream_restores_total Partitions "
                          "restored from the state topic (--assignment "

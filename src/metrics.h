@@ -32,6 +32,9 @@ void ws_metrics_event_ages(const double *ages, size_t n);
 void ws_metrics_shards(int shards);
 void ws_metrics_shard_commit(int shard, double commit_seconds);
 void ws_metrics_claims(uint64_t cross_shard, uint64_t waited);
+/* A group's instance: ids applied by one of its partitions that another
+ * of its partitions remembers. */
+void ws_metrics_ids_elsewhere(uint64_t n);
 /* A partition restored from the state topic (--assignment group). */
 void ws_metrics_restore(int64_t records, int64_t bytes, double seconds);
 

@@ -65,6 +65,7 @@ int ws_router_start(const ws_router_opts *o, ws_router **out)
     if (r->o.batch_max == 0)
         r->o.batch_max = 1;
     r->n = ws_store_shards(o->store);
+    atomic_init(&r->ids_elsewhere, 0);
     pthread_mutex_init(&r->lock, NULL);
     pthread_cond_init(&r->changed, NULL);
     for (k = 0; k < WS_SHARDS_MAX; k++)
@@ -500,11 +501,17 @@ int ws_router_load_held(ws_router *r, int n)
     return WS_OK;
 }
 
+int64_t ws_router_routed_next(const ws_router *r, int p)
+{
+    return p >= 0 && p < WS_ROUTER_MAX_PARTITIONS ? r->last_next[p] : 0;
+}
+
 void ws_router_stats_get(ws_router *r, ws_router_stats *out)
 {
     pthread_mutex_lock(&r->lock);
     *out = r->stats;
     pthread_mutex_unlock(&r->lock);
+    out->ids_elsewhere = atomic_load(&r->ids_elsewhere);
 }
 
 void ws_router_set_batch_max(ws_router *r, uint64_t batch_max)

@@ -145,10 +145,16 @@ void ws_router_set_held(ws_router *r, int shard, int partition,
  * error. */
 int ws_router_load_held(ws_router *r, int n);
 
+/* One past the last offset of partition p routed so far (0: none).
+ * Routing thread. */
+int64_t ws_router_routed_next(const ws_router *r, int p);
+
 /* Lines (records), claims waited for, batches committed: for metrics. */
 typedef struct ws_router_stats {
     uint64_t records;
     uint64_t cross_claims;      /* ids claimed in another shard */
+    uint64_t ids_elsewhere;     /* a group's: ids applied by one partition
+                                   that another owned one remembers */
     uint64_t claim_waits;       /* claims that waited for a resolution */
     uint64_t commits[WS_SHARDS_MAX];
 } ws_router_stats;

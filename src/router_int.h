@@ -186,6 +186,8 @@ struct ws_router {
     int64_t skip[WS_SHARDS_MAX][WS_ROUTER_MAX_PARTITIONS];
     int touched[WS_ROUTER_MAX_PARTITIONS];
     int64_t last_next[WS_ROUTER_MAX_PARTITIONS];
+    /* Ids applied by a partition that another owned one remembers. */
+    atomic_uint_fast64_t ids_elsewhere;
 
     /* Guarded by lock. */
     pthread_mutex_t lock;

@@ -154,6 +154,7 @@ static int restore_commit(ws_store *store, int shard, ws_batch **b,
 
 int ws_state_restore(const ws_kafka_opts *opts, const char *state_topic,
                      int partition, ws_store *store, int shard,
+                     ws_restore_progress_fn progress, void *arg,
                      ws_restore_stats *st, char *why)
 {
     rd_kafka_topic_partition_list_t *list = NULL;
@@ -203,6 +204,8 @@ int ws_state_restore(const ws_kafka_opts *opts, const char *state_topic,
     }
     rd_kafka_topic_partition_list_add(list, state_topic, partition)->offset =
         from;
+    if (progress)
+        progress(arg, from, hi);
     if ((rc = rd_kafka_assign(rk, list)) != 0) {
         snprintf(why, WS_SOURCE_ERR_MAX, "%s [%d]: cannot read it: %s",
                  state_topic, partition, rd_kafka_err2str(rc));
@@ -249,6 +252,8 @@ int ws_state_restore(const ws_kafka_opts *opts, const char *state_topic,
             if (e == WS_OK && ++in_batch >= RESTORE_BATCH) {
                 in_batch = 0;
                 e = restore_commit(store, shard, &b, next, 0);
+                if (progress)
+                    progress(arg, next, hi);
             }
         }
         rd_kafka_message_destroy(m);

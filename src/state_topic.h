@@ -55,8 +55,12 @@ typedef struct ws_restore_stats {
  * start into an emptied shard. The caller must be the partition's only
  * writer (its transactional producer opened: nothing is left open
  * there). Returns 0 or an error with a sentence in why. */
+/* progress(arg, at, end), when not NULL, is called at the start and at
+ * every commit of the restore with the offset reached and the end. */
+typedef void (*ws_restore_progress_fn)(void *arg, int64_t at, int64_t end);
 int ws_state_restore(const ws_kafka_opts *opts, const char *state_topic,
                      int partition, ws_store *store, int shard,
+                     ws_restore_progress_fn progress, void *arg,
                      ws_restore_stats *st, char *why);
 
 #endif

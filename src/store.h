@@ -187,6 +187,13 @@ int ws_batch_mark_set(ws_batch *b, const char *name, uint64_t v);
 int ws_store_mark_get(ws_store *s, int shard, const char *name,
                       uint64_t *v);
 
+/* Whether transaction id[0..n) is remembered by another shard this
+ * process serves (*found 1): in a group, an id used on two partitions
+ * (their shards' last commits; read transactions that end with the
+ * batch). Returns 0 or a store error. */
+int ws_batch_seen_elsewhere(ws_batch *b, const char *id, size_t n,
+                            int *found);
+
 /* The shards this process serves, bit k for shard k (all of them, unless
  * set: a group's instance serves those of its partitions). Views read
  * only these: a wallet of another shard is WS_ERR_NOT_OWNED, merges and

@@ -143,6 +143,7 @@ struct loop {
     char out_err[WS_SOURCE_ERR_MAX];
     char source_err[WS_SOURCE_ERR_MAX];
     char group_err[WS_SOURCE_ERR_MAX];  /* a given partition not read */
+    int restoring;                      /* the partition being restored */
 };
 
 static void publish_status(struct loop *l)
@@ -187,6 +188,8 @@ static void update_lag(struct loop *l)
 
         ws_router_stats_get(l->router, &rs);
         ws_metrics_claims(rs.cross_claims, rs.claim_waits);
+        if (l->o->group_mode)
+            ws_metrics_ids_elsewhere(rs.ids_elsewhere);
     }
     if (ws_store_view(l->o->store, &v) != WS_OK)
         return;
@@ -196,11 +199,23 @@ static void update_lag(struct loop *l)
         int64_t hi = ws_source_high_watermark(l->o->source, p), lost;
 
         if (!ws_source_owns(l->o->source, p)) {
-            next[p] = -1;   /* another instance's */
+            next[p] = -1;   /* another instance's: no lag of ours */
+            ws_metrics_lag(p, -1);
             continue;
         }
         if (ws_view_offset(v, key, kn, &next[p]) != WS_OK)
             next[p] = -1;
+        if (l->o->group_mode && next[p] >= 0 &&
+            ws_router_routed_next(l->router, p) <= next[p]) {
+            /* Read committed, the log ends in a transaction's marker,
+             * which no record's offset reaches; with nothing in flight,
+             * everything below the consumer's position (past such
+             * markers) is applied. */
+            int64_t pos = ws_source_position(l->o->source, p);
+
+            if (pos > next[p])
+                next[p] = pos;
+        }
         ws_metrics_lag(p, hi < 0 ? -1 : hi > next[p] ? hi - (next[p] < 0 ? 0
                                                         : next[p]) : 0);
         if (ws_view_lost(v, key, kn, &lost) == WS_OK)
@@ -260,6 +275,17 @@ static void txn_id(const ws_stream_opts *o, int p, char *out, size_t cap)
     snprintf(out, cap, "walletstream.%s.%s.%d", o->group, o->topic, p);
 }
 
+/* How far a restore is, in /readyz's reason. */
+static void restore_progress(void *arg, int64_t at, int64_t end)
+{
+    struct loop *l = arg;
+
+    snprintf(l->group_err, sizeof l->group_err, "restoring partition %d of "
+             "%s from %s: offset %lld of %lld", l->restoring, l->o->topic,
+             l->o->state_topic, (long long)at, (long long)end);
+    publish_status(l);
+}
+
 /* The group gives partition p: fence its former owner (the new
  * producer's first act), rebuild shard p from the state topic, and read
  * on from the offset that state holds. */
@@ -287,8 +313,10 @@ static int group_assigned(void *arg, int p, int64_t *next, char *why)
     if ((e = ws_producer_open_txn(o->producer_opts, id, 30000, &prod,
                                   why)) != WS_OK)
         goto fail;
-    if ((e = ws_state_restore(o->consumer_opts, o->state_topic, p, o->store,
-                              p, &st, why)) != WS_OK)
+    l->restoring = p;
+    e = ws_state_restore(o->consumer_opts, o->state_topic, p, o->store, p,
+                         restore_progress, l, &st, why);
+    if (e != WS_OK)
         goto fail;
     ws_log(WS_LOG_INFO, "group", "partition %d restored from %s (%s, "
            "offsets %lld to %lld): %lld records, %lld bytes in %.2f s", p,

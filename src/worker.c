@@ -251,6 +251,20 @@ static void prefetch(struct worker *w, struct item *it, int entries)
         ws_engine_prefetch(w->batch, &rec_of_apply(it)->res.txn, entries);
 }
 
+/* A group's partition: an id new here, applied, that another partition
+ * of this instance remembers is counted (transaction_id is unique per
+ * partition in a group: docs/DECISIONS.md). */
+static int count_elsewhere(struct worker *w, const struct rec *rc)
+{
+    int found = 0, e;
+
+    e = ws_batch_seen_elsewhere(w->batch, rc->res.txn.tx_id,
+                                rc->res.txn.tx_id_len, &found);
+    if (e == WS_OK && found)
+        atomic_fetch_add(&w->r->ids_elsewhere, 1);
+    return e;
+}
+
 /* Applies one record of this shard whose claim is decided (taken off the
  * head of the items). */
 static int apply(struct worker *w, struct rec *rc)
@@ -288,6 +302,9 @@ static int apply(struct worker *w, struct rec *rc)
                     (e = ws_batch_seen_put(w->batch, rc->res.txn.tx_id,
                                            rc->res.txn.tx_id_len, rc->fp,
                                            NULL)))
+                    return e;
+                if (rc->res.outcome == WS_APPLIED && r->o.by_partition &&
+                    (e = count_elsewhere(w, rc)) != WS_OK)
                     return e;
             }
             if ((e = to_resolve(w, rc, rc->gen)) != WS_OK)

@@ -31,6 +31,8 @@ import time
 import wslib
 from wslib import test, check, check_eq, Fail
 
+wslib.use_system_python_for("xxhash")
+
 PARTITIONS = 6
 SESSION_MS = 6000
 EVENTS = 12000
@@ -138,6 +140,11 @@ class Group:
         diffs += wslib.check_applied_topic(applied, model, self.topic)
         dlq = wslib.kcat_consume(self.bootstrap, self.topic + ".dlq", headers=True, committed=True)
         diffs += wslib.check_dlq(dlq, records, outcomes, self.topic)
+        for name, r in self.live.items():
+            owned = [int(p.text) for p in self.status(r).get("partitions_owned", [])]
+            lag = r.metrics().by_label("walletstream_consumer_lag", "partition")
+            if sorted(int(p) for p in lag) != sorted(owned) or any(lag.values()):
+                diffs.append("%s: lag %s for its partitions %s (0 for each, no other)" % (name, lag, owned))
         wslib.check_no_diffs(diffs, "%d records of %s through %d instances" % (len(records), self.topic,
                                                                               len(self.live)))
         return model
@@ -331,6 +338,39 @@ def a_paused_owner_resumed_late_commits_nothing_over_the_new_owners():
     restored = sum(r.metrics().get("walletstream_restored_records_total") or 0 for r in h.live.values())
     wslib.log("fresh instances restored %d state records and serve the reference's figures" % restored)
     h.stop_all()
+
+
+@test
+def an_id_used_on_two_partitions_is_counted_where_one_instance_sees_both():
+    """transaction_id is unique per partition in a group (DECISIONS.md):
+    one id used for two wallets of different partitions applies twice, and
+    an instance owning both partitions counts it in
+    walletstream_ids_on_two_partitions_total; the same id again for the
+    first wallet is a duplicate, as everywhere."""
+    import xxhash
+    k, topic = _setup("ids")
+    g = Group(k.bootstrap, topic, "g_ids")
+    r = g.add("solo")
+    g.wait_all_served(60, "one instance")
+    part = {}
+    for i in range(100):
+        w = "w%d" % i
+        part.setdefault(xxhash.xxh3_64_intdigest(w.encode()) % PARTITIONS, w)
+        if len(part) >= 2:
+            break
+    w1, w2 = list(part.values())[:2]
+    recs = [wslib.event("dup-x", w1, "p", "credit", "10.00"),
+            wslib.event("dup-x", w2, "p", "credit", "10.00"),
+            wslib.event("dup-x", w1, "p", "credit", "10.00"),
+            wslib.event("once", w1, "p", "credit", "1.00")]
+    wslib.kcat_produce(k.bootstrap, topic, [(w.encode(), line) for w, line in
+                                            zip((w1, w2, w1, w1), recs)])
+    g.wait_counted(4)
+    c, _ = g.counts()
+    check_eq({"applied": 3, "duplicate": 1, "rejected": 0}, c, "outcomes")
+    check_eq(1.0, r.metrics().get("walletstream_ids_on_two_partitions_total"),
+             "walletstream_ids_on_two_partitions_total")
+    g.stop_all()
 
 
 if __name__ == "__main__":
