@@ -96,6 +96,13 @@ static const struct option options[] = {
      "session.timeout.ms, within the broker's group.min/max.session."
      "timeout.ms; 6000-300000 on a default broker); a restart within it "
      "moves nothing"},
+    {"standby-replicas", "N", K_NUMBER, AT(standby_replicas), "0",
+     WS_CMD_RUN,
+     "with --assignment group: keep a warm copy of N other instances' "
+     "partitions each (the N members after a partition's owner, by "
+     "instance id), fed from NAME.GROUP.state as they commit, so that a "
+     "partition that moves here is restored from where its copy stops; "
+     "each copy costs its partition's write work again (at most 8)"},
     {"advertise", "URL", K_STRING, AT(advertise), "", WS_CMD_RUN,
      "with --assignment group: the URL the other instances reach this "
      "one's API at; empty: http://HOST:PORT of --listen (the host name "

@@ -47,6 +47,7 @@ typedef struct ws_config {
     const char *instance_id;    /* "": HOSTNAME-PORT */
     const char *advertise;      /* "": http://HOST:PORT of listen */
     uint64_t session_timeout_ms;
+    uint64_t standby_replicas;
     uint64_t batch_max;
     uint64_t workers;           /* 0: the directory's shards, or cores */
     uint64_t batch_linger_ms;

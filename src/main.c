@@ -33,6 +33,7 @@
 #include "produce.h"
 #include "repartition.h"
 #include "replay.h"
+#include "standby.h"
 #include "store.h"
 #include "topics.h"
 #include "stream.h"
@@ -255,6 +256,7 @@ struct run {
     ws_members *members;        /* who owns what, for the API */
     ws_peer *peer;
     ws_api_group peer_hooks;
+    ws_standby *standby;        /* --standby-replicas > 0 */
 };
 
 /* Starts the embedded broker when asked (and publishes its address in
@@ -391,6 +393,7 @@ static int run_stream(struct run *r)
     so.state_topic = r->state_topic;
     so.group = r->c->group;
     so.consumer_opts = &r->kc;
+    so.standby = r->standby;
     so.brokers = r->brokers;
     so.batch_max = r->c->batch_max;
     so.batch_linger_ms = r->c->batch_linger_ms;
@@ -538,6 +541,7 @@ static int run_group_prepare(struct run *r)
 
 static void run_release(struct run *r)
 {
+    ws_standby_free(r->standby);
     ws_repartition_stop(r->repartition);
     ws_http_stop(r->http);
     ws_peer_free(r->peer);
@@ -642,8 +646,13 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
         goto done;
     run_warm_topics(&r);
     if (r.group &&
-        ws_repartition_start(&r.k, r.by_wallet, r.partitions,
-                             &r.repartition, err) != WS_OK) {
+        (ws_repartition_start(&r.k, r.by_wallet, r.partitions,
+                              &r.repartition, err) != WS_OK ||
+         (c->standby_replicas > 0 &&
+          ws_standby_new(&r.kc, r.state_topic, r.store, r.members,
+                         r.instance, c->standby_replicas > 8
+                                         ? 8 : (int)c->standby_replicas,
+                         &r.standby, err) != WS_OK))) {
         ws_log_fail("run", "%s", err);
         rc = 1;
         goto done;

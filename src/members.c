@@ -197,6 +197,43 @@ int ws_members_owner(ws_members *m, int p, char *url, size_t cap)
     return e;
 }
 
+static int by_instance(const void *a, const void *b)
+{
+    const struct member *x = *(const struct member *const *)a;
+    const struct member *y = *(const struct member *const *)b;
+
+    return strcmp(x->instance, y->instance);
+}
+
+uint64_t ws_members_standby(ws_members *m, const char *self, int replicas)
+{
+    const struct member *sorted[MAX_MEMBERS];
+    int rank[MAX_MEMBERS], i, j, p, n, me = -1;
+    uint64_t mask = 0;
+
+    pthread_mutex_lock(&m->lock);
+    n = m->nmembers;
+    for (i = 0; i < n; i++)
+        sorted[i] = &m->members[i];
+    qsort(sorted, (size_t)n, sizeof sorted[0], by_instance);
+    for (i = 0; i < n; i++) {
+        rank[sorted[i] - m->members] = i;
+        if (strcmp(sorted[i]->instance, self) == 0)
+            me = i;
+    }
+    for (p = 0; me >= 0 && p < 64 && p < MAX_PARTITIONS; p++) {
+        int o = m->owner[p];
+
+        if (o < 0 || rank[o] == me)
+            continue;
+        for (j = 1; j <= replicas && j < n; j++)
+            if ((rank[o] + j) % n == me)
+                mask |= (uint64_t)1 << p;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return mask;
+}
+
 int ws_members_peers(ws_members *m, char urls[][WS_MEMBERS_URL_MAX], int cap)
 {
     int i, n = 0;

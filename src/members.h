@@ -41,6 +41,12 @@ int ws_members_owner(ws_members *m, int p, char *url, size_t cap);
 int ws_members_peers(ws_members *m, char urls[][WS_MEMBERS_URL_MAX],
                      int cap);
 
+/* The partitions this instance (instance id `self`) keeps warm with
+ * `replicas` standby copies each: for every partition, the `replicas`
+ * members after its owner in the order of their instance ids (not the
+ * owner itself). Bit p of the mask; 0 before the group is described. */
+uint64_t ws_members_standby(ws_members *m, const char *self, int replicas);
+
 /* The group as JSON into b: {"group":…,"state":…,"members":[{"instance":…,
  * "url":…,"partitions":[…]},…],"described_ms_ago":…}. */
 void ws_members_json(ws_members *m, ws_buf *b);

@@ -71,19 +71,57 @@ int ws_state_publish(ws_batch *b, ws_producer *p, const char *state_topic,
     return e;
 }
 
+int ws_state_mark_next(ws_batch *b, int64_t next)
+{
+    int e = ws_batch_mark_set(b, MARK_NEXT, (uint64_t)next);
+
+    return e == WS_OK ? ws_batch_mark_set(b, MARK_TIME,
+                                          (uint64_t)ws_clock_ms())
+                      : e;
+}
+
 int ws_state_mark(ws_batch *b, const ws_producer *p)
 {
     int64_t last = ws_producer_tracked(p);
-    int e;
 
     if (last < 0)
         return WS_OK;   /* nothing went there */
     /* The transaction's records are contiguous (one writer), and its
      * commit marker follows the last: the log ends two past it. */
-    e = ws_batch_mark_set(b, MARK_NEXT, (uint64_t)last + 2);
-    return e == WS_OK ? ws_batch_mark_set(b, MARK_TIME,
-                                          (uint64_t)ws_clock_ms())
-                      : e;
+    return ws_state_mark_next(b, last + 2);
+}
+
+int ws_state_copy_at(ws_store *store, int shard, int64_t lo, int64_t hi,
+                     int64_t *next)
+{
+    uint64_t mark = 0, when = 0;
+
+    if (ws_store_mark_get(store, shard, MARK_NEXT, &mark) != WS_OK ||
+        ws_store_mark_get(store, shard, MARK_TIME, &when) != WS_OK ||
+        (int64_t)mark < lo || (hi >= 0 && (int64_t)mark > hi) ||
+        ws_clock_ms() - (int64_t)when >= WS_STATE_DELTA_MAX_MS)
+        return WS_ERR_NOT_FOUND;
+    *next = (int64_t)mark;
+    return WS_OK;
+}
+
+int ws_state_apply(ws_batch *b, const rd_kafka_message_t *m, char *why)
+{
+    const unsigned char *v = m->payload;
+    int e;
+
+    if (v && (m->len == 0 || v[0] != VALUE_TAG))
+        e = WS_ERR_CORRUPT;
+    else
+        e = ws_batch_apply_change(b, m->key, m->key_len, v ? v + 1 : NULL,
+                                  v ? m->len - 1 : 0);
+    if (e == WS_ERR_CORRUPT)
+        snprintf(why, WS_SOURCE_ERR_MAX, "%s [%d] offset %lld: a record of "
+                 "no table of the state", rd_kafka_topic_name(m->rkt),
+                 (int)m->partition, (long long)m->offset);
+    else if (e != WS_OK)
+        snprintf(why, WS_SOURCE_ERR_MAX, "state store: %s", ws_strerror(e));
+    return e;
 }
 
 static int set(rd_kafka_conf_t *conf, const char *k, const char *v,
@@ -99,8 +137,7 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v,
     return WS_OK;
 }
 
-/* A consumer of the state topic outside any group. */
-static rd_kafka_t *reader(const ws_kafka_opts *opts, char *why)
+rd_kafka_t *ws_state_reader(const ws_kafka_opts *opts, int eof, char *why)
 {
     char errstr[512], group[600];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -111,7 +148,7 @@ static rd_kafka_t *reader(const ws_kafka_opts *opts, char *why)
         set(conf, "group.id", group, why) ||
         set(conf, "enable.auto.commit", "false", why) ||
         set(conf, "isolation.level", "read_committed", why) ||
-        set(conf, "enable.partition.eof", "true", why) ||
+        set(conf, "enable.partition.eof", eof ? "true" : "false", why) ||
         set(conf, "auto.offset.reset", "error", why) ||
         set(conf, "client.id", "walletstream-restore", why) ||
         ws_kafka_conf_props(conf, opts, why)) {
@@ -137,11 +174,8 @@ static int restore_commit(ws_store *store, int shard, ws_batch **b,
 {
     int e = WS_OK;
 
-    if (last) {
-        e = ws_batch_mark_set(*b, MARK_NEXT, (uint64_t)next);
-        if (e == WS_OK)
-            e = ws_batch_mark_set(*b, MARK_TIME, (uint64_t)ws_clock_ms());
-    }
+    if (last)
+        e = ws_state_mark_next(*b, next);
     if (e == WS_OK)
         e = ws_batch_commit(*b);
     else
@@ -160,15 +194,14 @@ int ws_state_restore(const ws_kafka_opts *opts, const char *state_topic,
     rd_kafka_topic_partition_list_t *list = NULL;
     rd_kafka_t *rk;
     ws_batch *b = NULL;
-    uint64_t mark = 0, when = 0;
-    int64_t lo = -1, hi = -1, from, next, in_batch = 0;
+    int64_t lo = -1, hi = -1, from, next, in_batch = 0, mark = 0;
     int64_t t0 = ws_clock_ms(), last_progress = t0;
     rd_kafka_resp_err_t rc;
     int e = WS_OK, done = 0, have;
 
     memset(st, 0, sizeof *st);
     why[0] = '\0';
-    if (!(rk = reader(opts, why)))
+    if (!(rk = ws_state_reader(opts, 1, why)))
         return WS_ERR_IO;
     rc = rd_kafka_query_watermark_offsets(rk, state_topic, partition, &lo,
                                           &hi, 10000);
@@ -178,14 +211,12 @@ int ws_state_restore(const ws_kafka_opts *opts, const char *state_topic,
         e = WS_ERR_IO;
         goto out;
     }
-    have = ws_store_mark_get(store, shard, MARK_NEXT, &mark) == WS_OK &&
-           ws_store_mark_get(store, shard, MARK_TIME, &when) == WS_OK;
     /* Up to date, or only what came since; else all of it, into an
      * emptied shard (a new instance, a copy too old or from another
      * log). */
-    st->full = !(have && (int64_t)mark >= lo && (int64_t)mark <= hi &&
-                 ws_clock_ms() - (int64_t)when < WS_STATE_DELTA_MAX_MS);
-    from = st->full ? (lo > 0 ? lo : 0) : (int64_t)mark;
+    have = ws_state_copy_at(store, shard, lo, hi, &mark) == WS_OK;
+    st->full = !have;
+    from = st->full ? (lo > 0 ? lo : 0) : mark;
     st->from = st->to = next = from;
     if ((e = ws_store_begin_shard(store, shard, &b)) != WS_OK)
         goto store_error;
@@ -234,18 +265,7 @@ int ws_state_restore(const ws_kafka_opts *opts, const char *state_topic,
                      partition, rd_kafka_message_errstr(m));
             e = WS_ERR_IO;
         } else {
-            const unsigned char *v = m->payload;
-
-            if (v && (m->len == 0 || v[0] != VALUE_TAG))
-                e = WS_ERR_CORRUPT;
-            else
-                e = ws_batch_apply_change(b, m->key, m->key_len,
-                                          v ? v + 1 : NULL,
-                                          v ? m->len - 1 : 0);
-            if (e == WS_ERR_CORRUPT)
-                snprintf(why, WS_SOURCE_ERR_MAX, "%s [%d] offset %lld: a "
-                         "record of no table of the state", state_topic,
-                         partition, (long long)m->offset);
+            e = ws_state_apply(b, m, why);
             st->records++;
             st->bytes += (int64_t)(m->key_len + m->len);
             next = m->offset + 1;

@@ -41,6 +41,18 @@ int ws_state_publish(ws_batch *b, ws_producer *p, const char *state_topic,
  * the shard's copy of the topic now stops. Returns 0 or a store error. */
 int ws_state_mark(ws_batch *b, const ws_producer *p);
 
+/* The pieces a restore and a warm copy (standby.c) share: a consumer of
+ * the state topic outside any group, read_committed (eof: with end of
+ * partition events); one record of it applied to the batch of its shard
+ * (0, or an error with why); the position a shard's copy stops at
+ * recorded (with the time), and read back: 0 with *next when the copy is
+ * recent and within [lo, hi] (hi < 0: any), else WS_ERR_NOT_FOUND. */
+rd_kafka_t *ws_state_reader(const ws_kafka_opts *opts, int eof, char *why);
+int ws_state_apply(ws_batch *b, const rd_kafka_message_t *m, char *why);
+int ws_state_mark_next(ws_batch *b, int64_t next);
+int ws_state_copy_at(ws_store *store, int shard, int64_t lo, int64_t hi,
+                     int64_t *next);
+
 typedef struct ws_restore_stats {
     int64_t records;        /* read from the topic */
     int64_t bytes;          /* their keys and values */

@@ -12,6 +12,7 @@
 
 #include "dlq.h"
 #include "router.h"
+#include "standby.h"
 #include "state_topic.h"
 #include "engine.h"
 #include "log.h"
@@ -31,6 +32,8 @@
 #define IDLE_POLL_MS 100
 /* Records taken from the consumer per poll call. */
 #define POLL_MAX 512
+/* Records applied to the warm copies between two polls at most. */
+#define STANDBY_STEP_MAX 5000
 /* How often lag and lost records are read from the state (and the
  * committed offsets mirrored to the consumer group) at least; also after
  * every commit of a shard. */
@@ -309,6 +312,7 @@ static int group_assigned(void *arg, int p, int64_t *next, char *why)
     snprintf(l->group_err, sizeof l->group_err, "restoring partition %d of "
              "%s from %s", p, o->topic, o->state_topic);
     publish_status(l);
+    ws_standby_release(o->standby, p);  /* its warm copy, if any, stops */
     txn_id(o, p, id, sizeof id);
     if ((e = ws_producer_open_txn(o->producer_opts, id, 30000, &prod,
                                   why)) != WS_OK)
@@ -648,7 +652,7 @@ int ws_stream_run(const ws_stream_opts *o)
     struct loop l;
     rd_kafka_message_t *msgs[POLL_MAX];
     int64_t last_sync = 0;
-    int e;
+    int e, standby_busy = 0;
 
     memset(&l, 0, sizeof l);
     l.o = o;
@@ -700,7 +704,9 @@ int ws_stream_run(const ws_stream_opts *o)
             }
             last_sync = ws_clock_ms();
         }
-        n = ws_source_poll(o->source, IDLE_POLL_MS, msgs, POLL_MAX);
+        /* Warm copies behind: no wait for records of our own. */
+        n = ws_source_poll(o->source, standby_busy ? 0 : IDLE_POLL_MS, msgs,
+                           POLL_MAX);
         l.dropped = 0;      /* these records were read after any rewind */
         if ((err = ws_source_take_error(o->source)) != NULL &&
             strstr(err, "ALL_BROKERS_DOWN")) {
@@ -752,6 +758,14 @@ int ws_stream_run(const ws_stream_opts *o)
         }
         if (n > 0)
             ws_router_push(l.router);
+        if (o->standby) {
+            char why[WS_SOURCE_ERR_MAX];
+            int fed = ws_standby_step(o->standby, STANDBY_STEP_MAX, why);
+
+            if (fed < 0)
+                ws_log(WS_LOG_WARN, "group", "%s", why);
+            standby_busy = fed == STANDBY_STEP_MAX;
+        }
         if (atomic_exchange(&l.sh.committed, 0) ||
             ws_clock_ms() - l.last_lag_ms >= LAG_MS)
             update_lag(&l);

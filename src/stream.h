@@ -66,6 +66,7 @@ typedef struct ws_stream_opts {
     const char *state_topic;
     const char *group;
     const ws_kafka_opts *consumer_opts;
+    struct ws_standby *standby;     /* warm copies to feed, or NULL */
     uint64_t batch_max;
     uint64_t batch_linger_ms;
     int ignore_stored;              /* a brand-new embedded broker */
