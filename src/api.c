@@ -197,25 +197,29 @@ static int group_tops_add(const ws_top *t, void *arg)
     return 0;
 }
 
-/* /internal/tops/{product}: this instance's merged lists, one line each,
- * "CUR HEX" (ws_top_pack); 404 when none of its partitions saw it. */
+/* /internal/tops/{product}: "partitions MASK SEEN" (the partitions this
+ * instance answers for, in hex; SEEN 1 when one saw the product), then
+ * its merged lists, one line each, "CUR HEX" (ws_top_pack). */
 static void tops_part(ws_view *v, const char *id, size_t n, ws_reply *r)
 {
     struct group_tops *g = calloc(1, sizeof *g);
     unsigned char raw[WS_TOP_PACKED_MAX];
     unsigned i;
     size_t k, len;
-    int e = g ? ws_view_product(v, id, n) : WS_ERR_NOMEM;
+    int e = g ? ws_view_product(v, id, n) : WS_ERR_NOMEM, seen = e == WS_OK;
 
     if (e == WS_OK)
         e = ws_view_tops(v, id, n, group_tops_add, g);
-    if (e == WS_ERR_NOT_FOUND)
-        reply_not_found(r, "product_not_found", "product_id", id, n);
-    else if (e != WS_OK || g->full)
+    if (e != WS_OK && e != WS_ERR_NOT_FOUND)
+        reply_error(r, 500, "store_error");
+    else if (g->full)
         reply_error(r, 500, "store_error");
     else {
         reply_status(r, 200);
         r->content_type = "text/plain; charset=utf-8";
+        /* the view's shards: those owned when it began */
+        ws_buf_printf(&r->body, "partitions %llx %d\n",
+                      (unsigned long long)ws_view_owned(v), seen);
         for (i = 0; i < g->n; i++) {
             len = ws_top_pack(&g->t[i], raw);
             ws_buf_put(&r->body, g->t[i].currency, 3);
@@ -306,11 +310,18 @@ static void top_credits(const ws_api *api, ws_view *v, const char *id,
             reply_error(r, 500, "out_of_memory");
             return;
         }
+        uint64_t all = ws_view_shards(v) >= 64
+                           ? ~(uint64_t)0
+                           : ((uint64_t)1 << ws_view_shards(v)) - 1;
+
         if (e == WS_OK)
             e = ws_view_tops(v, id, n, group_tops_add, g);
         peers = api->group->peer_tops(api->group->arg, raw_id,
+                                      all & ~ws_view_owned(v),
                                       group_tops_add, g);
         if (peers < 0) {
+            /* An instance did not answer, or a partition is moving: no
+             * answer rather than one without some partitions' credits. */
             reply_error(r, 503, "instance_unavailable");
             free(g);
             return;

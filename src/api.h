@@ -35,9 +35,12 @@ typedef struct ws_api_group {
     int (*forward)(void *arg, int p, const char *target,
                    struct ws_reply *out);
     /* Calls fn(t, farg) for each top list (one per currency) of product
-     * `raw_id` (percent-encoded) that every other instance holds: how
-     * many instances saw the product, or -1 when one did not answer. */
-    int (*peer_tops)(void *arg, const char *raw_id,
+     * `raw_id` (percent-encoded) that the other instances hold, until
+     * their answers cover every partition of `need` (bit p: partition
+     * p; once more after the group is described again if they do not):
+     * how many instances saw the product, or -1 when one did not answer
+     * or `need` was not covered. fn may see a list twice. */
+    int (*peer_tops)(void *arg, const char *raw_id, uint64_t need,
                      int (*fn)(const ws_top *t, void *farg), void *farg);
     /* The group as JSON for /status (its members and who owns what). */
     void (*describe)(void *arg, ws_buf *b);

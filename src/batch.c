@@ -219,44 +219,6 @@ int ws_batch_flush(ws_batch *b)
 
 static int history_commit(ws_batch *b);
 
-/* Ends the read transactions of ws_batch_seen_elsewhere. */
-static void elsewhere_end(ws_batch *b)
-{
-    int k;
-
-    for (k = 0; b->elsewhere_open && k < WS_SHARDS_MAX; k++)
-        if (b->elsewhere_open >> k & 1) {
-            mdb_txn_abort(b->elsewhere[k]);
-            pthread_rwlock_unlock(&b->store->sh[k].resize);
-            b->elsewhere_open &= ~((uint64_t)1 << k);
-        }
-}
-
-int ws_batch_seen_elsewhere(ws_batch *b, const char *id, size_t n,
-                            int *found)
-{
-    ws_store *s = b->store;
-    uint64_t owned = ws_store_owned(s);
-    MDB_val data;
-    int k, rc;
-
-    *found = 0;
-    for (k = 0; k < s->nshards && !*found; k++) {
-        if (k == b->sh->index || !(owned >> k & 1))
-            continue;
-        if (!(b->elsewhere_open >> k & 1)) {
-            if ((rc = shard_read(&s->sh[k], &b->elsewhere[k])) != 0)
-                return batch_rc(b, rc);
-            b->elsewhere_open |= (uint64_t)1 << k;
-        }
-        rc = get(b->elsewhere[k], s->sh[k].dbi[DB_SEEN], id, n, &data);
-        if (rc != 0 && rc != MDB_NOTFOUND)
-            return batch_rc(b, rc);
-        *found = rc == 0;
-    }
-    return WS_OK;
-}
-
 int ws_batch_seal(ws_batch *b)
 {
     int i, e;
@@ -293,7 +255,6 @@ int ws_batch_commit(ws_batch *b)
         ws_batch_abort(b);
         return e;
     }
-    elsewhere_end(b);
     rc = mdb_txn_commit(b->txn);    /* frees hist_cur */
     b->txn = NULL;
     b->hist_cur = NULL;
@@ -318,7 +279,6 @@ int ws_batch_commit(ws_batch *b)
 
 void ws_batch_abort(ws_batch *b)
 {
-    elsewhere_end(b);
     if (b->txn)
         mdb_txn_abort(b->txn);  /* frees hist_cur */
     b->txn = NULL;
@@ -966,4 +926,49 @@ void ws_store_set_owned(ws_store *s, uint64_t mask)
 uint64_t ws_store_owned(ws_store *s)
 {
     return atomic_load(&s->owned);
+}
+
+/* ---------------------------------------------------- ids of other shards */
+
+void ws_seen_probe_begin(ws_seen_probe *p, ws_store *s, int except)
+{
+    p->store = s;
+    p->except = except;
+    p->open = 0;
+}
+
+int ws_seen_probe_id(ws_seen_probe *p, const char *id, size_t n, int *found)
+{
+    ws_store *s = p->store;
+    uint64_t owned = ws_store_owned(s);
+    MDB_val data;
+    int k, rc;
+
+    *found = 0;
+    for (k = 0; k < s->nshards && k < 64 && !*found; k++) {
+        if (k == p->except || !(owned >> k & 1))
+            continue;
+        if (!(p->open >> k & 1)) {
+            if ((rc = shard_read(&s->sh[k], &p->txn[k])) != 0)
+                return map_err(rc);
+            p->open |= (uint64_t)1 << k;
+        }
+        rc = get(p->txn[k], s->sh[k].dbi[DB_SEEN], id, n, &data);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return map_err(rc);
+        *found = rc == 0;
+    }
+    return WS_OK;
+}
+
+void ws_seen_probe_end(ws_seen_probe *p)
+{
+    int k;
+
+    for (k = 0; p->open && k < 64; k++)
+        if (p->open >> k & 1) {
+            mdb_txn_abort(p->txn[k]);
+            pthread_rwlock_unlock(&p->store->sh[k].resize);
+            p->open &= ~((uint64_t)1 << k);
+        }
 }

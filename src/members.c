@@ -3,6 +3,7 @@
  */
 #include "members.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ struct ws_members {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     int stop, poke, started;
+    uint64_t generation;        /* descriptions made so far */
     /* The last description (under lock). */
     int described;
     int64_t described_ms;
@@ -122,9 +124,12 @@ static void *run(void *arg)
         pthread_mutex_unlock(&m->lock);
         describe(m);
         pthread_mutex_lock(&m->lock);
+        m->generation++;    /* a try, answered or not */
+        pthread_cond_broadcast(&m->wake);
         ws_clock_deadline(&until, REFRESH_MS);
         while (!m->stop && !m->poke &&
-               pthread_cond_timedwait(&m->wake, &m->lock, &until) == 0)
+               pthread_cond_timedwait(&m->wake, &m->lock, &until) !=
+                   ETIMEDOUT)
             ;
     }
     pthread_mutex_unlock(&m->lock);
@@ -178,7 +183,25 @@ void ws_members_refresh(ws_members *m)
 {
     pthread_mutex_lock(&m->lock);
     m->poke = 1;
-    pthread_cond_signal(&m->wake);
+    pthread_cond_broadcast(&m->wake);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void ws_members_refresh_wait(ws_members *m, int timeout_ms)
+{
+    struct timespec until;
+    uint64_t want;
+
+    ws_clock_deadline(&until, timeout_ms);
+    pthread_mutex_lock(&m->lock);
+    /* A description begun after this call: the one under way may have
+     * asked before the change that made the caller ask. */
+    want = m->generation + 2;
+    m->poke = 1;
+    pthread_cond_broadcast(&m->wake);
+    while (!m->stop && m->generation < want &&
+           pthread_cond_timedwait(&m->wake, &m->lock, &until) != ETIMEDOUT)
+        ;
     pthread_mutex_unlock(&m->lock);
 }
 

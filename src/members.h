@@ -28,8 +28,10 @@ int ws_members_start(rd_kafka_t *admin, const char *group, const char *topic,
                      const char *self, ws_members **out);
 void ws_members_stop(ws_members *m);
 
-/* Asks the coordinator again now (a request met a former owner). */
+/* Asks the coordinator again now (a request met a former owner); the
+ * second waits (at most timeout_ms) for an answer asked after the call. */
 void ws_members_refresh(ws_members *m);
+void ws_members_refresh_wait(ws_members *m, int timeout_ms);
 
 /* The URL of the member owning partition p into url[0..cap): 0, 1 when
  * it is this instance, or WS_ERR_NOT_FOUND (no member owns it as far as

@@ -18,6 +18,9 @@
 #define PEER_CONNECT_MS 1000
 /* Largest answer taken from a peer (a statement page of 1000 lines). */
 #define PEER_BODY_MAX (4u << 20)
+/* How long a request that met a moved partition waits for the group to
+ * be described again before its one retry. */
+#define REFRESH_WAIT_MS 3000
 
 struct ws_peer {
     ws_members *members;
@@ -109,25 +112,23 @@ static int get(ws_peer *pr, const char *base, const char *target,
     return rc == CURLE_OK && code > 0 && !body->oom ? 0 : -1;
 }
 
-static int forward(void *arg, int p, const char *target, ws_reply *out)
+/* One try at the owner of partition p as the members are known: 0 with
+ * out set, or -1. */
+static int forward_once(ws_peer *pr, int p, const char *target,
+                        ws_reply *out)
 {
-    ws_peer *pr = arg;
     char url[WS_MEMBERS_URL_MAX];
     unsigned status;
     ws_buf body, offsets;
 
-    if (ws_members_owner(pr->members, p, url, sizeof url) != WS_OK) {
-        /* Nobody, or this instance (it has not restored it yet): the
-         * group moves; ask again soon. */
-        ws_members_refresh(pr->members);
+    /* Nobody, or this instance (it has not restored it yet). */
+    if (ws_members_owner(pr->members, p, url, sizeof url) != WS_OK)
         return -1;
-    }
     ws_buf_init(&body);
     ws_buf_init(&offsets);
     if (get(pr, url, target, &status, &body, &offsets) != 0 ||
         status == 503) {
         /* Gone, or not the owner any more (503 not_owned_here). */
-        ws_members_refresh(pr->members);
         ws_buf_free(&body);
         ws_buf_free(&offsets);
         return -1;
@@ -140,17 +141,40 @@ static int forward(void *arg, int p, const char *target, ws_reply *out)
     return 0;
 }
 
+static int forward(void *arg, int p, const char *target, ws_reply *out)
+{
+    ws_peer *pr = arg;
+
+    if (forward_once(pr, p, target, out) == 0)
+        return 0;
+    /* The group moved since it was last described: once more, with who
+     * owns what now. */
+    ws_members_refresh_wait(pr->members, REFRESH_WAIT_MS);
+    return forward_once(pr, p, target, out);
+}
+
 static int hexval(char c)
 {
     return c >= '0' && c <= '9' ? c - '0'
            : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* One peer's "/internal/tops" answer: lines "CUR HEX". */
+/* One peer's "/internal/tops" answer: "partitions HEX SEEN" (the
+ * partitions it answered for; SEEN 1 when one of them saw the product),
+ * then lines "CUR HEX". Returns SEEN, or -1 when malformed. */
 static int parse_tops(const ws_buf *b, int (*fn)(const ws_top *t, void *),
-                      void *farg)
+                      void *farg, uint64_t *covered)
 {
     const char *s = b->p, *end = b->p + b->len;
+    unsigned long long mask;
+    int used = 0, seen;
+
+    if (b->len < 14 || memchr(s, '\n', b->len) == NULL ||
+        sscanf(s, "partitions %llx %d%n", &mask, &seen, &used) != 2 ||
+        s + used >= end || s[used] != '\n' || (seen != 0 && seen != 1))
+        return -1;
+    *covered |= mask;
+    s += used + 1;
 
     while (s < end) {
         const char *nl = memchr(s, '\n', (size_t)(end - s));
@@ -173,35 +197,54 @@ static int parse_tops(const ws_buf *b, int (*fn)(const ws_top *t, void *),
         fn(&t, farg);
         s = nl + 1;
     }
-    return 0;
+    return seen;
 }
 
-static int peer_tops(void *arg, const char *raw_id,
-                     int (*fn)(const ws_top *t, void *farg), void *farg)
+/* One round over the other members as known: how many saw the product,
+ * or -1; *covered gets the partitions they answered for. */
+static int tops_once(ws_peer *pr, const char *raw_id,
+                     int (*fn)(const ws_top *t, void *farg), void *farg,
+                     uint64_t *covered)
 {
-    ws_peer *pr = arg;
     char urls[64][WS_MEMBERS_URL_MAX], target[3 * 1024];
     int n = ws_members_peers(pr->members, urls, 64), i, e = 0, known = 0;
 
+    *covered = 0;
     if (n < 0)
         return -1;      /* the group was never described */
     snprintf(target, sizeof target, "/internal/tops/%s", raw_id);
     for (i = 0; i < n && e == 0; i++) {
         unsigned status;
         ws_buf body;
+        int seen = -1;
+
 
         ws_buf_init(&body);
-        if (get(pr, urls[i], target, &status, &body, NULL) != 0)
-            e = -1;
-        else if (status == 200 && (e = parse_tops(&body, fn, farg)) == 0)
-            known++;
-        else if (status != 404)
-            e = -1;     /* 404: none of its partitions saw the product */
+        if (get(pr, urls[i], target, &status, &body, NULL) == 0 &&
+            status == 200)
+            seen = parse_tops(&body, fn, farg, covered);
+        e = seen < 0 ? -1 : 0;
+        known += seen == 1;
         ws_buf_free(&body);
     }
-    if (e != 0)
-        ws_members_refresh(pr->members);
     return e != 0 ? -1 : known;
+}
+
+static int peer_tops(void *arg, const char *raw_id, uint64_t need,
+                     int (*fn)(const ws_top *t, void *farg), void *farg)
+{
+    ws_peer *pr = arg;
+    uint64_t covered;
+    int known = tops_once(pr, raw_id, fn, farg, &covered);
+
+    if (known >= 0 && (covered & need) == need)
+        return known;
+    /* An instance gone, or a partition moving: once more with the group
+     * as it is now (the lists already given stay: merging one twice
+     * changes nothing). */
+    ws_members_refresh_wait(pr->members, REFRESH_WAIT_MS);
+    known = tops_once(pr, raw_id, fn, farg, &covered);
+    return known >= 0 && (covered & need) == need ? known : -1;
 }
 
 static void describe(void *arg, ws_buf *b)

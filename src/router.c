@@ -202,6 +202,7 @@ void ws_router_stop(ws_router *r)
     }
     free_recs(r->pool);
     ws_decoder_free(r->decoder);
+    ws_keyset_free(r->elsewhere);
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->changed);
     free(r);
@@ -499,6 +500,29 @@ int ws_router_load_held(ws_router *r, int n)
     }
     ws_view_end(v);
     return WS_OK;
+}
+
+/* Ids counted in walletstream_ids_on_two_partitions_total are kept to be
+ * counted once; beyond this many (a producer reusing ids wholesale),
+ * every one is counted. */
+#define ELSEWHERE_MAX 65536
+
+void router_note_elsewhere(struct ws_router *r, const char *id, size_t n)
+{
+    size_t before;
+    int fresh = 1;
+
+    pthread_mutex_lock(&r->lock);
+    if (!r->elsewhere && ws_keyset_new(&r->elsewhere) != WS_OK)
+        r->elsewhere = NULL;
+    if (r->elsewhere && ws_keyset_count(r->elsewhere) < ELSEWHERE_MAX) {
+        before = ws_keyset_count(r->elsewhere);
+        fresh = ws_keyset_add(r->elsewhere, id, n) != WS_OK ||
+                ws_keyset_count(r->elsewhere) > before;
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (fresh)
+        atomic_fetch_add(&r->ids_elsewhere, 1);
 }
 
 int64_t ws_router_routed_next(const ws_router *r, int p)

@@ -43,6 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keyset.h"
 #include "router.h"
 
 /* Values up to this size are copied into the record itself. */
@@ -186,8 +187,10 @@ struct ws_router {
     int64_t skip[WS_SHARDS_MAX][WS_ROUTER_MAX_PARTITIONS];
     int touched[WS_ROUTER_MAX_PARTITIONS];
     int64_t last_next[WS_ROUTER_MAX_PARTITIONS];
-    /* Ids applied by a partition that another owned one remembers. */
+    /* Ids applied by a partition that another owned one remembers, each
+     * counted once (the ids, under lock; at most ELSEWHERE_MAX kept). */
     atomic_uint_fast64_t ids_elsewhere;
+    struct ws_keyset *elsewhere;
 
     /* Guarded by lock. */
     pthread_mutex_t lock;
@@ -241,5 +244,9 @@ void release_rec(struct ws_router *r, struct rec *rc, struct rec **to);
 void dequeued(struct ws_router *r, uint64_t records);
 void drop_state(struct worker *w);
 void *worker_main(void *arg);
+
+/* An id applied by one partition that another partition of this
+ * instance remembers: counted once (router.c). Any worker. */
+void router_note_elsewhere(struct ws_router *r, const char *id, size_t n);
 
 #endif

@@ -187,12 +187,20 @@ int ws_batch_mark_set(ws_batch *b, const char *name, uint64_t v);
 int ws_store_mark_get(ws_store *s, int shard, const char *name,
                       uint64_t *v);
 
-/* Whether transaction id[0..n) is remembered by another shard this
- * process serves (*found 1): in a group, an id used on two partitions
- * (their shards' last commits; read transactions that end with the
- * batch). Returns 0 or a store error. */
-int ws_batch_seen_elsewhere(ws_batch *b, const char *id, size_t n,
-                            int *found);
+/* Whether transaction ids are remembered by shards this process serves
+ * other than `except` (in a group: an id used on two partitions), as of
+ * their last commits: begin, then ws_seen_probe_id for each id (*found 1:
+ * remembered; 0 or a store error), then end (its read transactions,
+ * opened at first use, are ended). */
+typedef struct ws_seen_probe {
+    ws_store *store;
+    int except;
+    uint64_t open;
+    struct MDB_txn *txn[64];
+} ws_seen_probe;
+void ws_seen_probe_begin(ws_seen_probe *p, ws_store *s, int except);
+int ws_seen_probe_id(ws_seen_probe *p, const char *id, size_t n, int *found);
+void ws_seen_probe_end(ws_seen_probe *p);
 
 /* The shards this process serves, bit k for shard k (all of them, unless
  * set: a group's instance serves those of its partitions). Views read
@@ -449,6 +457,8 @@ int ws_store_view(ws_store *s, ws_view **out);
 void ws_view_end(ws_view *v);
 
 int ws_view_shards(const ws_view *v);
+/* The shards the view reads (bit k: shard k): those owned when it began. */
+uint64_t ws_view_owned(const ws_view *v);
 
 int ws_view_wallet(ws_view *v, const char *id, size_t n, ws_wallet *w);
 

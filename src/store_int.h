@@ -140,10 +140,6 @@ struct ws_batch {
      * value length (JOURNAL_DELETED: a deletion), value. */
     unsigned char *jbuf;
     size_t jlen, jcap, jcount;
-    /* Read transactions on the other owned shards, opened by
-     * ws_batch_seen_elsewhere and ended with the batch. */
-    MDB_txn *elsewhere[WS_SHARDS_MAX];
-    uint64_t elsewhere_open;
 };
 #define JOURNAL_DELETED 0xffffffffu
 

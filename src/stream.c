@@ -147,6 +147,11 @@ struct loop {
     char source_err[WS_SOURCE_ERR_MAX];
     char group_err[WS_SOURCE_ERR_MAX];  /* a given partition not read */
     int restoring;                      /* the partition being restored */
+    /* Producers of partitions given up while a worker may still use them
+     * (the router failed before they were idle): closed once the router
+     * is reset. */
+    ws_producer *retired[WS_SHARDS_MAX];
+    int nretired;
 };
 
 static void publish_status(struct loop *l)
@@ -350,15 +355,27 @@ fail:
     return -1;
 }
 
-/* Partition p is no longer this instance's. */
-static void group_release(struct loop *l, int p)
+/* Partition p is no longer this instance's. Its producer is closed now
+ * when the workers are idle (idle), else once the router is reset. */
+static void group_release(struct loop *l, int p, int idle)
 {
     ws_store_set_owned(l->o->store, ws_store_owned(l->o->store) &
                                         ~((uint64_t)1 << p));
-    ws_producer_close(l->sh.producer[p]);   /* aborts an open transaction */
+    if (idle) {
+        ws_producer_close(l->sh.producer[p]);   /* aborts its transaction */
+        if (l->sh.changelog[p])
+            ws_changelog_reset(l->sh.changelog[p]);
+    } else if (l->sh.producer[p]) {
+        l->retired[l->nretired++] = l->sh.producer[p];
+    }
     l->sh.producer[p] = NULL;
-    if (l->sh.changelog[p])
-        ws_changelog_reset(l->sh.changelog[p]);
+}
+
+/* The router was reset (every worker idle): the retired producers go. */
+static void group_close_retired(struct loop *l)
+{
+    while (l->nretired > 0)
+        ws_producer_close(l->retired[--l->nretired]);
 }
 
 /* The group takes partitions: what was given for them is committed
@@ -367,13 +384,15 @@ static void group_release(struct loop *l, int p)
 static void group_revoked(void *arg, const int *parts, int n, int lost)
 {
     struct loop *l = arg;
-    int i;
+    int i, idle;
 
     (void)lost;
-    ws_router_quiesce(l->router);
+    /* Failed (a fenced commit): some workers may still be at work; the
+     * loop recovers next, and their producers are closed then. */
+    idle = ws_router_quiesce(l->router) == 0;
     for (i = 0; i < n; i++)
         if (parts[i] >= 0 && parts[i] < l->sh.shards)
-            group_release(l, parts[i]);
+            group_release(l, parts[i], idle);
 }
 
 /* After a failed batch: the other partitions' open transactions go with
@@ -383,11 +402,14 @@ static void group_after_failure(struct loop *l)
 {
     int k;
 
+    group_close_retired(l);
     for (k = 0; k < l->sh.shards; k++) {
+        if (l->sh.changelog[k] && !l->sh.producer[k])
+            ws_changelog_reset(l->sh.changelog[k]);
         if (!l->sh.producer[k])
             continue;
         if (ws_producer_fenced(l->sh.producer[k])) {
-            group_release(l, k);
+            group_release(l, k, 1);
             ws_source_drop(l->o->source, k);
         } else {
             ws_producer_abort(l->sh.producer[k]);
@@ -776,6 +798,7 @@ int ws_stream_run(const ws_stream_opts *o)
     ws_source_group_hooks(o->source, NULL);
     update_lag(&l);
     ws_router_stop(l.router);
+    group_close_retired(&l);
     shared_close(&l.sh);
     return WS_OK;
 }

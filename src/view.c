@@ -68,6 +68,17 @@ int ws_view_shards(const ws_view *v)
     return v->store->nshards;
 }
 
+uint64_t ws_view_owned(const ws_view *v)
+{
+    uint64_t mask = 0;
+    int k;
+
+    for (k = 0; k < v->store->nshards && k < 64; k++)
+        if (v->txn[k])
+            mask |= (uint64_t)1 << k;
+    return mask;
+}
+
 int ws_view_wallet(ws_view *v, const char *id, size_t n, ws_wallet *w)
 {
     int k = ws_store_shard_of(v->store, id, n);

@@ -119,6 +119,27 @@ void drop_state(struct worker *w)
     pending_clear(w);
 }
 
+/* A group's partition, after its commit: the ids it applied that another
+ * partition of this instance remembers (transaction_id is unique per
+ * partition in a group: docs/DECISIONS.md). Checked after the commit, so
+ * that of two batches committing at once the later one sees the other;
+ * the router counts each id once. */
+static void count_elsewhere(struct worker *w, const struct resolution *res)
+{
+    ws_seen_probe probe;
+    int found;
+
+    if (__builtin_popcountll(ws_store_owned(w->r->o.store)) < 2)
+        return;
+    ws_seen_probe_begin(&probe, w->r->o.store, w->shard);
+    for (; res; res = res->next)
+        if (res->applied &&
+            ws_seen_probe_id(&probe, res->id.p, res->id.n, &found) == WS_OK &&
+            found)
+            router_note_elsewhere(w->r, res->id.p, res->id.n);
+    ws_seen_probe_end(&probe);
+}
+
 /* Commits the open batch (or stores the marks' offsets alone), then
  * sends the batch's resolutions. Returns 0 or an error (the router has
  * failed then). */
@@ -209,6 +230,8 @@ static int commit(struct worker *w)
     /* Committed: the batch's claims are resolved. */
     res = w->res_head;
     w->res_head = w->res_tail = NULL;
+    if (r->o.by_partition)
+        count_elsewhere(w, res);
     for (; res; res = next) {
         struct worker *t;
         /* The id's shard (a group's: the record's own partition). */
@@ -251,20 +274,6 @@ static void prefetch(struct worker *w, struct item *it, int entries)
         ws_engine_prefetch(w->batch, &rec_of_apply(it)->res.txn, entries);
 }
 
-/* A group's partition: an id new here, applied, that another partition
- * of this instance remembers is counted (transaction_id is unique per
- * partition in a group: docs/DECISIONS.md). */
-static int count_elsewhere(struct worker *w, const struct rec *rc)
-{
-    int found = 0, e;
-
-    e = ws_batch_seen_elsewhere(w->batch, rc->res.txn.tx_id,
-                                rc->res.txn.tx_id_len, &found);
-    if (e == WS_OK && found)
-        atomic_fetch_add(&w->r->ids_elsewhere, 1);
-    return e;
-}
-
 /* Applies one record of this shard whose claim is decided (taken off the
  * head of the items). */
 static int apply(struct worker *w, struct rec *rc)
@@ -303,9 +312,7 @@ static int apply(struct worker *w, struct rec *rc)
                                            rc->res.txn.tx_id_len, rc->fp,
                                            NULL)))
                     return e;
-                if (rc->res.outcome == WS_APPLIED && r->o.by_partition &&
-                    (e = count_elsewhere(w, rc)) != WS_OK)
-                    return e;
+
             }
             if ((e = to_resolve(w, rc, rc->gen)) != WS_OK)
                 return e;

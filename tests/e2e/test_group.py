@@ -145,6 +145,23 @@ class Group:
             lag = r.metrics().by_label("walletstream_consumer_lag", "partition")
             if sorted(int(p) for p in lag) != sorted(owned) or any(lag.values()):
                 diffs.append("%s: lag %s for its partitions %s (0 for each, no other)" % (name, lag, owned))
+        if diffs:
+            import collections
+            kinds = collections.Counter(d.split("/")[1].split(":")[0] if d.startswith("GET /") else d[:40]
+                                        for d in diffs)
+            wslib.log("differences by route: %s" % dict(kinds))
+            wslib.log("first non-top differences: %s" % [d for d in diffs if "top_credits" not in d][:6])
+            import os
+            os.makedirs("/tmp/grpdebug", exist_ok=True)
+            for name, r in self.live.items():
+                with open("/tmp/grpdebug/%s.log" % name, "w") as f:
+                    f.write(r.all_logs())
+            for name, r in self.live.items():
+                try:
+                    wslib.log("%s: /status group %s, partitions %s" % (
+                        name, self.status(r).get("group"), self.status(r).get("partitions_owned")))
+                except (OSError, Fail) as e:
+                    wslib.log("%s: /status: %s" % (name, e))
         wslib.check_no_diffs(diffs, "%d records of %s through %d instances" % (len(records), self.topic,
                                                                               len(self.live)))
         return model
