@@ -121,7 +121,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts,
                          void *opaque);
 
-static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err)
+int ws_kafka_conf_set(rd_kafka_conf_t *conf, const char *k, const char *v,
+                      char *err)
 {
     char errstr[256];
 
@@ -158,29 +159,33 @@ int ws_source_open(const ws_kafka_opts *opts, ws_source **out, char *err)
             e = WS_ERR_USAGE;
             goto fail;
         }
-    if ((e = set(conf, "bootstrap.servers", opts->brokers, err)) ||
-        (e = set(conf, "group.id", opts->group, err)) ||
+    if ((e = ws_kafka_conf_set(conf, "bootstrap.servers",
+                               opts->brokers, err)) ||
+        (e = ws_kafka_conf_set(conf, "group.id", opts->group, err)) ||
         /* Offsets come from the store; the group only mirrors them. */
-        (e = set(conf, "enable.auto.commit", "false", err)) ||
-        (e = set(conf, "enable.auto.offset.store", "false", err)) ||
+        (e = ws_kafka_conf_set(conf, "enable.auto.commit", "false", err)) ||
+        (e = ws_kafka_conf_set(conf, "enable.auto.offset.store",
+                               "false", err)) ||
         /* A position the log no longer holds (retention, the embedded
          * broker's 5 MiB per partition, a recreated topic) comes back as
          * an error, never as a silent jump: the stream assigns the
          * partitions again, and assign() logs and counts the records
          * lost before reading on, or refuses a replaced log. */
-        (e = set(conf, "auto.offset.reset", "error", err)) ||
-        (e = set(conf, "enable.partition.eof", "false", err)) ||
-        (e = set(conf, "client.id",
+        (e = ws_kafka_conf_set(conf, "auto.offset.reset", "error", err)) ||
+        (e = ws_kafka_conf_set(conf, "enable.partition.eof", "false", err)) ||
+        (e = ws_kafka_conf_set(conf, "client.id",
                  opts->client_id ? opts->client_id : "walletstream", err)))
         goto fail;
     /* A group's member: static (a restart within the session timeout
      * moves nothing), cooperative (a rebalance takes only what moves),
      * and it sees only committed transactions (the repartitioner's). */
     if (opts->group_mode &&
-        ((e = set(conf, "group.instance.id", opts->instance_id, err)) ||
-         (e = set(conf, "partition.assignment.strategy",
-                  "cooperative-sticky", err)) ||
-         (e = set(conf, "isolation.level", "read_committed", err)) ||
+        ((e = ws_kafka_conf_set(conf, "group.instance.id",
+                                opts->instance_id, err)) ||
+         (e = ws_kafka_conf_set(conf, "partition.assignment.strategy",
+                                "cooperative-sticky", err)) ||
+         (e = ws_kafka_conf_set(conf, "isolation.level",
+                                "read_committed", err)) ||
          (e = ws_kafka_conf_session(conf, opts, err))))
         goto fail;
     if ((e = ws_kafka_conf_props(conf, opts, err)))

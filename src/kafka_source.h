@@ -44,6 +44,11 @@ typedef struct ws_kafka_opts {
     unsigned session_timeout_ms;    /* 0: librdkafka's default */
 } ws_kafka_opts;
 
+/* One librdkafka property: 0, or WS_ERR_USAGE with "key: reason" in
+ * err[0..WS_SOURCE_ERR_MAX). */
+int ws_kafka_conf_set(rd_kafka_conf_t *conf, const char *k, const char *v,
+                      char *err);
+
 /* A group member's session settings (session.timeout.ms and a heartbeat
  * a third of it) into conf: 0 or WS_ERR_USAGE with the reason in err. */
 int ws_kafka_conf_session(rd_kafka_conf_t *conf, const ws_kafka_opts *opts,

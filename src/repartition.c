@@ -38,19 +38,6 @@ struct ws_repartition {
     int64_t next[WS_SOURCE_MAX_PARTITIONS];   /* after the open txn's */
 };
 
-static int set(rd_kafka_conf_t *conf, const char *k, const char *v,
-               char *err)
-{
-    char errstr[256];
-
-    if (rd_kafka_conf_set(conf, k, v, errstr, sizeof errstr) !=
-        RD_KAFKA_CONF_OK) {
-        snprintf(err, WS_SOURCE_ERR_MAX, "%s: %s", k, errstr);
-        return WS_ERR_USAGE;
-    }
-    return WS_OK;
-}
-
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts,
                          void *opaque)
@@ -81,17 +68,21 @@ static int open_consumer(ws_repartition *r, char *err)
 
     if (!conf)
         return WS_ERR_NOMEM;
-    if ((e = set(conf, "bootstrap.servers", r->in.brokers, err)) ||
-        (e = set(conf, "group.id", r->group, err)) ||
-        (e = set(conf, "group.instance.id", r->instance, err)) ||
-        (e = set(conf, "partition.assignment.strategy", "cooperative-sticky",
-                 err)) ||
-        (e = set(conf, "enable.auto.commit", "false", err)) ||
-        (e = set(conf, "enable.auto.offset.store", "false", err)) ||
+    if ((e = ws_kafka_conf_set(conf, "bootstrap.servers",
+                               r->in.brokers, err)) ||
+        (e = ws_kafka_conf_set(conf, "group.id", r->group, err)) ||
+        (e = ws_kafka_conf_set(conf, "group.instance.id", r->instance, err)) ||
+        (e = ws_kafka_conf_set(conf, "partition.assignment.strategy",
+                               "cooperative-sticky", err)) ||
+        (e = ws_kafka_conf_set(conf, "enable.auto.commit", "false", err)) ||
+        (e = ws_kafka_conf_set(conf, "enable.auto.offset.store",
+                               "false", err)) ||
         /* A new group reads the topic from its start: every record. */
-        (e = set(conf, "auto.offset.reset", "earliest", err)) ||
-        (e = set(conf, "isolation.level", "read_committed", err)) ||
-        (e = set(conf, "client.id", "walletstream-repartition", err)) ||
+        (e = ws_kafka_conf_set(conf, "auto.offset.reset", "earliest", err)) ||
+        (e = ws_kafka_conf_set(conf, "isolation.level",
+                               "read_committed", err)) ||
+        (e = ws_kafka_conf_set(conf, "client.id",
+                               "walletstream-repartition", err)) ||
         (e = ws_kafka_conf_session(conf, &r->in, err)) ||
         (e = ws_kafka_conf_props(conf, &r->in, err))) {
         rd_kafka_conf_destroy(conf);

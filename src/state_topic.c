@@ -124,19 +124,6 @@ int ws_state_apply(ws_batch *b, const rd_kafka_message_t *m, char *why)
     return e;
 }
 
-static int set(rd_kafka_conf_t *conf, const char *k, const char *v,
-               char *why)
-{
-    char errstr[256];
-
-    if (rd_kafka_conf_set(conf, k, v, errstr, sizeof errstr) !=
-        RD_KAFKA_CONF_OK) {
-        snprintf(why, WS_SOURCE_ERR_MAX, "%s: %s", k, errstr);
-        return WS_ERR_USAGE;
-    }
-    return WS_OK;
-}
-
 rd_kafka_t *ws_state_reader(const ws_kafka_opts *opts, int eof, char *why)
 {
     char errstr[512], group[600];
@@ -144,13 +131,15 @@ rd_kafka_t *ws_state_reader(const ws_kafka_opts *opts, int eof, char *why)
     rd_kafka_t *rk;
 
     snprintf(group, sizeof group, "%s.restore", opts->group);
-    if (!conf || set(conf, "bootstrap.servers", opts->brokers, why) ||
-        set(conf, "group.id", group, why) ||
-        set(conf, "enable.auto.commit", "false", why) ||
-        set(conf, "isolation.level", "read_committed", why) ||
-        set(conf, "enable.partition.eof", eof ? "true" : "false", why) ||
-        set(conf, "auto.offset.reset", "error", why) ||
-        set(conf, "client.id", "walletstream-restore", why) ||
+    if (!conf || ws_kafka_conf_set(conf, "bootstrap.servers",
+                                   opts->brokers, why) ||
+        ws_kafka_conf_set(conf, "group.id", group, why) ||
+        ws_kafka_conf_set(conf, "enable.auto.commit", "false", why) ||
+        ws_kafka_conf_set(conf, "isolation.level", "read_committed", why) ||
+        ws_kafka_conf_set(conf, "enable.partition.eof",
+                          eof ? "true" : "false", why) ||
+        ws_kafka_conf_set(conf, "auto.offset.reset", "error", why) ||
+        ws_kafka_conf_set(conf, "client.id", "walletstream-restore", why) ||
         ws_kafka_conf_props(conf, opts, why)) {
         if (conf)
             rd_kafka_conf_destroy(conf);

@@ -151,11 +151,9 @@ class Group:
                                         for d in diffs)
             wslib.log("differences by route: %s" % dict(kinds))
             wslib.log("first non-top differences: %s" % [d for d in diffs if "top_credits" not in d][:6])
-            import os
-            os.makedirs("/tmp/grpdebug", exist_ok=True)
             for name, r in self.live.items():
-                with open("/tmp/grpdebug/%s.log" % name, "w") as f:
-                    f.write(r.all_logs())
+                tail = [line for line in r.stderr().splitlines() if "CONFWARN" not in line][-12:]
+                wslib.log("%s's last log lines:\n    %s" % (name, "\n    ".join(tail)))
             for name, r in self.live.items():
                 try:
                     wslib.log("%s: /status group %s, partitions %s" % (
@@ -216,6 +214,33 @@ def _setup(name):
     return k, topic
 
 
+class Load:
+    """Three instances of a group `g_<name>` on topic `grp_<name>`, then
+    EVENTS generated events (seed) produced in CHUNKS parts, PAUSE s
+    apart; returns once a quarter is produced and some of it counted.
+    `first`: more options for the first instance."""
+
+    def __init__(self, name, seed, first=(), others=()):
+        k, self.topic = _setup(name)
+        self.bootstrap = k.bootstrap
+        self.g = Group(k.bootstrap, self.topic, "g_" + name)
+        self.g.add("a", extra_args=list(first) + list(others))
+        for n in ("b", "c"):
+            self.g.add(n, extra_args=others)
+        self.g.wait_all_served(60, "three instances")
+        self.recs = wslib.crash_events(seed, EVENTS, max_big=5)
+        self.errors, self.done = [], [0]
+        self.thread = _producer(k.bootstrap, self.topic, self.recs, CHUNKS, self.errors, self.done)
+        _wait_quarter(self.g, self.recs, self.errors, self.done)
+
+    def finish(self):
+        """Waits for the load to end; the topic's records (all there)."""
+        _wait_produced(self.thread, self.errors)
+        records = wslib.kcat_consume(self.bootstrap, self.topic)
+        check_eq(len(self.recs), len(records), "records in the topic")
+        return records
+
+
 def _wait_quarter(g, recs, errors, done):
     """Until a quarter of recs is produced and some of it counted: the
     instances are busy, and most records are still to come."""
@@ -255,15 +280,8 @@ def three_instances_give_the_reference_figures_from_any_instance():
 
 @test
 def kill_9_of_an_instance_under_load_moves_its_partitions_exactly():
-    k, topic = _setup("kill")
-    g = Group(k.bootstrap, topic, "g_kill")
-    for name in ("a", "b", "c"):
-        g.add(name)
-    g.wait_all_served(60, "three instances")
-    recs = wslib.crash_events(16002, EVENTS, max_big=5)
-    errors, done = [], [0]
-    t = _producer(k.bootstrap, topic, recs, CHUNKS, errors, done)
-    _wait_quarter(g, recs, errors, done)
+    load = Load("kill", 16002)
+    g, done = load.g, load.done
     victim = g.live.pop("b")
     before = g.owned()
     t_kill = time.monotonic()
@@ -272,10 +290,7 @@ def kill_9_of_an_instance_under_load_moves_its_partitions_exactly():
     wslib.log("kill -9 of b (%d produced): every partition served again by a and c after %.1f s "
               "(session timeout %.0f s); owners before %s, after %s" % (
                   done[0], time.monotonic() - t_kill, SESSION_MS / 1000, before, g.owned()))
-    _wait_produced(t, errors)
-    records = wslib.kcat_consume(k.bootstrap, topic)
-    check_eq(len(recs), len(records), "records in the topic")
-    g.check_exact(records, rng=wslib.crash_rng())
+    g.check_exact(load.finish(), rng=wslib.crash_rng())
     restored = sum(r.metrics().get("walletstream_restored_records_total") or 0 for r in g.live.values())
     check(restored > 0, "the survivors restored records from the state topic")
     wslib.log("survivors restored %d state records; %.1f s from kill to all served" % (restored, took))
@@ -284,39 +299,22 @@ def kill_9_of_an_instance_under_load_moves_its_partitions_exactly():
 
 @test
 def a_fourth_instance_joins_under_load_and_takes_partitions_exactly():
-    k, topic = _setup("join")
-    g = Group(k.bootstrap, topic, "g_join")
-    for name in ("a", "b", "c"):
-        g.add(name)
-    g.wait_all_served(60, "three instances")
-    recs = wslib.crash_events(16003, EVENTS, max_big=5)
-    errors, done = [], [0]
-    t = _producer(k.bootstrap, topic, recs, CHUNKS, errors, done)
-    _wait_quarter(g, recs, errors, done)
+    load = Load("join", 16003)
+    g, done = load.g, load.done
     d = g.add("d")
     wslib.wait_until(lambda: g.status(d).get("partitions_owned"), 60, "the fourth instance given partitions")
     took = g.wait_all_served(60, "after the fourth joined")
     wslib.log("d joined (%d produced): owners %s (settled %.1f s after d was ready)" % (done[0], g.owned(), took))
-    _wait_produced(t, errors)
-    records = wslib.kcat_consume(k.bootstrap, topic)
-    g.check_exact(records, rng=wslib.crash_rng())
+    g.check_exact(load.finish(), rng=wslib.crash_rng())
     g.stop_all()
 
 
 @test
 def a_paused_owner_resumed_late_commits_nothing_over_the_new_owners():
-    k, topic = _setup("pause")
-    g = Group(k.bootstrap, topic, "g_pause")
     # a's batches stay open 2 s while records come: paused, it holds one
     # that it tries to commit when it resumes.
-    g.add("a", extra_args=["--batch-linger", "2000"])
-    for name in ("b", "c"):
-        g.add(name)
-    g.wait_all_served(60, "three instances")
-    recs = wslib.crash_events(16004, EVENTS, max_big=5)
-    errors, done = [], [0]
-    t = _producer(k.bootstrap, topic, recs, CHUNKS, errors, done)
-    _wait_quarter(g, recs, errors, done)
+    load = Load("pause", 16004, first=["--batch-linger", "2000"])
+    g, k, topic = load.g, load, load.topic
     paused = g.live.pop("a")
     paused_parts = g.status(paused)["partitions_owned"]
     paused.proc.send_signal(signal.SIGSTOP)
@@ -327,8 +325,7 @@ def a_paused_owner_resumed_late_commits_nothing_over_the_new_owners():
     finally:
         paused.proc.send_signal(signal.SIGCONT)
     g.live["a"] = paused
-    _wait_produced(t, errors)
-    records = wslib.kcat_consume(k.bootstrap, topic)
+    records = load.finish()
     g.wait_all_served(SESSION_MS / 1000 + 60, "a back")
     g.check_exact(records, rng=wslib.crash_rng())
     log = paused.output()
@@ -364,23 +361,14 @@ def standby_copies_make_a_moved_partition_restore_only_what_it_lacks():
     partition the survivors take restores from their copy's position (a
     few records, not the partition's state), and the figures stay
     exact."""
-    k, topic = _setup("standby")
-    g = Group(k.bootstrap, topic, "g_standby")
-    for name in ("a", "b", "c"):
-        g.add(name, extra_args=["--standby-replicas", "2"])
-    g.wait_all_served(60, "three instances")
-    recs = wslib.crash_events(16005, EVENTS, max_big=5)
-    errors, done = [], [0]
-    t = _producer(k.bootstrap, topic, recs, CHUNKS, errors, done)
-    _wait_quarter(g, recs, errors, done)
+    load = Load("standby", 16005, others=["--standby-replicas", "2"])
+    g = load.g
     victim = g.live.pop("b")
     moved = [int(p.text) for p in g.status(victim)["partitions_owned"]]
     marks = {n: len(r.stderr()) for n, r in g.live.items()}
     check_eq(-9, victim.kill9(), "exit status of the killed instance")
     took = g.wait_all_served(SESSION_MS / 1000 + 60, "after kill -9")
-    _wait_produced(t, errors)
-    records = wslib.kcat_consume(k.bootstrap, topic)
-    g.check_exact(records, rng=wslib.crash_rng())
+    g.check_exact(load.finish(), rng=wslib.crash_rng())
     lines = [line for n, r in g.live.items() for line in r.stderr()[marks[n]:].splitlines()
              if "restored from" in line and any("partition %d restored" % p in line for p in moved)]
     check(len(lines) >= len(moved), "a restore of each moved partition %s: %s" % (moved, lines))
