@@ -38,6 +38,38 @@ struct ws_repartition {
     int64_t next[WS_SOURCE_MAX_PARTITIONS];   /* after the open txn's */
 };
 
+/* Partitions given whose committed offset lies below the log's start:
+ * records deleted (retention) before they were repartitioned. Reading
+ * goes on from the log's start (auto.offset.reset=earliest); the loss is
+ * logged, never silent. */
+static void warn_deleted(rd_kafka_t *rk,
+                         const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *c =
+        rd_kafka_topic_partition_list_copy(parts);
+    int i;
+
+    if (!c)
+        return;
+    if (rd_kafka_committed(rk, c, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        for (i = 0; i < c->cnt; i++) {
+            rd_kafka_topic_partition_t *tp = &c->elems[i];
+            int64_t lo = -1, hi = -1;
+
+            if (tp->offset >= 0 &&
+                rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition,
+                                                 &lo, &hi, 5000) == 0 &&
+                tp->offset < lo)
+                ws_log(WS_LOG_ERROR, "repartition", "%s [%d]: records %lld "
+                       "to %lld (%lld) were deleted from the log before they "
+                       "were repartitioned; reading on from offset %lld",
+                       tp->topic, (int)tp->partition, (long long)tp->offset,
+                       (long long)lo - 1, (long long)(lo - tp->offset),
+                       (long long)lo);
+        }
+    rd_kafka_topic_partition_list_destroy(c);
+}
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts,
                          void *opaque)
@@ -47,9 +79,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     (void)opaque;
     /* Where to read comes from the group's committed offsets (committed
      * with the records, in the transactions). */
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        warn_deleted(rk, parts);
         error = rd_kafka_incremental_assign(rk, parts);
-    else
+    } else
         error = rd_kafka_incremental_unassign(rk, parts);
     if (error) {
         ws_log(WS_LOG_ERROR, "repartition", "rebalance: %s",
