@@ -77,7 +77,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     PROPERTY(ws_store_set_history(api.store, WS_HISTORY_ALL) == WS_OK);
     dir[strlen(dir) - 5] = '\0';
     files[0] = input;
-    PROPERTY(ws_replay_files(api.store, dlq, files, 1, 100, &t) == WS_OK);
+    PROPERTY(ws_replay_files(api.store, dlq, files, 1, 100, 0, &t) == WS_OK);
     PROPERTY(t.outcome[WS_APPLIED] == 3);
     PROPERTY(ws_decoder_new(&dec) == WS_OK);
     atexit(cleanup);

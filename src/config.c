@@ -140,9 +140,11 @@ static const struct option options[] = {
      "is refused until `walletstream reshard --workers N` rewrites it"},
     {"batch-max", "N", K_COUNT, AT(batch_max), "100000",
      WS_CMD_RUN | WS_CMD_REPLAY, "records per committed batch at most"},
-    {"batch-linger", "MS", K_COUNT, AT(batch_linger_ms), "5", WS_CMD_RUN,
+    {"batch-linger", "MS", K_COUNT, AT(batch_linger_ms), "5",
+     WS_CMD_RUN | WS_CMD_REPLAY,
      "milliseconds a batch may wait for more records before it commits "
-     "(under a backlog up to 3x the last commit, at most 1 s)"},
+     "(run: under a backlog up to 3x the last commit, at most 1 s; "
+     "replay: when not given, 1000)"},
     {"max-state-size", "BYTES", K_BYTES, AT(max_state_size), "64G",
      WS_CMD_RUN | WS_CMD_REPLAY,
      "largest size the state may grow to, split evenly between its "

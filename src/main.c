@@ -109,7 +109,9 @@ static int cmd_replay(const ws_config *c, int npos, char **pos)
         return e == WS_ERR_USAGE ? EXIT_USAGE : 1;
     }
     snprintf(path, sizeof path, "%s/dead-letters.jsonl", c->data_dir);
-    e = ws_replay_files(s, path, pos, npos, c->batch_max, &t);
+    e = ws_replay_files(s, path, pos, npos, c->batch_max,
+                        ws_config_given(c, "batch-linger") ? c->batch_linger_ms
+                                                           : 0, &t);
     if (e == WS_OK && ws_store_sync(s) != WS_OK) {
         fprintf(stderr, "walletstream replay: cannot sync the state to "
                 "disk\n");

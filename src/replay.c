@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +30,6 @@
 #include "router.h"
 #include "utf8.h"
 
-/* A shard's batch commits at least this often while lines arrive. */
-#define REPLAY_LINGER_MS 1000
 
 struct replay {
     ws_router *router;
@@ -247,7 +246,7 @@ static int all_seekable(char *const *files, int nfiles)
 
 int ws_replay_files(ws_store *s, const char *dead_letters_path,
                     char *const *files, int nfiles, uint64_t batch_max,
-                    ws_replay_totals *totals)
+                    uint64_t linger_ms, ws_replay_totals *totals)
 {
     static const ws_router_hooks hooks0 = {
         NULL, hook_dead_letter, hook_note, hook_before_commit,
@@ -281,7 +280,8 @@ int ws_replay_files(ws_store *s, const char *dead_letters_path,
     o.store = s;
     o.hooks = &hooks;
     o.batch_max = batch_max;
-    o.batch_linger_ms = REPLAY_LINGER_MS;
+    o.batch_linger_ms = linger_ms == 0 ? WS_REPLAY_LINGER_MS
+                        : linger_ms > UINT_MAX ? UINT_MAX : (unsigned)linger_ms;
     if ((e = ws_router_start(&o, &r->router)) != WS_OK)
         ws_log(WS_LOG_ERROR, "replay", "cannot start the workers: %s",
                ws_strerror(e));

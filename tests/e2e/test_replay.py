@@ -221,7 +221,10 @@ def serve_never_sees_half_a_batch():
     ddir = wslib.data_dir()
     wslib.replay_ok(ddir, [_file("init.jsonl", [event("p0", "pair", "pp", "credit", "0.00")])])
     with wslib.Server(ddir) as srv:
-        proc = wslib.spawn([wslib.require_binary(), "replay", "--data-dir", ddir, "--batch-max", "1000", path],
+        # Batches of exactly 1000 lines: never committed on time (a busy
+        # machine can stall the reader past the default linger, 1 s).
+        proc = wslib.spawn([wslib.require_binary(), "replay", "--data-dir", ddir, "--batch-max", "1000",
+                            "--batch-linger", "3600000", path],
                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         seen, bad = set(), []
         while True:
