@@ -165,51 +165,19 @@ static int wallet_elsewhere(const ws_api *api, const char *path,
     return 0;
 }
 
-/* Top lists gathered from this instance's partitions and the others'. */
-struct group_tops {
-    ws_top t[16];
-    unsigned n;
-    int full;
-};
-
-static int group_tops_add(const ws_top *t, void *arg)
-{
-    struct group_tops *g = arg;
-    unsigned i, j;
-
-    for (i = 0; i < g->n && memcmp(g->t[i].currency, t->currency, 3); i++)
-        ;
-    if (i == g->n) {
-        if (g->n == sizeof g->t / sizeof g->t[0]) {
-            g->full = 1;
-            return 1;
-        }
-        while (i > 0 && memcmp(g->t[i - 1].currency, t->currency, 3) > 0) {
-            g->t[i] = g->t[i - 1];
-            i--;
-        }
-        g->n++;
-        memset(&g->t[i], 0, sizeof g->t[i]);
-        memcpy(g->t[i].currency, t->currency, 3);
-    }
-    for (j = 0; j < t->n; j++)
-        ws_top_insert(&g->t[i], &t->e[j]);
-    return 0;
-}
-
 /* /internal/tops/{product}: "partitions MASK SEEN" (the partitions this
  * instance answers for, in hex; SEEN 1 when one saw the product), then
  * its merged lists, one line each, "CUR HEX" (ws_top_pack). */
 static void tops_part(ws_view *v, const char *id, size_t n, ws_reply *r)
 {
-    struct group_tops *g = calloc(1, sizeof *g);
+    ws_top_set *g = calloc(1, sizeof *g);
     unsigned char raw[WS_TOP_PACKED_MAX];
     unsigned i;
     size_t k, len;
     int e = g ? ws_view_product(v, id, n) : WS_ERR_NOMEM, seen = e == WS_OK;
 
     if (e == WS_OK)
-        e = ws_view_tops(v, id, n, group_tops_add, g);
+        e = ws_view_tops(v, id, n, ws_top_set_add, g);
     if (e != WS_OK && e != WS_ERR_NOT_FOUND)
         reply_error(r, 500, "store_error");
     else if (g->full)
@@ -276,7 +244,7 @@ static void top_credits(const ws_api *api, ws_view *v, const char *id,
     const char *currency_raw = q->currency;
     char cur[3];
     ws_tops_writer walk;
-    struct group_tops *g = NULL;
+    ws_top_set *g = NULL;
     unsigned i;
     int e;
 
@@ -315,10 +283,10 @@ static void top_credits(const ws_api *api, ws_view *v, const char *id,
                            : ((uint64_t)1 << ws_view_shards(v)) - 1;
 
         if (e == WS_OK)
-            e = ws_view_tops(v, id, n, group_tops_add, g);
+            e = ws_view_tops(v, id, n, ws_top_set_add, g);
         peers = api->group->peer_tops(api->group->arg, raw_id,
                                       all & ~ws_view_owned(v),
-                                      group_tops_add, g);
+                                      ws_top_set_add, g);
         if (peers < 0) {
             /* An instance did not answer, or a partition is moving: no
              * answer rather than one without some partitions' credits. */

@@ -87,6 +87,17 @@ int ws_top_cmp(const ws_top_entry *a, const ws_top_entry *b);
  * returns 1 when t changed. */
 int ws_top_insert(ws_top *t, const ws_top_entry *e);
 
+/* The top lists of one product, by currency (ascending), merged from
+ * several sources (shards, a group's instances): ws_top_set_add is a
+ * ws_view_tops callback; full is set (and 1 returned) beyond 16
+ * currencies. Zero it before the first add. */
+typedef struct ws_top_set {
+    unsigned n;
+    ws_top t[16];
+    int full;
+} ws_top_set;
+int ws_top_set_add(const ws_top *t, void *set);
+
 /* A top list as bytes (as stored; its currency aside), at most
  * WS_TOP_PACKED_MAX, and back (0 or WS_ERR_CORRUPT): what a group's
  * instances send each other to merge their partitions' lists. */

@@ -107,18 +107,9 @@ int ws_view_product(ws_view *v, const char *id, size_t n)
 
 /* ------------------------------------------------------ merged top lists */
 
-/* The top lists of one product, by currency, gathered from shards. */
-struct tops_acc {
-    unsigned n;
-    ws_top t[16];       /* currencies of one product; more are merged
-                           in the last slot's place (never seen: a
-                           wallet has one currency, products few) */
-    int full;
-};
-
-static int tops_collect(const ws_top *t, void *arg)
+int ws_top_set_add(const ws_top *t, void *set)
 {
-    struct tops_acc *a = arg;
+    ws_top_set *a = set;
     unsigned i, j;
 
     for (i = 0; i < a->n; i++)
@@ -180,7 +171,7 @@ int tops_merged(ws_store *s, MDB_txn *const *txn, const char *product,
                 size_t n, int (*fn)(const ws_top *t, void *arg),
                 void *arg)
 {
-    struct tops_acc *a = calloc(1, sizeof *a);
+    ws_top_set *a = calloc(1, sizeof *a);
     unsigned i;
     int k, e = WS_OK;
 
@@ -189,7 +180,7 @@ int tops_merged(ws_store *s, MDB_txn *const *txn, const char *product,
     for (k = 0; k < s->nshards && e == WS_OK; k++)
         if (txn[k])
             e = tops_in(txn[k], s->sh[k].dbi[DB_TOP], product, n,
-                        tops_collect, a);
+                        ws_top_set_add, a);
     if (e == WS_OK && a->full)
         e = WS_ERR_CORRUPT;
     for (i = 0; i < a->n && e == WS_OK; i++)
