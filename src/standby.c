@@ -10,6 +10,10 @@
 
 #include "log.h"
 #include "state_topic.h"
+#include "timeutil.h"
+
+/* How often the copies to keep are computed from the members. */
+#define WANT_EVERY_MS 200
 
 struct ws_standby {
     const ws_kafka_opts *opts;
@@ -19,6 +23,8 @@ struct ws_standby {
     int replicas;
     rd_kafka_t *rk;
     uint64_t mask;              /* the copies being fed */
+    uint64_t want;              /* the copies to keep, as last computed */
+    int64_t want_ms;            /* when (ws_clock_ms) */
     int64_t next[64];           /* where each copy stops */
 };
 
@@ -112,11 +118,18 @@ static int reassign(ws_standby *s, uint64_t want, char *why)
 
 int ws_standby_step(ws_standby *s, int max, char *why)
 {
-    uint64_t want = ws_members_standby(s->members, s->self, s->replicas) &
-                    ~ws_store_owned(s->store);
+    uint64_t want;
     ws_batch *b[64] = {0};
     int n = 0, p, e = WS_OK;
 
+    /* Called between every two polls: the members' order is sorted again
+     * only every WANT_EVERY_MS (they change at a rebalance, seconds
+     * apart); the owned mask is always current. */
+    if (ws_clock_ms() - s->want_ms >= WANT_EVERY_MS) {
+        s->want = ws_members_standby(s->members, s->self, s->replicas);
+        s->want_ms = ws_clock_ms();
+    }
+    want = s->want & ~ws_store_owned(s->store);
     if (want != s->mask && (e = reassign(s, want, why)) != WS_OK) {
         s->mask = 0;    /* start over at the next step */
         return -1;
