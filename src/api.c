@@ -118,6 +118,26 @@ static int route_id(const char *raw, char *id, size_t *n)
 
 /* ---------------------------------------------------- a group's instance */
 
+/* An unsigned decimal (at most `max`) from a raw query value; 0 or -1. */
+static int query_uint(const char *raw, uint64_t max, uint64_t *out)
+{
+    char text[24];
+    size_t n, i;
+    uint64_t v = 0;
+
+    if (ws_api_percent_decode(raw, strlen(raw), text, sizeof text - 1, &n) ||
+        n == 0)
+        return -1;
+    for (i = 0; i < n; i++) {
+        if (text[i] < '0' || text[i] > '9' ||
+            v > (max - (uint64_t)(text[i] - '0')) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(text[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
 /* Whether the request is asked of this instance's partitions alone. */
 static int scope_local(const ws_query *q)
 {
@@ -139,6 +159,7 @@ static int wallet_elsewhere(const ws_api *api, const char *path,
                             ws_reply *out)
 {
     int shard = ws_store_shard_of(api->store, id, n);
+    unsigned wait_ms = 0;
     ws_buf target;
 
     if (!api->group || ws_store_owned(api->store) >> shard & 1)
@@ -152,8 +173,25 @@ static int wallet_elsewhere(const ws_api *api, const char *path,
     ws_buf_puts(&target, "?scope=local");
     target_arg(&target, "limit", q->limit);
     target_arg(&target, "before", q->before);
+    target_arg(&target, "min_offset", q->min_offset);
+    if (q->min_offset) {
+        /* The owner waits what is left of this request's wait. */
+        uint64_t wait = WS_API_WAIT_DEFAULT_MS;
+        int64_t left;
+
+        if (q->wait_ms && query_uint(q->wait_ms, WS_API_WAIT_MAX_MS, &wait)) {
+            reply_error(out, 400, "invalid_wait_ms");
+            ws_buf_free(&target);
+            return 0;
+        }
+        left = (int64_t)wait - (ws_clock_ms() - q->arrived_ms);
+        ws_buf_printf(&target, "&wait_ms=%lld",
+                      (long long)(left > 0 ? left : 0));
+        wait_ms = (unsigned)(left > 0 ? left : 0);
+    }
     if (target.oom ||
-        api->group->forward(api->group->arg, shard, target.p, out) != 0) {
+        api->group->forward(api->group->arg, shard, target.p, wait_ms,
+                            out) != 0) {
         reply_status(out, 503);
         ws_buf_reset(&out->body);
         ws_buf_printf(&out->body, "{\"error\":\"owner_unavailable\","
@@ -326,26 +364,6 @@ static void top_credits(const ws_api *api, ws_view *v, const char *id,
 #define STATEMENT_LIMIT_DEFAULT 20
 #define STATEMENT_LIMIT_MAX 1000
 
-/* An unsigned decimal (at most `max`) from a raw query value; 0 or -1. */
-static int query_uint(const char *raw, uint64_t max, uint64_t *out)
-{
-    char text[24];
-    size_t n, i;
-    uint64_t v = 0;
-
-    if (ws_api_percent_decode(raw, strlen(raw), text, sizeof text - 1, &n) ||
-        n == 0)
-        return -1;
-    for (i = 0; i < n; i++) {
-        if (text[i] < '0' || text[i] > '9' ||
-            v > (max - (uint64_t)(text[i] - '0')) / 10)
-            return -1;
-        v = v * 10 + (uint64_t)(text[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 /* The cursor of a statement page: the log position of the first line of
  * the next (older) page, in lower-case hex. Opaque to clients. */
 static int cursor_parse(const char *raw, uint64_t *pos)
@@ -491,38 +509,66 @@ static int parse_min_offset(const char *raw, struct want *w)
     return k;
 }
 
+/* Whether source is "<topic>/<partition>" of `topic` (NULL: of any
+ * topic); *p set. */
+static int source_of(const char *topic, const char *source, size_t n,
+                     int32_t *p)
+{
+    size_t topic_len;
+
+    return ws_source_split(source, n, &topic_len, p) == 0 &&
+           (!topic || (strlen(topic) == topic_len &&
+                       memcmp(topic, source, topic_len) == 0));
+}
+
 /* Finds the stored source of partition p ("<topic>/p"). */
 struct source_find {
+    const char *topic;      /* NULL: any */
     int32_t partition;
     char key[600];
     size_t n;
+    int64_t next;
 };
 
 static int source_find(const char *source, size_t n, int64_t next, void *arg)
 {
     struct source_find *f = arg;
-    size_t topic_len;
     int32_t p;
 
-    (void)next;
-    if (ws_source_split(source, n, &topic_len, &p) != 0 ||
-        p != f->partition || n >= sizeof f->key)
+    if (!source_of(f->topic, source, n, &p) || p != f->partition ||
+        n >= sizeof f->key)
         return 0;
     memcpy(f->key, source, n);
     f->n = n;
+    f->next = next;
     return 1;
 }
 
+/* The number of partitions of the topic min_offset names, 0: not known. */
+static int input_partitions(const ws_api *api)
+{
+    if (api->group)
+        return api->input_partitions;
+    return api->partitions ? api->partitions(api->partitions_arg) : 0;
+}
+
 /* The next offset of partition p that `shard` (-1: every shard) holds:
- * -1 when none is stored yet. */
-static int64_t held_next(ws_view *v, int shard, int32_t p)
+ * -1 when none is stored yet. In a group's instance, the input topic's
+ * offset past the newest of its records the wallet's shard applied
+ * (router.h, origin_key). */
+static int64_t held_next(const ws_api *api, ws_view *v, int shard, int32_t p)
 {
     struct source_find f;
     int64_t next;
     int e;
 
+    f.topic = api->group ? api->input_topic : NULL;
     f.partition = p;
     f.n = 0;
+    if (api->group)
+        return shard >= 0 &&
+               ws_view_each_shard_offset(v, shard, source_find, &f) == 1
+                   ? f.next : -1;
     if (ws_view_each_offset(v, source_find, &f) != 1)
         return -1;
     e = shard < 0 ? ws_view_offset(v, f.key, f.n, &next)
@@ -536,7 +582,7 @@ static int64_t held_next(ws_view *v, int shard, int32_t p)
 static int includes(const ws_api *api, ws_view *v, int shard,
                     const struct want *w, int nw, int64_t *held, int *bad)
 {
-    int parts = api->partitions ? api->partitions(api->partitions_arg) : 0;
+    int parts = input_partitions(api);
     int i, all = 1;
 
     for (i = 0; i < nw; i++) {
@@ -544,7 +590,7 @@ static int includes(const ws_api *api, ws_view *v, int shard,
             *bad = i;
             return -1;
         }
-        held[i] = held_next(v, shard, w[i].partition);
+        held[i] = held_next(api, v, shard, w[i].partition);
         if (held[i] <= w[i].offset)
             all = 0;
     }
@@ -563,8 +609,7 @@ static void reply_behind(const ws_api *api, ws_reply *r, int status,
     if (status == 409) {
         ws_buf_printf(&r->body, "{\"error\":\"partition_not_followed\","
                       "\"partition\":%d,\"partitions\":%d}",
-                      (int)w[bad].partition,
-                      api->partitions(api->partitions_arg));
+                      (int)w[bad].partition, input_partitions(api));
         return;
     }
     ws_buf_puts(&r->body, "{\"error\":\"not_yet_applied\",\"waited_ms\":");
@@ -582,15 +627,21 @@ static void reply_behind(const ws_api *api, ws_reply *r, int status,
     ws_buf_puts(&r->body, "}}");
 }
 
-/* The Walletstream-Offsets header of a view. */
+/* The Walletstream-Offsets header of a view: the sources of `topic`
+ * (NULL: every source). */
+struct header {
+    ws_buf *b;
+    const char *topic;
+};
+
 static int offsets_header(const char *source, size_t n, int64_t next,
                           void *arg)
 {
-    ws_buf *b = arg;
-    size_t topic_len;
+    struct header *h = arg;
+    ws_buf *b = h->b;
     int32_t p;
 
-    if (ws_source_split(source, n, &topic_len, &p) != 0 || next <= 0)
+    if (!source_of(h->topic, source, n, &p) || next <= 0)
         return 0;
     if (b->len)
         ws_buf_putc(b, ',');
@@ -785,6 +836,7 @@ static int view_for(const ws_api *api, const ws_query *q, enum route route,
     int64_t held[MIN_OFFSETS_MAX], waited;
     uint64_t wait = WS_API_WAIT_DEFAULT_MS;
     int nw = 0, bad = 0, in, shard;
+    struct header hdr;
 
     if (q->min_offset && takes_min_offset(route)) {
         if ((nw = parse_min_offset(q->min_offset, w)) < 0) {
@@ -801,8 +853,9 @@ static int view_for(const ws_api *api, const ws_query *q, enum route route,
         return -1;
     }
     in = 1;
+    shard = route == R_BALANCE || route == R_AVERAGE || route == R_STATEMENT
+                ? ws_store_shard_of(api->store, id, n) : -1;
     if (nw > 0) {
-        shard = route == R_TOP ? -1 : ws_store_shard_of(api->store, id, n);
         in = includes(api, *v, shard, w, nw, held, &bad);
         waited = ws_clock_ms() - q->arrived_ms;
         if (in == 0 && waited < (int64_t)wait) {
@@ -819,7 +872,14 @@ static int view_for(const ws_api *api, const ws_query *q, enum route route,
             reply_behind(api, out, in < 0 ? 409 : 504, w, nw, held, bad,
                          waited);
     }
-    if (ws_view_each_offset(*v, offsets_header, &out->offsets) != WS_OK ||
+    /* A group's instance: the wallet's shard's offsets of the input
+     * topic; none for a product (the answer is merged from the group). */
+    hdr.b = &out->offsets;
+    hdr.topic = api->group ? api->input_topic : NULL;
+    if ((api->group ? shard < 0 ||
+                          ws_view_each_shard_offset(*v, shard, offsets_header,
+                                                    &hdr) != WS_OK
+                    : ws_view_each_offset(*v, offsets_header, &hdr) != WS_OK) ||
         out->offsets.oom)
         ws_buf_reset(&out->offsets);
     if (in == 1)
@@ -919,10 +979,11 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
         }
         return;
     }
-    if (api->group && q->min_offset && takes_min_offset(route)) {
-        /* Offsets of the input topic name no instance here (its records
-         * are repartitioned): not supported yet (docs/DECISIONS.md). */
-        reply_error(out, 400, "min_offset_not_in_a_group");
+    if (api->group && q->min_offset && route == R_TOP) {
+        /* A product's lists come from every partition, and a partition
+         * that got no record of the input partition lately cannot tell
+         * whether it has all of them (docs/DECISIONS.md). */
+        reply_error(out, 400, "min_offset_of_a_product_in_a_group");
         return;
     }
     if ((route == R_BALANCE || route == R_AVERAGE || route == R_STATEMENT) &&

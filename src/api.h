@@ -30,9 +30,10 @@ struct ws_reply;
 typedef struct ws_api_group {
     void *arg;
     /* Answers the request `target` (a path with its raw query) from the
-     * instance that owns partition p: 0 with out's status, body and
-     * offsets set, or -1 when none could (out untouched). */
-    int (*forward)(void *arg, int p, const char *target,
+     * instance that owns partition p, which may take wait_ms (its
+     * min_offset) to answer: 0 with out's status, body and offsets set,
+     * or -1 when none could (out untouched). */
+    int (*forward)(void *arg, int p, const char *target, unsigned wait_ms,
                    struct ws_reply *out);
     /* Calls fn(t, farg) for each top list (one per currency) of product
      * `raw_id` (percent-encoded) that the other instances hold, until
@@ -54,6 +55,11 @@ typedef struct ws_api {
     ws_partitions_fn partitions;    /* NULL: not known (serve) */
     void *partitions_arg;
     const ws_api_group *group;      /* NULL: not a group's instance */
+    /* A group's instance: the input topic, whose offsets min_offset and
+     * Walletstream-Offsets name (its records are repartitioned), and its
+     * partition count when run started (0: not known). */
+    const char *input_topic;
+    int input_partitions;
 } ws_api;
 
 /* The query parameters a route reads, raw (still percent-encoded), NULL

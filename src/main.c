@@ -253,6 +253,7 @@ struct run {
     int group;
     char by_wallet[600], state_topic[600];
     int partitions;
+    int input_partitions;       /* of the input topic; <= 0: unknown */
     char instance[256], advertise[512], client_id[600];
     ws_repartition *repartition;
     ws_members *members;        /* who owns what, for the API */
@@ -494,8 +495,10 @@ static int run_group_prepare(struct run *r)
     snprintf(r->state_topic, sizeof r->state_topic, "%s.%s.state", c->topic,
              c->group);
     do {
+        r->input_partitions =
+            topic_partitions(ws_producer_handle(r->producer), c->topic);
         n = ws_config_given(c, "partitions") ? (int)c->partitions
-            : topic_partitions(ws_producer_handle(r->producer), c->topic);
+                                              : r->input_partitions;
         if (n <= 0)
             n = (int)c->partitions;
         memset(specs, 0, sizeof specs);
@@ -616,6 +619,9 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
             ws_peer_new(r.members, &r.peer, &r.peer_hooks) != WS_OK)
             goto done;
         api.group = &r.peer_hooks;
+        api.input_topic = c->topic;
+        api.input_partitions = r.input_partitions > 0 ? r.input_partitions
+                                                      : 0;
     }
     e = start_http(c, &api, &r.http, err);
     if (e != WS_OK) {

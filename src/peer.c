@@ -72,10 +72,12 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-/* GET base+target: 0 with *status, the body and (when asked) the
- * Walletstream-Offsets header, or -1. */
+/* GET base+target, which may take wait_ms more than an answer takes: 0
+ * with *status, the body and (when asked) the Walletstream-Offsets
+ * header, or -1. */
 static int get(ws_peer *pr, const char *base, const char *target,
-               unsigned *status, ws_buf *body, ws_buf *offsets)
+               unsigned wait_ms, unsigned *status, ws_buf *body,
+               ws_buf *offsets)
 {
     CURL *c = curl_easy_init();
     struct curl_slist *hdrs = NULL;
@@ -92,7 +94,8 @@ static int get(ws_peer *pr, const char *base, const char *target,
         hdrs = curl_slist_append(NULL, auth);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)PEER_TIMEOUT_MS);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                     (long)PEER_TIMEOUT_MS + (long)wait_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)PEER_CONNECT_MS);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
@@ -115,7 +118,7 @@ static int get(ws_peer *pr, const char *base, const char *target,
 /* One try at the owner of partition p as the members are known: 0 with
  * out set, or -1. */
 static int forward_once(ws_peer *pr, int p, const char *target,
-                        ws_reply *out)
+                        unsigned wait_ms, ws_reply *out)
 {
     char url[WS_MEMBERS_URL_MAX];
     unsigned status;
@@ -126,7 +129,7 @@ static int forward_once(ws_peer *pr, int p, const char *target,
         return -1;
     ws_buf_init(&body);
     ws_buf_init(&offsets);
-    if (get(pr, url, target, &status, &body, &offsets) != 0 ||
+    if (get(pr, url, target, wait_ms, &status, &body, &offsets) != 0 ||
         status == 503) {
         /* Gone, or not the owner any more (503 not_owned_here). */
         ws_buf_free(&body);
@@ -141,16 +144,17 @@ static int forward_once(ws_peer *pr, int p, const char *target,
     return 0;
 }
 
-static int forward(void *arg, int p, const char *target, ws_reply *out)
+static int forward(void *arg, int p, const char *target, unsigned wait_ms,
+                   ws_reply *out)
 {
     ws_peer *pr = arg;
 
-    if (forward_once(pr, p, target, out) == 0)
+    if (forward_once(pr, p, target, wait_ms, out) == 0)
         return 0;
     /* The group moved since it was last described: once more, with who
      * owns what now. */
     ws_members_refresh_wait(pr->members, REFRESH_WAIT_MS);
-    return forward_once(pr, p, target, out);
+    return forward_once(pr, p, target, wait_ms, out);
 }
 
 static int hexval(char c)
@@ -220,7 +224,7 @@ static int tops_once(ws_peer *pr, const char *raw_id,
 
 
         ws_buf_init(&body);
-        if (get(pr, urls[i], target, &status, &body, NULL) == 0 &&
+        if (get(pr, urls[i], target, 0, &status, &body, NULL) == 0 &&
             status == 200)
             seen = parse_tops(&body, fn, farg, covered);
         e = seen < 0 ? -1 : 0;

@@ -191,6 +191,7 @@ static int replay_stream(struct replay *r, FILE *f, int index)
         in.offset = lineno;
         in.origin.partition = index;
         in.origin.offset = lineno;
+        in.repartitioned = 0;
         in.value = line;        /* copied by the router */
         in.len = n;
         in.ts_ms = -1;
@@ -250,7 +251,7 @@ int ws_replay_files(ws_store *s, const char *dead_letters_path,
 {
     static const ws_router_hooks hooks0 = {
         NULL, hook_dead_letter, hook_note, hook_before_commit,
-        hook_after_commit, NULL, NULL};
+        hook_after_commit, NULL, NULL, NULL};
     ws_router_hooks hooks = hooks0;
     ws_router_opts o;
     struct replay *r;

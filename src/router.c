@@ -83,7 +83,7 @@ int ws_router_start(const ws_router_opts *o, ws_router **out)
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->wake, NULL);
         for (p = 0; p < WS_ROUTER_MAX_PARTITIONS; p++)
-            w->next[p] = w->committed[p] = -1;
+            w->next[p] = w->committed[p] = w->origin_next[p] = -1;
         if (pending_grow(w) != WS_OK)
             goto fail;
     }

@@ -50,6 +50,9 @@ typedef struct ws_input {
                                partition and offset, unless it was read
                                from a repartition topic (a group's
                                <topic>.by-wallet) */
+    int repartitioned;      /* 1: origin is the input topic's place, read
+                               from the record's header (a group's
+                               instance); 0: origin is where it was read */
     void *handle;           /* the source's record (a Kafka message),
                                released by hooks->release; NULL: the
                                router copies the value */
@@ -77,6 +80,13 @@ typedef struct ws_router_hooks {
                          double seconds, double *ages_s, size_t nages);
     /* The offsets key of a partition ("topic/p"), or 0: not stored. */
     size_t (*source_key)(void *ctx, int partition, char *key, size_t cap);
+    /* A group's instance, NULL otherwise: the offsets key of partition p
+     * of the input topic ("topic/p"). A shard stores there the offset
+     * past the newest repartitioned record of p it applied: the records
+     * of p reach a partition of <topic>.by-wallet in their order (one
+     * repartitioner per partition at a time, exactly once), so it holds
+     * every record of p below that offset that is its own. */
+    size_t (*origin_key)(void *ctx, int partition, char *key, size_t cap);
     /* The source's record handle is no longer needed. */
     void (*release)(void *ctx, void *handle);
 } ws_router_hooks;

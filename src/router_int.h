@@ -149,6 +149,8 @@ struct worker {
     int64_t last_commit_ms;     /* how long the last commit took */
     int64_t next[WS_ROUTER_MAX_PARTITIONS];     /* -1: not touched */
     int64_t committed[WS_ROUTER_MAX_PARTITIONS]; /* -1: none yet */
+    int64_t origin_next[WS_ROUTER_MAX_PARTITIONS]; /* hooks->origin_key's
+                                   offsets in this batch; -1: none */
     int offsets_due;            /* a mark moved next[] with no batch */
     struct resolution *res_head, *res_tail;     /* sent after commit */
     struct pending **table;

@@ -537,5 +537,14 @@ int ws_view_each_offset(ws_view *v,
                         int (*fn)(const char *source, size_t n, int64_t next,
                                   void *arg),
                         void *arg);
+/* The same for the sources `shard` stores, each at that shard's own
+ * offset (a group's shard also stores, per partition of the input
+ * topic, the offset past the newest record of it that it applied:
+ * router.h, origin_key). WS_ERR_NOT_OWNED when the view has no such
+ * shard. */
+int ws_view_each_shard_offset(ws_view *v, int shard,
+                              int (*fn)(const char *source, size_t n,
+                                        int64_t next, void *arg),
+                              void *arg);
 
 #endif

@@ -251,9 +251,9 @@ static void load_held(struct loop *l)
 
 /* Where a repartitioned record was first read: its
  * "walletstream.source" header (topic/partition/offset of the input
- * topic); a record without one (not written by the repartitioner) keeps
- * its own place. */
-static void origin_of(const rd_kafka_message_t *m, ws_source_pos *origin)
+ * topic). Returns 1, or 0 when it has none (not written by the
+ * repartitioner): it keeps its own place. */
+static int origin_of(const rd_kafka_message_t *m, ws_source_pos *origin)
 {
     rd_kafka_headers_t *h = NULL;
     const void *v;
@@ -264,16 +264,17 @@ static void origin_of(const rd_kafka_message_t *m, ws_source_pos *origin)
     if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
         rd_kafka_header_get_last(h, "walletstream.source", &v, &n) !=
             RD_KAFKA_RESP_ERR_NO_ERROR || !v || n == 0 || n >= sizeof text)
-        return;
+        return 0;
     memcpy(text, v, n);
     text[n] = '\0';
     /* The topic may hold '/' no more than Kafka allows (it does not). */
     if (!(slash = strchr(text, '/')) ||
         sscanf(slash + 1, "%lld/%lld", &part, &off) != 2 || part < 0 ||
         part > INT32_MAX || off < 0)
-        return;
+        return 0;
     origin->partition = (int32_t)part;
     origin->offset = off;
+    return 1;
 }
 
 /* The transactional id of a partition's writer: one per partition of
@@ -584,6 +585,14 @@ static size_t hook_source_key(void *ctx, int partition, char *key,
     return ws_source_offset_key(sh->o->topic, partition, key, cap);
 }
 
+static size_t hook_origin_key(void *ctx, int partition, char *key,
+                              size_t cap)
+{
+    struct shared *sh = ctx;
+
+    return ws_source_offset_key(sh->o->in_topic, partition, key, cap);
+}
+
 static void hook_release(void *ctx, void *handle)
 {
     (void)ctx;
@@ -668,7 +677,7 @@ int ws_stream_run(const ws_stream_opts *o)
 {
     static const ws_router_hooks hooks0 = {
         NULL, hook_dead_letter, hook_note, hook_before_commit,
-        hook_after_commit, hook_source_key, hook_release};
+        hook_after_commit, hook_source_key, NULL, hook_release};
     ws_router_hooks hooks = hooks0;
     ws_router_opts ro;
     struct loop l;
@@ -685,6 +694,8 @@ int ws_stream_run(const ws_stream_opts *o)
         return e;
     }
     hooks.ctx = &l.sh;
+    if (o->group_mode)
+        hooks.origin_key = hook_origin_key;
     memset(&ro, 0, sizeof ro);
     ro.store = o->store;
     ro.hooks = &hooks;
@@ -760,6 +771,7 @@ int ws_stream_run(const ws_stream_opts *o)
                 in.offset = m->offset;
                 in.origin.partition = m->partition;
                 in.origin.offset = m->offset;
+                in.repartitioned = 0;
                 if (o->group_mode &&
                     !ws_source_owns(o->source, m->partition)) {
                     /* Polled before the group took the partition: its
@@ -768,7 +780,7 @@ int ws_stream_run(const ws_stream_opts *o)
                     continue;
                 }
                 if (o->group_mode)
-                    origin_of(m, &in.origin);
+                    in.repartitioned = origin_of(m, &in.origin);
                 in.value = m->payload;
                 in.len = m->len;
                 in.ts_ms = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;

@@ -538,28 +538,30 @@ int ws_source_split(const char *source, size_t n, size_t *topic_len,
     return 0;
 }
 
-int ws_view_each_offset(ws_view *v,
-                        int (*fn)(const char *source, size_t n, int64_t next,
-                                  void *arg),
-                        void *arg)
+/* Calls fn for each source stored by `shard`, at the offset `one`
+ * (1: that shard's own) or else the smallest over the shards. */
+static int each_offset_of(ws_view *v, int shard, int one,
+                          int (*fn)(const char *source, size_t n,
+                                    int64_t next, void *arg),
+                          void *arg)
 {
     MDB_cursor *cur;
     MDB_val key, data;
     int rc, e = WS_OK;
     int64_t next;
 
-    /* The sources are those of the first shard (every shard stores every
-     * source at its first commit); each at its smallest offset over the
-     * shards. */
-    if (v->first < 0)
-        return WS_OK;
-    rc = mdb_cursor_open(v->txn[v->first],
-                         v->store->sh[v->first].dbi[DB_OFFSETS], &cur);
+    rc = mdb_cursor_open(v->txn[shard], v->store->sh[shard].dbi[DB_OFFSETS],
+                         &cur);
     if (rc != 0)
         return map_err(rc);
     rc = mdb_cursor_get(cur, &key, &data, MDB_FIRST);
     while (rc == 0 && e == WS_OK) {
-        e = ws_view_offset(v, key.mv_data, key.mv_size, &next);
+        if (one)
+            e = data.mv_size == 8 ? WS_OK : WS_ERR_CORRUPT;
+        else
+            e = ws_view_offset(v, key.mv_data, key.mv_size, &next);
+        if (one && e == WS_OK)
+            next = (int64_t)get_u64(data.mv_data);
         if (e == WS_ERR_NOT_FOUND)
             e = WS_OK;      /* not in every shard yet: not committed */
         else if (e == WS_OK)
@@ -571,6 +573,29 @@ int ws_view_each_offset(ws_view *v,
     if (e == WS_OK && rc != MDB_NOTFOUND)
         e = map_err(rc);
     return e;
+}
+
+int ws_view_each_offset(ws_view *v,
+                        int (*fn)(const char *source, size_t n, int64_t next,
+                                  void *arg),
+                        void *arg)
+{
+    /* The sources are those of the first shard (every shard stores every
+     * source at its first commit); each at its smallest offset over the
+     * shards. */
+    if (v->first < 0)
+        return WS_OK;
+    return each_offset_of(v, v->first, 0, fn, arg);
+}
+
+int ws_view_each_shard_offset(ws_view *v, int shard,
+                              int (*fn)(const char *source, size_t n,
+                                        int64_t next, void *arg),
+                              void *arg)
+{
+    if (shard < 0 || shard >= v->store->nshards || !v->txn[shard])
+        return WS_ERR_NOT_OWNED;
+    return each_offset_of(v, shard, 1, fn, arg);
 }
 
 /* ----------------------------------------------------------- statements */

@@ -107,7 +107,7 @@ void drop_state(struct worker *w)
     w->in_batch = 0;
     w->nages = 0;
     for (p = 0; p < WS_ROUTER_MAX_PARTITIONS; p++)
-        w->next[p] = -1;
+        w->next[p] = w->origin_next[p] = -1;
     w->offsets_due = 0;
     memset(w->inbox_seq, 0, sizeof w->inbox_seq);
     free_resolutions(w->res_head);
@@ -178,6 +178,14 @@ static int commit(struct worker *w)
             continue;
         e = ws_batch_offset_set(w->batch, key, kn, w->next[p]);
     }
+    for (p = 0; p < WS_ROUTER_MAX_PARTITIONS && e == WS_OK; p++) {
+        size_t kn;
+
+        if (w->origin_next[p] < 0 || !hk->origin_key ||
+            (kn = hk->origin_key(hk->ctx, p, key, sizeof key)) == 0)
+            continue;
+        e = ws_batch_offset_set(w->batch, key, kn, w->origin_next[p]);
+    }
     /* Everything the batch writes is in it before its outputs go out (a
      * group's state topic carries the batch's changes). */
     if (e == WS_OK && (step = "write back", 1))
@@ -223,7 +231,7 @@ static int commit(struct worker *w)
     pthread_cond_broadcast(&r->changed);
     pthread_mutex_unlock(&r->lock);
     for (p = 0; p < WS_ROUTER_MAX_PARTITIONS; p++)
-        w->next[p] = -1;
+        w->next[p] = w->origin_next[p] = -1;
     w->in_batch = 0;
     w->nages = 0;
 
@@ -331,6 +339,10 @@ static int apply(struct worker *w, struct rec *rc)
     }
     if (rc->in.partition >= 0 && rc->in.partition < WS_ROUTER_MAX_PARTITIONS)
         w->next[rc->in.partition] = rc->in.offset + 1;
+    if (rc->in.repartitioned && rc->in.origin.partition >= 0 &&
+        rc->in.origin.partition < WS_ROUTER_MAX_PARTITIONS &&
+        rc->in.origin.offset + 1 > w->origin_next[rc->in.origin.partition])
+        w->origin_next[rc->in.origin.partition] = rc->in.origin.offset + 1;
     note_age(w, rc->in.ts_ms);
     w->in_batch++;
     return WS_OK;
