@@ -47,6 +47,8 @@ static struct {
     double restore_seconds;
     int partitions;
     int64_t lag[WS_METRICS_MAX_PARTITIONS];
+    /* of the input partitions this instance repartitions; -1 - 1: not */
+    int64_t lost_repart[WS_METRICS_MAX_PARTITIONS];
     int64_t lost[WS_METRICS_MAX_PARTITIONS];
     const char *broker;     /* bootstrap servers; NULL: no consumer */
     int broker_embedded;
@@ -161,6 +163,12 @@ void ws_metrics_lag(int partition, int64_t lag)
 void ws_metrics_lost(int partition, int64_t total)
 {
     partition_figure(reg.lost, partition, total);
+}
+
+void ws_metrics_lost_repartition(int partition, int64_t total)
+{
+    /* Stored plus one: 0 (the registry's start) is "not this instance's". */
+    partition_figure(reg.lost_repart, partition, total < 0 ? 0 : total + 1);
 }
 
 void ws_metrics_partitions(int count)
@@ -317,7 +325,7 @@ static void render_shards(ws_buf *b)
 
 void ws_metrics_render(ws_buf *b)
 {
-    int i, s;
+    int i, s, k = 0;
 
     pthread_mutex_lock(&reg.lock);
     render_shards(b);
@@ -345,6 +353,22 @@ void ws_metrics_render(ws_buf *b)
     for (i = 0; i < reg.partitions; i++)
         ws_buf_printf(b, "walletstream_records_lost_total{partition=\"%d\"} "
                          "%lld\n", i, (long long)reg.lost[i]);
+    for (i = 0; i < WS_METRICS_MAX_PARTITIONS; i++) {
+        if (!reg.lost_repart[i])
+            continue;
+        if (!k++)
+            ws_buf_puts(b, "# HELP walletstream_records_lost_before_"
+                           "repartition_total Records deleted from a "
+                           "partition of the input topic before a group's "
+                           "repartitioner read them, as committed with the "
+                           "group's offsets; from the instance that "
+                           "repartitions the partition.\n# TYPE "
+                           "walletstream_records_lost_before_repartition_"
+                           "total counter\n");
+        ws_buf_printf(b, "walletstream_records_lost_before_repartition_total"
+                         "{partition=\"%d\"} %lld\n", i,
+                      (long long)(reg.lost_repart[i] - 1));
+    }
     if (reg.broker) {
         const char *p;
 

@@ -46,6 +46,10 @@ void ws_metrics_partitions(int count);
 /* Records of a partition deleted from the log before they were read, as
  * stored with the state (ws_view_lost). Any thread. */
 void ws_metrics_lost(int partition, int64_t total);
+/* Records of a partition of the input topic deleted before a group's
+ * repartitioner read them (repartition.c), for a partition this
+ * instance repartitions; total < 0: it no longer does. Any thread. */
+void ws_metrics_lost_repartition(int partition, int64_t total);
 
 /* The broker in use: its bootstrap address (borrowed: must outlive the
  * registry's readers, i.e. the process's HTTP server) and whether it is
