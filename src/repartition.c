@@ -144,7 +144,8 @@ static void start_offsets(ws_repartition *r, rd_kafka_t *rk,
                                                                : 0,
                               log_start(rk, tp->topic, p), lost, lost);
     }
-    rd_kafka_topic_partition_list_destroy(c);
+    if (c)
+        rd_kafka_topic_partition_list_destroy(c);
 }
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -335,10 +336,15 @@ static int skip_deleted(ws_repartition *r, int p, char *why)
         return WS_ERR_IO;
     }
     if (lo <= r->pos[p]) {
-        snprintf(why, WS_SOURCE_ERR_MAX, "%s [%d]: offset %lld out of range "
-                 "(log start %lld)", r->topic, p, (long long)r->pos[p],
-                 (long long)lo);
-        return WS_ERR_IO;       /* beyond the log's end: read again */
+        /* Beyond the log's end: a topic deleted and created again
+         * under the same name. Its records are not the ones the group
+         * committed past: nothing is read until an operator decides
+         * (docs/OPERATIONS.md, "Records lost, logs replaced"). */
+        snprintf(why, WS_SOURCE_ERR_MAX, "%s [%d]: the group's offset %lld "
+                 "lies beyond the log (its start is %lld): was the topic "
+                 "created again? Nothing of it is repartitioned",
+                 r->topic, p, (long long)r->pos[p], (long long)lo);
+        return WS_ERR_IO;
     }
     r->next[p] = position(r, r->topic, p, r->pos[p], lo, r->lost[p],
                           r->lost_committed[p]);
