@@ -459,6 +459,15 @@ void ws_metrics_json(ws_buf *b)
         ws_buf_printf(b, "%s{\"partition\":%d,\"lost\":%lld}",
                       i ? "," : "", i, (long long)reg.lost[i]);
     ws_buf_puts(b, "],");
+    if (reg.group) {
+        ws_buf_puts(b, "\"records_lost_before_repartition\":[");
+        for (i = 0, k = 0; i < WS_METRICS_MAX_PARTITIONS; i++)
+            if (reg.lost_repart[i])
+                ws_buf_printf(b, "%s{\"partition\":%d,\"lost\":%lld}",
+                              k++ ? "," : "", i,
+                              (long long)(reg.lost_repart[i] - 1));
+        ws_buf_puts(b, "],");
+    }
     json_histogram(b, "batch_commit_seconds", &reg.commit);
     ws_buf_putc(b, ',');
     json_histogram(b, "event_age_seconds", &reg.age);

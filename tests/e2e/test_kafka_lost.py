@@ -336,6 +336,9 @@ def group_retention_before_repartition_counts_log_start_minus_committed_offset()
         starts, lost, applied))
     check_eq(want, lost, "lost = log start - the group's committed offset, per partition")
     check("were deleted from the log before they were repartitioned" in r.all_logs(), "the lost ranges are logged")
+    status, body = r.get_json("/status")
+    got = {int(x["partition"].text): int(x["lost"].text) for x in body.get("records_lost_before_repartition", [])}
+    check_eq(want, got, "/status records_lost_before_repartition")
     check_eq(-9, r.kill9(), "exit status of kill -9")
     r.start()
     wslib.wait_until(lambda: lost_before_repartition(r, 2) == want and int(sum(r.counts().values())) == applied,
