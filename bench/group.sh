@@ -74,46 +74,6 @@ TPUT_TOPIC=gb$$
 tput_preload "$PARTITIONS"
 RUNS=$RUNS_SAVED
 
-# The instances of the current group: pids, ports, directories.
-G_PIDS=() G_APIS=() G_DIRS=()
-
-# g_start DIR GROUP ID: one instance (not waited for)
-g_start() {
-    local dir=$1 group=$2 id=$3
-    rm -rf "$dir"
-    ws_start "$dir" run --data-dir "$dir/data" --brokers "$KAFKA" --topic "$TPUT_TOPIC" \
-        --assignment group --group "$group" --instance-id "$id" --session-timeout "$SESSION_MS"
-    G_PIDS+=("$WS_PID") G_APIS+=("$WS_API") G_DIRS+=("$dir")
-}
-
-# g_counted: events counted over the instances
-g_counted() {
-    local a s=0
-    for a in "${G_APIS[@]}"; do
-        s=$((s + $(curl -s "http://$a/metrics" | awk '/^walletstream_events_total\{/ {s += $2} END {printf "%d", s}')))
-    done
-    echo "$s"
-}
-
-# g_cpu: user+sys seconds summed over the instances
-g_cpu() {
-    local p
-    for p in "${G_PIDS[@]}"; do
-        awk -v t="$(getconf CLK_TCK)" '{printf "%.2f\n", ($14 + $15) / t}' "/proc/$p/stat"
-    done | awk '{s += $1} END {printf "%.2f", s}'
-}
-
-# g_stop: SIGTERM every instance of the group, wait
-g_stop() {
-    local p
-    for p in "${G_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${G_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    G_PIDS=() G_APIS=() G_DIRS=()
-}
-
-# g_owned API: how many partitions the instance serves
-g_owned() { curl -s "http://$1/status" | jq '.partitions_owned | length' 2>/dev/null || echo 0; }
-
 # group_run N RUN: N instances of a new group over the preloaded topic
 group_run() {
     local n=$1 run=$2 group=gb-$1-$2-$$ t0 i wall cpu counted load0
