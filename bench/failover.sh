@@ -70,7 +70,7 @@ one_run() {
     for i in 0 1; do
         ws_start "$T/i$i-$standby-$run" run --data-dir "$T/i$i-$standby-$run/data" --brokers "$KAFKA" \
             --topic "$TPUT_TOPIC" --assignment group --group "$group" --instance-id "i$i" \
-            --session-timeout "$SESSION_MS" --standby-replicas "$standby"
+            --session-timeout "$SESSION_MS" --standby-replicas "$standby" --listen "127.0.0.1:$(free_port)"
         pids+=("$WS_PID") apis+=("$WS_API")
     done
     for _ in $(seq 1 60000); do

@@ -519,12 +519,14 @@ bench_worker_counts() {
 # The instances of the current group: pids, ports, directories.
 G_PIDS=() G_APIS=() G_DIRS=()
 
-# g_start DIR GROUP ID: one instance (not waited for)
+# g_start DIR GROUP ID [ARGS...]: one instance (not waited for)
 g_start() {
     local dir=$1 group=$2 id=$3
     rm -rf "$dir"
+    # a port of its own (the last --listen counts): the others forward to it
     ws_start "$dir" run --data-dir "$dir/data" --brokers "$KAFKA" --topic "$TPUT_TOPIC" \
-        --assignment group --group "$group" --instance-id "$id" --session-timeout "$SESSION_MS"
+        --assignment group --group "$group" --instance-id "$id" --session-timeout "$SESSION_MS" \
+        --listen "127.0.0.1:$(free_port)" "${@:4}"
     G_PIDS+=("$WS_PID") G_APIS+=("$WS_API") G_DIRS+=("$dir")
 }
 

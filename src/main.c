@@ -474,6 +474,22 @@ static int run_group_prepare(struct run *r)
                     "embedded broker does not implement them");
         return EXIT_USAGE;
     }
+    {
+        /* Port 0 (any free port) is known only once the API listens,
+         * after the group was told where to reach this instance. */
+        const char *colon = strrchr(c->listen, ':');
+
+        if (colon && strcmp(colon + 1, "0") == 0 &&
+            (!c->advertise || !c->advertise[0] || !c->instance_id ||
+             !c->instance_id[0])) {
+            ws_log_fail("run", "--assignment group with --listen %s: the "
+                        "other instances could not reach this one (port 0 "
+                        "is chosen after the group is told the URL); give a "
+                        "port, or --advertise URL and --instance-id NAME",
+                        c->listen);
+            return EXIT_USAGE;
+        }
+    }
     group_names(r);
     if (run_broker(r, err) != WS_OK) {
         ws_log_fail("run", "%s", err);
