@@ -3,6 +3,7 @@
  */
 #include "peer.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,12 +23,53 @@
  * be described again before its one retry. */
 #define REFRESH_WAIT_MS 3000
 
+/* Idle curl handles kept for the next request: each keeps its
+ * connections open (HTTP keep-alive), so that a forwarded request does
+ * not open a TCP connection each time (bench/forward.sh). */
+#define PEER_IDLE_MAX 16
+
 struct ws_peer {
     ws_members *members;
     /* "Authorization: Bearer …", NULL: none; set once, read by any
      * thread. */
     _Atomic(char *) auth;
+    pthread_mutex_t lock;       /* guards idle, nidle */
+    CURL *idle[PEER_IDLE_MAX];
+    int nidle;
 };
+
+/* A handle for one request: an idle one (its connections kept), or a
+ * new one; NULL when none can be made. */
+static CURL *handle_take(ws_peer *pr)
+{
+    CURL *c = NULL;
+
+    pthread_mutex_lock(&pr->lock);
+    if (pr->nidle > 0)
+        c = pr->idle[--pr->nidle];
+    pthread_mutex_unlock(&pr->lock);
+    if (c)
+        curl_easy_reset(c);     /* options gone, connections kept */
+    else
+        c = curl_easy_init();
+    return c;
+}
+
+/* Back to the idle ones after a request that went well; closed after
+ * one that did not (its connection may be half used). */
+static void handle_give(ws_peer *pr, CURL *c, int ok)
+{
+    if (ok) {
+        pthread_mutex_lock(&pr->lock);
+        if (pr->nidle < PEER_IDLE_MAX) {
+            pr->idle[pr->nidle++] = c;
+            c = NULL;
+        }
+        pthread_mutex_unlock(&pr->lock);
+    }
+    if (c)
+        curl_easy_cleanup(c);
+}
 
 int ws_peer_global_init(void)
 {
@@ -79,7 +121,7 @@ static int get(ws_peer *pr, const char *base, const char *target,
                unsigned wait_ms, unsigned *status, ws_buf *body,
                ws_buf *offsets)
 {
-    CURL *c = curl_easy_init();
+    CURL *c = handle_take(pr);
     struct curl_slist *hdrs = NULL;
     char *auth = atomic_load(&pr->auth);
     struct answer a = {body, offsets};
@@ -110,7 +152,7 @@ static int get(ws_peer *pr, const char *base, const char *target,
         ws_log(WS_LOG_WARN, "group", "GET %s: %s", url,
                curl_easy_strerror(rc));
     curl_slist_free_all(hdrs);
-    curl_easy_cleanup(c);
+    handle_give(pr, c, rc == CURLE_OK);
     *status = (unsigned)code;
     return rc == CURLE_OK && code > 0 && !body->oom ? 0 : -1;
 }
@@ -267,6 +309,7 @@ int ws_peer_new(ws_members *m, ws_peer **out, ws_api_group *hooks)
         return WS_ERR_NOMEM;
     pr->members = m;
     atomic_init(&pr->auth, NULL);
+    pthread_mutex_init(&pr->lock, NULL);
     hooks->arg = pr;
     hooks->forward = forward;
     hooks->peer_tops = peer_tops;
@@ -295,5 +338,8 @@ void ws_peer_free(ws_peer *p)
     if (!p)
         return;
     free(atomic_load(&p->auth));
+    while (p->nidle > 0)
+        curl_easy_cleanup(p->idle[--p->nidle]);
+    pthread_mutex_destroy(&p->lock);
     free(p);
 }

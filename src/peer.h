@@ -4,7 +4,8 @@
  * that owns its partition, a product's top lists from every instance
  * (merged by the API). They fill the hooks of ws_api_group (api.h).
  *
- * Any thread (each request has its own curl handle).
+ * Any thread (each request has a curl handle of its own; idle handles
+ * are kept for the next requests, with their connections open).
  */
 #ifndef WS_PEER_H
 #define WS_PEER_H
