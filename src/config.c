@@ -106,7 +106,8 @@ static const struct option options[] = {
     {"advertise", "URL", K_STRING, AT(advertise), "", WS_CMD_RUN,
      "with --assignment group: the URL the other instances reach this "
      "one's API at; empty: http://HOST:PORT of --listen (the host name "
-     "when it listens on all addresses)"},
+     "when it listens on all addresses; port 0 then needs --advertise and "
+     "--instance-id)"},
     {"listen", "HOST:PORT", K_STRING, AT(listen), "127.0.0.1:8000",
      WS_CMD_RUN | WS_CMD_SERVE, "address of the HTTP API"},
     {"http-threads", "N", K_COUNT, AT(http_threads), "4",

@@ -54,6 +54,11 @@ def usage_errors_exit_2_with_a_message():
         p = ws(*args)
         wslib.check_eq(2, p.returncode, "exit code of %r (stderr %r)" % (args, p.stderr[-300:]))
         wslib.check(p.stderr.strip() != b"", "a message for %r" % (args,))
+    # a group's instance on any free port: the others could not reach it
+    p = ws("run", "--assignment", "group", "--listen", "127.0.0.1:0", "--brokers", "127.0.0.1:1",
+           "--data-dir", os.path.join(d, "g"))
+    wslib.check_eq(2, p.returncode, "exit code of a group's run on port 0 (stderr %r)" % p.stderr[-300:])
+    wslib.check(b"--advertise" in p.stderr and b"port 0" in p.stderr, "what to give instead: %r" % p.stderr)
     p = ws("replay", env={"WALLETSTREAM_BATCH_MAX": "-3"})
     wslib.check_eq(2, p.returncode, "bad environment value")
     wslib.check(b"WALLETSTREAM_BATCH_MAX" in p.stderr, "the variable is named: %r" % p.stderr)
