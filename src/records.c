@@ -417,15 +417,16 @@ int ws_top_cmp(const ws_top_entry *a, const ws_top_entry *b)
 
 int ws_top_insert(ws_top *t, const ws_top_entry *e)
 {
-    unsigned pos = t->n, i;
+    unsigned pos = t->n;
+    int c = 1;
 
-    while (pos > 0 && ws_top_cmp(e, &t->e[pos - 1]) < 0)
+    /* Down past the entries ranked after e; an equal entry is met just
+     * before its place: already there (a list merged twice: a group's
+     * instances may both answer for a partition that moves). */
+    while (pos > 0 && (c = ws_top_cmp(e, &t->e[pos - 1])) < 0)
         pos--;
-    if (pos >= WS_TOP_N)
+    if (c == 0 || pos >= WS_TOP_N)
         return 0;
-    for (i = pos; i < t->n; i++)    /* already there (a merge of shards) */
-        if (ws_top_cmp(e, &t->e[i]) == 0)
-            return 0;
     if (t->n < WS_TOP_N)
         t->n++;
     memmove(&t->e[pos + 1], &t->e[pos],

@@ -885,6 +885,43 @@ static void test_batch_pages_estimate_bounds_the_write_set(void)
 }
 
 /* Wallets at the edges of every field survive the varint layout. */
+/* A list merged twice, or with a list that holds some of its entries
+ * (a group's instances both answering for a partition that moves), keeps
+ * each entry once: before the fix an equal entry was inserted again next
+ * to itself (test_group's paused-owner test: 17 entries for 16). */
+static void test_top_merge_keeps_each_entry_once(void)
+{
+    static const char *const ids[6] = {"a", "b", "c", "d", "e", "f"};
+    static const char *const amounts[6] = {"9", "8", "7", "7", "5", "1"};
+    ws_top t, part;
+    ws_top_set *set = calloc(1, sizeof *set);
+    ws_top_entry e;
+    unsigned i;
+
+    CHECK(set != NULL);
+    if (!set)
+        return;
+    memset(&t, 0, sizeof t);
+    memcpy(t.currency, "EUR", 3);
+    for (i = 0; i < 6; i++) {
+        e = top_entry(ids[i], amounts[i]);
+        CHECK_EQ_INT(ws_top_insert(&t, &e), i < 5);
+        e = top_entry(ids[i], amounts[i]);
+        CHECK_EQ_INT(ws_top_insert(&t, &e), 0);     /* already there */
+    }
+    CHECK_EQ_INT(t.n, 5);
+    part = t;
+    part.n = 2;                                     /* a, b only */
+    CHECK_EQ_INT(ws_top_set_add(&t, set), 0);
+    CHECK_EQ_INT(ws_top_set_add(&part, set), 0);
+    CHECK_EQ_INT(ws_top_set_add(&t, set), 0);
+    CHECK_EQ_INT(set->n, 1);
+    CHECK_EQ_INT(set->t[0].n, 5);
+    for (i = 0; i < 5; i++)
+        CHECK_EQ_INT(memcmp(set->t[0].e[i].tx_id, ids[i], 1), 0);
+    free(set);
+}
+
 static void test_wallet_record_edges_round_trip(void)
 {
     char dir[300], err[WS_STORE_ERR_MAX], key[8];
@@ -1411,6 +1448,7 @@ int main(void)
     RUN(test_wallet_record_edges_round_trip);
     RUN(test_wallet_record_of_format_2_is_read);
     RUN(test_top_records_iterate_by_currency_and_product);
+    RUN(test_top_merge_keeps_each_entry_once);
     RUN(test_counters_accumulate_across_batches_and_restarts);
     RUN(test_lost_counts_commit_with_the_offset);
     RUN(test_debit_days_are_a_set);
