@@ -88,14 +88,17 @@ class Group:
                 pass
         return out
 
-    def wait_all_served(self, timeout, what):
-        """Until every partition is served by exactly one live instance;
-        returns the seconds it took."""
+    def wait_all_served(self, timeout, what, serving=()):
+        """Until every partition is served by exactly one live instance
+        (and each instance named in `serving` serves some: one that came
+        back joins the group again a moment later, and partitions then
+        move to it); returns the seconds it took."""
         t0 = time.monotonic()
 
         def served():
             o = self.owned()
-            return len(o) == PARTITIONS and all(len(v) == 1 for v in o.values())
+            return (len(o) == PARTITIONS and all(len(v) == 1 for v in o.values()) and
+                    all(any(name in v for v in o.values()) for name in serving))
         wslib.wait_until(served, timeout, "every partition served once (%s): %s" % (what, self.owned()),
                          interval=0.05)
         return time.monotonic() - t0
@@ -359,7 +362,7 @@ def a_paused_owner_resumed_late_commits_nothing_over_the_new_owners():
         paused.proc.send_signal(signal.SIGCONT)
     g.live["a"] = paused
     records = load.finish()
-    g.wait_all_served(SESSION_MS / 1000 + 60, "a back")
+    g.wait_all_served(SESSION_MS / 1000 + 60, "a back", serving=("a",))
     g.check_exact(records, rng=wslib.crash_rng())
     log = paused.output()
     fenced = [line for line in log.splitlines() if "fenced" in line.lower()]
