@@ -138,6 +138,18 @@ static int query_uint(const char *raw, uint64_t max, uint64_t *out)
     return 0;
 }
 
+/* How long a min_offset may wait (wait_ms, default 1000): 0, or -1 with
+ * the 400 reply made. */
+static int wait_of(const ws_query *q, uint64_t *wait, ws_reply *out)
+{
+    *wait = WS_API_WAIT_DEFAULT_MS;
+    if (q->wait_ms && query_uint(q->wait_ms, WS_API_WAIT_MAX_MS, wait)) {
+        reply_error(out, 400, "invalid_wait_ms");
+        return -1;
+    }
+    return 0;
+}
+
 /* Whether the request is asked of this instance's partitions alone. */
 static int scope_local(const ws_query *q)
 {
@@ -176,11 +188,10 @@ static int wallet_elsewhere(const ws_api *api, const char *path,
     target_arg(&target, "min_offset", q->min_offset);
     if (q->min_offset) {
         /* The owner waits what is left of this request's wait. */
-        uint64_t wait = WS_API_WAIT_DEFAULT_MS;
+        uint64_t wait;
         int64_t left;
 
-        if (q->wait_ms && query_uint(q->wait_ms, WS_API_WAIT_MAX_MS, &wait)) {
-            reply_error(out, 400, "invalid_wait_ms");
+        if (wait_of(q, &wait, out) != 0) {
             ws_buf_free(&target);
             return 0;
         }
@@ -843,10 +854,8 @@ static int view_for(const ws_api *api, const ws_query *q, enum route route,
             reply_error(out, 400, "invalid_min_offset");
             return -1;
         }
-        if (q->wait_ms && query_uint(q->wait_ms, WS_API_WAIT_MAX_MS, &wait)) {
-            reply_error(out, 400, "invalid_wait_ms");
+        if (wait_of(q, &wait, out) != 0)
             return -1;
-        }
     }
     if (ws_store_view(api->store, v) != WS_OK) {
         reply_error(out, 503, "store_unavailable");

@@ -114,6 +114,24 @@ static int64_t log_start(rd_kafka_t *rk, const char *topic, int p)
                ? lo : -1;
 }
 
+/* Where partition ct (as rd_kafka_committed filled it) is read from:
+ * its committed offset (0 when the group never committed one: a new
+ * group reads every record), or the log's start when that is beyond it,
+ * with the count committed in its metadata; -1 when its committed
+ * offset could not be read (it stays unknown). */
+static int64_t from_committed(ws_repartition *r, rd_kafka_t *rk,
+                              const rd_kafka_topic_partition_t *ct)
+{
+    int64_t lost = lost_of_meta(ct);
+
+    forget(r, ct->partition);
+    if (ct->err || !in_range(ct->partition))
+        return -1;
+    return position(r, ct->topic, ct->partition,
+                    ct->offset >= 0 ? ct->offset : 0,
+                    log_start(rk, ct->topic, ct->partition), lost, lost);
+}
+
 /* Where each of `parts` is read from: its committed offset (0 for a
  * partition the group never committed: a new group reads every record),
  * or the log's start when that is beyond it (the records between are
@@ -129,20 +147,13 @@ static void start_offsets(ws_repartition *r, rd_kafka_t *rk,
 
     ok = c && rd_kafka_committed(rk, c, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR;
     for (i = 0; i < parts->cnt; i++) {
-        rd_kafka_topic_partition_t *tp = &parts->elems[i], *ct;
-        int p = tp->partition;
-        int64_t lost;
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        int64_t start = ok ? from_committed(r, rk, &c->elems[i]) : -1;
 
-        forget(r, p);
-        if (!ok || !in_range(p))
-            continue;
-        ct = &c->elems[i];
-        if (ct->err)
-            continue;
-        lost = lost_of_meta(ct);
-        tp->offset = position(r, tp->topic, p, ct->offset >= 0 ? ct->offset
-                                                               : 0,
-                              log_start(rk, tp->topic, p), lost, lost);
+        if (!ok)
+            forget(r, tp->partition);
+        if (start >= 0)
+            tp->offset = start;
     }
     if (c)
         rd_kafka_topic_partition_list_destroy(c);
@@ -365,16 +376,12 @@ static void rewind_to_committed(ws_repartition *r)
          rd_kafka_committed(r->rk, a, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR;
     for (i = 0; i < a->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &a->elems[i];
-        int64_t lost = lost_of_meta(tp);
+        int64_t start = ok ? from_committed(r, r->rk, tp) : -1;
 
-        forget(r, tp->partition);
-        if (!ok || tp->err || !in_range(tp->partition))
-            continue;
-        seek_to(r, tp->topic, tp->partition,
-                position(r, tp->topic, tp->partition,
-                         tp->offset >= 0 ? tp->offset : 0,
-                         log_start(r->rk, tp->topic, tp->partition), lost,
-                         lost));
+        if (!ok)
+            forget(r, tp->partition);
+        if (start >= 0)
+            seek_to(r, tp->topic, tp->partition, start);
     }
     rd_kafka_topic_partition_list_destroy(a);
 }

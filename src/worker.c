@@ -140,6 +140,24 @@ static void count_elsewhere(struct worker *w, const struct resolution *res)
     ws_seen_probe_end(&probe);
 }
 
+/* Stores next[p] (-1: not touched) under the key `key` names for each
+ * partition p (none when key is NULL or names none) in the open batch. */
+static int offsets_put(struct worker *w,
+                       size_t (*key)(void *ctx, int p, char *buf,
+                                     size_t cap),
+                       const int64_t *next)
+{
+    char buf[600];
+    size_t kn;
+    int p, e = WS_OK;
+
+    for (p = 0; p < WS_ROUTER_MAX_PARTITIONS && e == WS_OK && key; p++)
+        if (next[p] >= 0 &&
+            (kn = key(w->r->o.hooks->ctx, p, buf, sizeof buf)) > 0)
+            e = ws_batch_offset_set(w->batch, buf, kn, next[p]);
+    return e;
+}
+
 /* Commits the open batch (or stores the marks' offsets alone), then
  * sends the batch's resolutions. Returns 0 or an error (the router has
  * failed then). */
@@ -147,7 +165,7 @@ static int commit(struct worker *w)
 {
     struct ws_router *r = w->r;
     const ws_router_hooks *hk = r->o.hooks;
-    char why[WS_ROUTER_WHY_MAX], key[600];
+    char why[WS_ROUTER_WHY_MAX];
     uint32_t woken[WS_SHARDS_MAX / 32] = {0};
     struct resolution *res, *next;
     double t0 = ws_clock_seconds(0);
@@ -170,22 +188,10 @@ static int commit(struct worker *w)
     for (p = 0; p < r->n && e == WS_OK; p++)
         if (w->inbox_seq[p] > 0)
             e = ws_batch_inbox_set(w->batch, p, w->inbox_seq[p]);
-    for (p = 0; p < WS_ROUTER_MAX_PARTITIONS && e == WS_OK; p++) {
-        size_t kn;
-
-        if (w->next[p] < 0 || !hk->source_key ||
-            (kn = hk->source_key(hk->ctx, p, key, sizeof key)) == 0)
-            continue;
-        e = ws_batch_offset_set(w->batch, key, kn, w->next[p]);
-    }
-    for (p = 0; p < WS_ROUTER_MAX_PARTITIONS && e == WS_OK; p++) {
-        size_t kn;
-
-        if (w->origin_next[p] < 0 || !hk->origin_key ||
-            (kn = hk->origin_key(hk->ctx, p, key, sizeof key)) == 0)
-            continue;
-        e = ws_batch_offset_set(w->batch, key, kn, w->origin_next[p]);
-    }
+    if (e == WS_OK)
+        e = offsets_put(w, hk->source_key, w->next);
+    if (e == WS_OK)
+        e = offsets_put(w, hk->origin_key, w->origin_next);
     /* Everything the batch writes is in it before its outputs go out (a
      * group's state topic carries the batch's changes). */
     if (e == WS_OK && (step = "write back", 1))
