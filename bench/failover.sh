@@ -44,21 +44,8 @@ done
 bench_init failover
 need_time
 for t in jq curl kcat; do need $t; done
-build_walletstream "$WORKTREE"
-build_loadgen
-LG=$T/loadgen
-cp build/loadgen "$LG"
-machine_describe
-say "walletstream failover benchmark  (binary from $BUILT_FROM, sha256 $BIN_SHA)"
-machine_line
-RESULTS=$T/runs.jsonl
-: >"$RESULTS"
-RUNS_SAVED=$RUNS
-RUNS=$RESULTS           # tput_preload appends to $RUNS
-kafka_up
-TPUT_TOPIC=fo$$ TPUT_EVENTS=$FO_EVENTS TPUT_WALLETS=$FO_EVENTS
-tput_preload 2
-RUNS=$RUNS_SAVED
+TPUT_EVENTS=$FO_EVENTS TPUT_WALLETS=$FO_EVENTS
+group_bench_prepare "$WORKTREE" failover fo$$ 2
 
 # owned API: the partitions an instance serves, as "0 1"
 owned() { curl -s "http://$1/status" | jq -r '(.partitions_owned // []) | map(tostring) | join(" ")' 2>/dev/null || true; }
@@ -97,7 +84,7 @@ one_run() {
     line=$(grep "partition 1 restored" "$T/i$other-$standby-$run/stderr" | tail -n 1 | sed 's/.*restored from //')
     say "  standby $standby run $run: both partitions served $took s after kill -9 (session $((SESSION_MS / 1000)) s); restore: $line"
     jq -nc --argjson standby "$standby" --argjson run "$run" --argjson took "$took" --arg restore "$line" \
-        '{standby: $standby, run: $run, kill_to_served_s: $took, restore: $restore}' >>"$RESULTS"
+        '{standby: $standby, run: $run, kill_to_served_s: $took, restore: $restore}' >>"$RUNS_FILE"
     kill -TERM "${pids[$other]}" 2>/dev/null || true
     wait "${pids[$other]}" 2>/dev/null || true
     wait "${pids[$victim]}" 2>/dev/null || true
@@ -108,11 +95,11 @@ for standby in 1 0; do
 done
 for standby in 1 0; do
     jq -s -r --argjson s "$standby" '[.[] | select(.standby == $s) | .kill_to_served_s] | sort |
-        "  standby \($s): median \(.[length / 2 | floor]) s from kill -9 to both partitions served (runs: \(map(tostring) | join(", ")))"' "$RESULTS"
+        "  standby \($s): median \(.[length / 2 | floor]) s from kill -9 to both partitions served (runs: \(map(tostring) | join(", ")))"' "$RUNS_FILE"
 done
 jq -s --argjson machine "$(machine_json)" --arg bin "$BUILT_FROM" --argjson events "$FO_EVENTS" \
     --argjson session "$SESSION_MS" \
     '{bench: "failover", binary: $bin, machine: $machine, events: $events, wallets: $events, partitions: 2,
-      session_timeout_ms: $session, runs: [.[] | select(has("standby"))]}' "$RESULTS" >"$T/result.json"
+      session_timeout_ms: $session, runs: [.[] | select(has("standby"))]}' "$RUNS_FILE" >"$T/result.json"
 result_write failover "$T/result.json"
 bench_result "see $RESULT_PATH"

@@ -48,22 +48,8 @@ done
 
 bench_init forward
 for t in jq curl kcat python3; do need $t; done
-build_walletstream "$WORKTREE"
-build_loadgen
-LG=$T/loadgen
-cp build/loadgen "$LG"
-machine_describe
-say "walletstream forwarded-read benchmark  (binary from $BUILT_FROM, sha256 $BIN_SHA)"
-machine_line
-RUNS_FILE=$T/runs.jsonl
-: >"$RUNS_FILE"
-RUNS_SAVED=$RUNS
-RUNS=$RUNS_FILE         # tput_preload appends to $RUNS
-kafka_up
-TPUT_TOPIC=fw$$
-tput_preload "$PARTITIONS"
-RUNS=$RUNS_SAVED
-: >"$RUNS_FILE"
+group_bench_prepare "$WORKTREE" forwarded-read fw$$ "$PARTITIONS"
+: >"$RUNS_FILE"          # the runs only
 
 g_start "$T/a" fw-$$ a
 g_start "$T/b" fw-$$ b

@@ -58,21 +58,7 @@ done
 bench_init group
 need_time
 for t in jq curl kcat; do need $t; done
-build_walletstream "$WORKTREE"
-build_loadgen
-LG=$T/loadgen
-cp build/loadgen "$LG"
-machine_describe
-say "walletstream group benchmark  (binary from $BUILT_FROM, sha256 $BIN_SHA)"
-machine_line
-RUNS_FILE=$T/runs.jsonl
-: >"$RUNS_FILE"
-RUNS_SAVED=$RUNS
-RUNS=$RUNS_FILE         # tput_preload and ws_tput append to $RUNS
-kafka_up
-TPUT_TOPIC=gb$$
-tput_preload "$PARTITIONS"
-RUNS=$RUNS_SAVED
+group_bench_prepare "$WORKTREE" group gb$$ "$PARTITIONS"
 
 # group_run N RUN: N instances of a new group over the preloaded topic
 group_run() {

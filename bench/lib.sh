@@ -514,7 +514,31 @@ bench_worker_counts() {
     done
 }
 
-# --- instances of one group (run --assignment group: group.sh, forward.sh) ---
+# --- instances of one group (run --assignment group: group.sh, forward.sh,
+# failover.sh) -------------------------------------------------------------
+# group_bench_prepare WORKTREE WHAT TOPIC PARTITIONS: builds walletstream
+# and loadgen (LG), prints the machine, starts Kafka and preloads
+# TPUT_EVENTS events over TPUT_WALLETS wallets into TOPIC (TPUT_TOPIC, of
+# PARTITIONS partitions); the preload's line goes to RUNS_FILE
+# ($T/runs.jsonl, made here).
+group_bench_prepare() {
+    local runs=$RUNS
+    build_walletstream "$1"
+    build_loadgen
+    LG=$T/loadgen
+    cp build/loadgen "$LG"
+    machine_describe
+    say "walletstream $2 benchmark  (binary from $BUILT_FROM, sha256 $BIN_SHA)"
+    machine_line
+    RUNS_FILE=$T/runs.jsonl
+    : >"$RUNS_FILE"
+    RUNS=$RUNS_FILE     # tput_preload appends to $RUNS
+    kafka_up
+    TPUT_TOPIC=$3
+    tput_preload "$4"
+    RUNS=$runs
+}
+
 # The caller sets BIN, KAFKA, TPUT_TOPIC and SESSION_MS.
 # The instances of the current group: pids, ports, directories.
 G_PIDS=() G_APIS=() G_DIRS=()
