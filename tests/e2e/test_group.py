@@ -32,7 +32,6 @@ Needs java and mvn for the broker (wslib.require_real_kafka)."""
 
 import os
 import signal
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -454,33 +453,19 @@ def read_your_writes_from_any_instance_never_sees_the_balance_before_its_write()
     g = Group(k.bootstrap, topic, "g_ryw")
     a, b = g.add("a"), g.add("b")
     g.wait_all_served(60, "two instances")
-    prod = wslib.spawn([wslib.require_binary(), "produce", "--print-offsets", "--brokers", k.bootstrap,
-                        "--topic", topic, "--data-dir", wslib.data_dir(), "--log-level", "warn"],
-                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       env=wslib.clean_env())
-    wallets = ["gryw-%d" % i for i in range(11)]
-    balance = {w: 0 for w in wallets}
+    writes = wslib.AckedWrites(k.bootstrap, topic, "gryw", 11)
+    wallets = writes.wallets
     stale, rtts, header_misses = [], [], []
     try:
         for i in range(RYW_ROUNDS):
-            w = wallets[i % len(wallets)]
-            kind = "credit" if i % 3 else "debit"
-            units = (i % 97) + 1
-            line = wslib.event("gryw-%d" % i, w, "p%d" % (i % 5), kind, "%d.%02d" % (units // 100, units % 100))
             t0 = time.monotonic()
-            prod.stdin.write(line + b"\n")
-            prod.stdin.flush()
-            ack = prod.stdout.readline().decode().strip()
-            if not ack:
-                raise Fail("produce --print-offsets ended: %s" % prod.stderr.read()[-1000:])
+            w, ack, want = writes.write(i)
             # either instance: the wallet's owner answers, or is asked
             r = (a, b)[(i // len(wallets)) % 2]
             path = ("/balance/%s" if i % 4 else "/wallets/%s/transactions?limit=1") % w
             sep = "&" if "?" in path else "?"
             status, hd, body = r.get("%s%smin_offset=%s&wait_ms=10000" % (path, sep, ack))
             rtts.append(time.monotonic() - t0)
-            balance[w] += units if kind == "credit" else -units
-            want = "%s%d.%02d" % ("-" if balance[w] < 0 else "", abs(balance[w]) // 100, abs(balance[w]) % 100)
             if status != 200:
                 stale.append("round %d: GET %s?min_offset=%s: %d %r" % (i, path, ack, status, body[:200]))
                 continue
@@ -489,14 +474,11 @@ def read_your_writes_from_any_instance_never_sees_the_balance_before_its_write()
             if got != want:
                 stale.append("round %d (%s at %s): balance %s, expected %s" % (i, w, ack, got, want))
             part, off = (int(x) for x in ack.split(":"))
-            held = dict(tuple(int(x) for x in kv.split(":"))
-                        for kv in (hd.get("walletstream-offsets") or "").split(",") if kv)
-            if held.get(part, -1) < off:
+            if wslib.offsets_header(hd).get(part, -1) < off:
                 header_misses.append("round %d: Walletstream-Offsets %r does not include %s" % (
                     i, hd.get("walletstream-offsets"), ack))
     finally:
-        prod.stdin.close()
-        prod.wait(timeout=60)
+        writes.close()
     check_no_diffs(stale, "read-your-writes over %d round trips" % RYW_ROUNDS)
     check_no_diffs(header_misses, "Walletstream-Offsets headers")
     st, body = a.get_json("/top_credits/p1?min_offset=0:0")

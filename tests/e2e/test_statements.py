@@ -26,7 +26,6 @@ Environment: WS_E2E_STATEMENT_EVENTS (default 6000), RYW_ROUNDS (default
 1000), WS_E2E_NO_KAFKA=1 skips."""
 
 import os
-import subprocess
 import time
 
 import wslib
@@ -88,31 +87,16 @@ def read_your_writes_never_sees_the_balance_before_its_write():
     k.create_topics(topic, 3)
     ddir = wslib.data_dir()
     r = wslib.Runner(ddir, brokers=k.bootstrap, topic=topic, extra_args=["--workers", "2"]).start()
-    prod = wslib.spawn([wslib.require_binary(), "produce", "--print-offsets", "--brokers", k.bootstrap,
-                        "--topic", topic, "--data-dir", ddir, "--log-level", "warn"],
-                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       env=wslib.clean_env())
-    wallets = ["ryw-%d" % i for i in range(7)]
-    balance = {w: 0 for w in wallets}
+    writes = wslib.AckedWrites(k.bootstrap, topic, "ryw", 7)
     stale, rtts, header_misses = [], [], []
     try:
         for i in range(RYW_ROUNDS):
-            w = wallets[i % len(wallets)]
-            kind = "credit" if i % 3 else "debit"
-            units = (i % 97) + 1
-            line = wslib.event("ryw-%d" % i, w, "p%d" % (i % 5), kind, "%d.%02d" % (units // 100, units % 100))
             t0 = time.monotonic()
-            prod.stdin.write(line + b"\n")
-            prod.stdin.flush()
-            ack = prod.stdout.readline().decode().strip()
-            if not ack:
-                raise wslib.Fail("produce --print-offsets ended: %s" % prod.stderr.read()[-1000:])
+            w, ack, want = writes.write(i)
             # wait_ms at its maximum: a busy machine may take over a second to
             # commit; a 504 would be reported below as a miss, never a pass
             status, _, body = r.get("/balance/%s?min_offset=%s&wait_ms=10000" % (w, ack))
             rtts.append(time.monotonic() - t0)
-            balance[w] += units if kind == "credit" else -units
-            want = "%s%d.%02d" % ("-" if balance[w] < 0 else "", abs(balance[w]) // 100, abs(balance[w]) % 100)
             if status != 200:
                 stale.append("round %d: GET /balance/%s?min_offset=%s: %d %r" % (i, w, ack, status, body[:200]))
                 continue
@@ -125,14 +109,11 @@ def read_your_writes_never_sees_the_balance_before_its_write():
             # answer (every shard must hold the record) must include it.
             if i % 50 == 0:
                 st, hd, _ = r.get("/top_credits/p%d?min_offset=%s" % (i % 5, ack))
-                held = dict(tuple(int(x) for x in kv.split(":"))
-                            for kv in (hd.get("walletstream-offsets") or "").split(",") if kv)
-                if st not in (200, 404) or held.get(part, -1) < off:
+                if st not in (200, 404) or wslib.offsets_header(hd).get(part, -1) < off:
                     header_misses.append("round %d: /top_credits %d, Walletstream-Offsets %r does not include %s" % (
                         i, st, hd.get("walletstream-offsets"), ack))
     finally:
-        prod.stdin.close()
-        prod.wait(timeout=60)
+        writes.close()
     check_no_diffs(stale, "read-your-writes over %d round trips" % RYW_ROUNDS)
     check_no_diffs(header_misses, "Walletstream-Offsets headers")
     wslib.log("read-your-writes: %d round trips (produce, ack, GET with min_offset), never stale; "

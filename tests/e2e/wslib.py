@@ -1366,6 +1366,48 @@ def kcat_wait(p, timeout=KCAT_TIMEOUT):
 _KCAT_FORMAT = "%p\\t%o\\t%K\\t%S\\t%k%s\\n"
 
 
+class AckedWrites:
+    """The writing side of a read-your-writes test: `walletstream produce
+    --print-offsets` (each line sent once the previous one is
+    acknowledged), round i a credit (a debit every third) of 0.01-0.97 to
+    one of `wallets` wallets named PREFIX-n, and each wallet's balance."""
+
+    def __init__(self, bootstrap, topic, prefix, wallets):
+        self.prefix = prefix
+        self.wallets = ["%s-%d" % (prefix, i) for i in range(wallets)]
+        self.balance = {w: 0 for w in self.wallets}
+        self.proc = spawn([require_binary(), "produce", "--print-offsets", "--brokers", bootstrap,
+                           "--topic", topic, "--data-dir", data_dir(), "--log-level", "warn"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env=clean_env())
+
+    def write(self, i):
+        """Round i's record, once acknowledged: (wallet, its PARTITION:OFFSET,
+        the wallet's balance after it as the API writes it)."""
+        w = self.wallets[i % len(self.wallets)]
+        kind = "credit" if i % 3 else "debit"
+        units = (i % 97) + 1
+        line = event("%s-%d" % (self.prefix, i), w, "p%d" % (i % 5), kind, "%d.%02d" % (units // 100, units % 100))
+        self.proc.stdin.write(line + b"\n")
+        self.proc.stdin.flush()
+        ack = self.proc.stdout.readline().decode().strip()
+        if not ack:
+            raise Fail("produce --print-offsets ended: %s" % self.proc.stderr.read()[-1000:])
+        self.balance[w] += units if kind == "credit" else -units
+        b = self.balance[w]
+        return w, ack, "%s%d.%02d" % ("-" if b < 0 else "", abs(b) // 100, abs(b) % 100)
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def offsets_header(headers):
+    """{partition: last offset} of an answer's Walletstream-Offsets header."""
+    return dict(tuple(int(x) for x in kv.split(":"))
+                for kv in (headers.get("walletstream-offsets") or "").split(",") if kv)
+
+
 def kcat_consume(bootstrap, topic, headers=False, timeout=KCAT_TIMEOUT, committed=False):
     """Every record of topic now (kcat -C -e), sorted by (partition,
     offset), keys and values byte for byte; headers too if asked.
