@@ -98,8 +98,7 @@ def start_tls(cmd, args, cafile):
 
     def ready():
         if p.poll() is not None:
-            errf.seek(0)
-            raise Fail("%s exited %s: %s" % (cmd, p.returncode, errf.read()[-1500:]))
+            raise Fail("%s exited %s: %s" % (cmd, p.returncode, wslib.file_text(errf)[-1500:]))
         try:
             return https_request(port, cafile, "GET", "/healthz")[0] == 200
         except (OSError, ssl.SSLError, http.client.HTTPException):

@@ -67,8 +67,7 @@ class MakeRun:
         return took
 
     def output(self):
-        self.out.seek(0)
-        return self.out.read().decode("utf-8", "replace")
+        return wslib.file_text(self.out)
 
     def kafka_pid(self):
         try:
@@ -239,8 +238,7 @@ def run_without_brokers_names_the_default_broker_and_never_starts_the_test_broke
 
     def reason():
         if p.poll() is not None:
-            out.seek(0)
-            raise Fail("run exited %s: %s" % (p.returncode, out.read()[-1500:]))
+            raise Fail("run exited %s: %s" % (p.returncode, wslib.file_text(out)[-1500:]))
         try:
             st, _, body = wslib.http_request(port, "GET", "/readyz", timeout=2)
         except OSError:

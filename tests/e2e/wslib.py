@@ -428,8 +428,7 @@ class Server:
     def output(self):
         if self.errfile is None:
             return ""
-        self.errfile.seek(0)
-        return self.errfile.read().decode("utf-8", "replace")
+        return file_text(self.errfile)
 
     def stop(self):
         """SIGTERM; returns the exit status (Fail on timeout)."""
@@ -957,8 +956,7 @@ class EmbeddedBroker:
         return self
 
     def output(self):
-        self.outfile.seek(0)
-        return self.outfile.read().decode("utf-8", "replace")
+        return file_text(self.outfile)
 
     def stop_ok(self):
         rc = stop_process(self.proc)
@@ -1117,12 +1115,10 @@ class Runner:
         return b
 
     def stdout(self):
-        self.outfile.seek(0)
-        return self.outfile.read().decode("utf-8", "replace")
+        return file_text(self.outfile)
 
     def stderr(self):
-        self.errfile.seek(0)
-        return self.errfile.read().decode("utf-8", "replace")
+        return file_text(self.errfile)
 
     def output(self):
         return self.stdout() + self.stderr()
@@ -1356,14 +1352,23 @@ def kcat_wait(p, timeout=KCAT_TIMEOUT):
         p.feeder.join()
     if p in _PROCS:
         _PROCS.remove(p)
-    p.errf.seek(0)
-    err = p.errf.read().decode("utf-8", "replace")
+    err = file_text(p.errf)
     if rc != 0 or "ERROR" in err:
         raise Fail("kcat -P of %d records failed (exit %d): %s" % (p.count, rc, err[-1500:]))
     return p.count
 
 
 _KCAT_FORMAT = "%p\\t%o\\t%K\\t%S\\t%k%s\\n"
+
+
+def file_text(f):
+    """What a child's output file (stdout or stderr, shared with the test)
+    holds so far, read without moving the offset the child writes at: a
+    seek(0) there, between two of its writes, made its next line overwrite
+    the file's start (fault_broker's "ok up" over "bootstrap …", which the
+    test then waited for in vain: test_broker_faults' rare failure)."""
+    fd = f.fileno()
+    return os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8", "replace")
 
 
 class AckedWrites:
