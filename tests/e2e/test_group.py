@@ -442,8 +442,11 @@ def an_id_used_on_two_partitions_is_counted_where_one_instance_sees_both():
     g.wait_counted(4)
     c, _ = g.counts()
     check_eq({"applied": 3, "duplicate": 1, "rejected": 0}, c, "outcomes")
-    check_eq(1.0, r.metrics().get("walletstream_ids_on_two_partitions_total"),
-             "walletstream_ids_on_two_partitions_total")
+    # the counter is noted after the commit that counts the outcome and
+    # reaches /metrics with the lag figures (every 500 ms): poll for it
+    name = "walletstream_ids_on_two_partitions_total"
+    wslib.wait_until(lambda: (r.metrics().get(name) or 0.0) >= 1.0, 10, name + " >= 1")
+    check_eq(1.0, r.metrics().get(name), name)
     g.stop_all()
 
 
