@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """bench/ryw.py - read-your-writes round trips (bench/ryw.sh runs it).
 
-  ryw.py BIN BROKERS TOPIC HOST:PORT ROUNDS LABEL
+  ryw.py BIN BROKERS TOPIC HOST:PORT ROUNDS LABEL [ROUTE]
 
 Keeps one `walletstream produce --print-offsets` process (a librdkafka
 producer that sends each line once the previous one is acknowledged and
@@ -13,6 +13,12 @@ the reference, the same GET without min_offset at once (t3). A 200 answer
 of t2 must be the balance including the write (counted as stale
 otherwise: never expected); a 504 (not applied within 10 s) is counted as
 a timeout.
+
+ROUTE "top" (default "balance"): each round's credit, to the same 16
+wallets, is of product ryw-top-LABEL and larger than every one before it,
+and GET /top_credits/ryw-top-LABEL?min_offset=P:O&wait_ms=10000 must list
+it first (a product's read-your-writes: every shard, every partition of a
+group); the reference is the same GET without min_offset.
 
 Prints one JSON object: rounds, stale, timeouts, and the p50/p90/p99/max
 in ms of
@@ -32,6 +38,8 @@ def pct(xs, p):
 
 def main():
     binary, brokers, topic, api, rounds, label = sys.argv[1:7]
+    top = len(sys.argv) > 7 and sys.argv[7] == "top"
+    product = "ryw-top-%s" % label
     rounds = int(rounds)
     host, port = api.rsplit(":", 1)
     prod = subprocess.Popen([binary, "produce", "--print-offsets", "--brokers", brokers, "--topic", topic,
@@ -43,9 +51,12 @@ def main():
     acks, reads, trips, plain, stale, timeouts = [], [], [], [], 0, 0
     for i in range(rounds):
         w = wallets[i % len(wallets)]
-        cents = i % 97 + 1
-        line = ('{"transaction_id":"ryw-%s-%d","wallet_id":"%s","product_id":"p","type":"credit",'
-                '"amount":"0.%02d","currency":"USD","timestamp":"2024-05-11T12:50:00Z"}\n' % (label, i, w, cents))
+        cents = (1000 + i) * 100 if top else i % 97 + 1
+        tid = "ryw-%s-%d" % (label, i)
+        line = ('{"transaction_id":"%s","wallet_id":"%s","product_id":"%s","type":"credit",'
+                '"amount":"%d.%02d","currency":"USD","timestamp":"2024-05-11T12:50:00Z"}\n' % (
+                    tid, w, product if top else "p", cents // 100, cents % 100))
+        path = "/top_credits/%s" % product if top else "/balance/%s" % w
         t0 = time.perf_counter()
         prod.stdin.write(line.encode())
         prod.stdin.flush()
@@ -53,15 +64,16 @@ def main():
         t1 = time.perf_counter()
         if not ack:
             sys.exit("ryw.py: the producer ended")
-        conn.request("GET", "/balance/%s?min_offset=%s&wait_ms=10000" % (w, ack))
+        conn.request("GET", "%s?min_offset=%s&wait_ms=10000" % (path, ack))
         r = conn.getresponse()
         body = r.read()
         t2 = time.perf_counter()
-        conn.request("GET", "/balance/%s" % w)
+        conn.request("GET", path)
         conn.getresponse().read()
         t3 = time.perf_counter()
         bal[w] += cents
-        want = '"balance":%d.%02d,' % (bal[w] // 100, bal[w] % 100)
+        want = ('"top_credits":[{"transaction_id":"%s",' % tid if top
+                else '"balance":%d.%02d,' % (bal[w] // 100, bal[w] % 100))
         if r.status == 504:
             timeouts += 1
         elif r.status != 200 or want.encode() not in body:
@@ -75,7 +87,7 @@ def main():
 
     def stats(xs):
         return {k: round(pct(xs, p) * 1000, 3) for k, p in (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))}
-    print(json.dumps({"label": label, "rounds": rounds, "stale": stale, "timeouts": timeouts, "ack_ms": stats(acks),
+    print(json.dumps({"label": label, "route": "top" if top else "balance", "rounds": rounds, "stale": stale, "timeouts": timeouts, "ack_ms": stats(acks),
                       "ryw_read_ms": stats(reads), "round_trip_ms": stats(trips), "plain_read_ms": stats(plain)}))
 
 

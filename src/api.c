@@ -294,9 +294,12 @@ static void top_credits(const ws_api *api, ws_view *v, const char *id,
     char cur[3];
     ws_tops_writer walk;
     ws_top_set *g = NULL;
+    uint64_t wait = 0;
+    ws_buf behind;
     unsigned i;
     int e;
 
+    ws_buf_init(&behind);
     if (currency_raw) {
         char raw[8];
         size_t len, k;
@@ -333,9 +336,23 @@ static void top_credits(const ws_api *api, ws_view *v, const char *id,
 
         if (e == WS_OK)
             e = ws_view_tops(v, id, n, ws_top_set_add, g);
-        peers = api->group->peer_tops(api->group->arg, raw_id,
+        if (q->min_offset)
+            wait_of(q, &wait, r);   /* valid: view_for read it */
+        peers = api->group->peer_tops(api->group->arg, raw_id, q->min_offset,
+                                      q->arrived_ms + (int64_t)wait,
                                       all & ~ws_view_owned(v),
-                                      ws_top_set_add, g);
+                                      ws_top_set_add, g, &behind);
+        if (peers == -2) {
+            /* an instance's partitions do not hold min_offset yet: its
+             * 504, which says how far they are */
+            reply_status(r, 504);
+            ws_buf_reset(&r->body);
+            ws_buf_put(&r->body, behind.p, behind.len);
+            ws_buf_free(&behind);
+            free(g);
+            return;
+        }
+        ws_buf_free(&behind);
         if (peers < 0) {
             /* An instance did not answer, or a partition is moving: no
              * answer rather than one without some partitions' credits. */
@@ -566,7 +583,8 @@ static int input_partitions(const ws_api *api)
 /* The next offset of partition p that `shard` (-1: every shard) holds:
  * -1 when none is stored yet. In a group's instance, the input topic's
  * offset past the newest of its records the wallet's shard applied
- * (router.h, origin_key). */
+ * (router.h, origin_key); with shard -1, the least of the shards it
+ * serves (INT64_MAX when it serves none). */
 static int64_t held_next(const ws_api *api, ws_view *v, int shard, int32_t p)
 {
     struct source_find f;
@@ -576,9 +594,23 @@ static int64_t held_next(const ws_api *api, ws_view *v, int shard, int32_t p)
     f.topic = api->group ? api->input_topic : NULL;
     f.partition = p;
     f.n = 0;
+    if (api->group && shard < 0) {
+        /* every partition this instance serves: the least of theirs
+         * (the repartitioner's marks move each one's: repartition.h) */
+        int64_t least = INT64_MAX;
+        uint64_t owned = ws_view_owned(v);
+        int k;
+
+        for (k = 0; k < ws_view_shards(v) && k < 64; k++)
+            if (owned >> k & 1) {
+                next = held_next(api, v, k, p);
+                if (next < least)
+                    least = next;
+            }
+        return least;   /* INT64_MAX: none served, none to wait for */
+    }
     if (api->group)
-        return shard >= 0 &&
-               ws_view_each_shard_offset(v, shard, source_find, &f) == 1
+        return ws_view_each_shard_offset(v, shard, source_find, &f) == 1
                    ? f.next : -1;
     if (ws_view_each_offset(v, source_find, &f) != 1)
         return -1;
@@ -805,7 +837,7 @@ void ws_api_sample(const ws_api *api, int64_t time_ms)
 
 enum route { R_NONE, R_BALANCE, R_AVERAGE, R_TOP, R_STATEMENT, R_HEALTH,
              R_READY, R_METRICS, R_OPENAPI, R_DASHBOARD, R_STATUS,
-             R_TOPS_PART };
+             R_TOPS_PART, R_MARKS };
 
 /* Every route: how its path is matched (exactly, or by a prefix the id
  * follows) and its name in metrics, which is its path in openapi.json. */
@@ -826,6 +858,7 @@ static const struct {
     {"/", 0, R_DASHBOARD, "/"},
     {"/status", 0, R_STATUS, "/status"},
     {"/internal/tops/", 1, R_TOPS_PART, "/internal/tops/{product_id}"},
+    {"/internal/marks", 0, R_MARKS, "/internal/marks"},
 };
 
 #define NROUTES (sizeof routes / sizeof routes[0])
@@ -835,7 +868,52 @@ static const struct {
 static int takes_min_offset(enum route route)
 {
     return route == R_BALANCE || route == R_AVERAGE || route == R_TOP ||
-           route == R_STATEMENT;
+           route == R_STATEMENT || route == R_TOPS_PART;
+}
+
+/* The wanted offsets as the group's hooks take them. */
+static void split_wants(const struct want *w, int nw, int32_t *parts,
+                        int64_t *offsets)
+{
+    int i;
+
+    for (i = 0; i < nw; i++) {
+        parts[i] = w[i].partition;
+        offsets[i] = w[i].offset;
+    }
+}
+
+/* A product's min_offset in a group, not held yet by this instance's
+ * partitions: every instance's repartitioner is asked for marks. */
+static void want_marks(const ws_api *api, const ws_query *q,
+                       const struct want *w, int nw)
+{
+    int32_t parts[MIN_OFFSETS_MAX];
+    int64_t offsets[MIN_OFFSETS_MAX];
+
+    split_wants(w, nw, parts, offsets);
+    api->group->want_marks(api->group->arg, q->min_offset, parts, offsets,
+                           nw);
+}
+
+/* /internal/marks?min_offset=...: this instance's repartitioner sends
+ * marks of those input partitions once it has read past the offsets. */
+static void marks(const ws_api *api, const ws_query *q, ws_reply *out)
+{
+    struct want w[MIN_OFFSETS_MAX];
+    int32_t parts[MIN_OFFSETS_MAX];
+    int64_t offsets[MIN_OFFSETS_MAX];
+    int nw;
+
+    if (!q->min_offset || (nw = parse_min_offset(q->min_offset, w)) < 0) {
+        reply_error(out, 400, "invalid_min_offset");
+        return;
+    }
+    split_wants(w, nw, parts, offsets);
+    if (api->group)
+        api->group->want_marks_here(api->group->arg, parts, offsets, nw);
+    reply_status(out, 200);
+    ws_buf_printf(&out->body, "{\"asked\":%d}", api->group ? nw : 0);
 }
 
 /* The view for a request: once it includes q->min_offset (0), or with
@@ -872,6 +950,8 @@ static int view_for(const ws_api *api, const ws_query *q, enum route route,
              * more records before it commits; the request is asked again
              * (no header: it does not answer yet) */
             ws_store_want_commit(api->store, shard);
+            if (api->group && shard < 0)
+                want_marks(api, q, w, nw);
             out->wait = 1;
             ws_view_end(*v);
             *v = NULL;
@@ -969,6 +1049,10 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
         ws_buf_puts(&out->body, ws_dashboard_html);
         return;
     }
+    if (route == R_MARKS) {
+        marks(api, q, out);
+        return;
+    }
     if (route == R_HEALTH) {
         reply_status(out, 200);
         ws_buf_puts(&out->body, "{\"status\":\"ok\"}");
@@ -986,13 +1070,6 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
             reply_status(out, 200);
             ws_buf_puts(&out->body, "{\"status\":\"ready\"}");
         }
-        return;
-    }
-    if (api->group && q->min_offset && route == R_TOP) {
-        /* A product's lists come from every partition, and a partition
-         * that got no record of the input partition lately cannot tell
-         * whether it has all of them (docs/DECISIONS.md). */
-        reply_error(out, 400, "min_offset_of_a_product_in_a_group");
         return;
     }
     if ((route == R_BALANCE || route == R_AVERAGE || route == R_STATEMENT) &&

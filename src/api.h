@@ -40,9 +40,25 @@ typedef struct ws_api_group {
      * their answers cover every partition of `need` (bit p: partition
      * p; once more after the group is described again if they do not):
      * how many instances saw the product, or -1 when one did not answer
-     * or `need` was not covered. fn may see a list twice. */
-    int (*peer_tops)(void *arg, const char *raw_id, uint64_t need,
-                     int (*fn)(const ws_top *t, void *farg), void *farg);
+     * or `need` was not covered. fn may see a list twice. min_offset
+     * (raw; NULL: none): each instance answers once its partitions hold
+     * those offsets, waiting until deadline_ms (ws_clock_ms) at most;
+     * -2 when one answered that they do not yet, with its 504 body in
+     * *behind. */
+    int (*peer_tops)(void *arg, const char *raw_id, const char *min_offset,
+                     int64_t deadline_ms, uint64_t need,
+                     int (*fn)(const ws_top *t, void *farg), void *farg,
+                     ws_buf *behind);
+    /* A product's min_offset that this instance's partitions do not
+     * hold yet: every instance's repartitioner (this one's too) is asked
+     * for marks of those input partitions (repartition.h); asked again
+     * for the same offsets after a while only. raw: the min_offset as
+     * the request gave it, parsed into parts and offsets (n). */
+    void (*want_marks)(void *arg, const char *raw, const int32_t *parts,
+                       const int64_t *offsets, int n);
+    /* /internal/marks: this instance's repartitioner alone. */
+    void (*want_marks_here)(void *arg, const int32_t *parts,
+                            const int64_t *offsets, int n);
     /* The group as JSON for /status (its members and who owns what). */
     void (*describe)(void *arg, ws_buf *b);
 } ws_api_group;

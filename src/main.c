@@ -563,6 +563,8 @@ static int run_group_prepare(struct run *r)
 static void run_release(struct run *r)
 {
     ws_standby_free(r->standby);
+    if (r->peer)
+        ws_peer_set_repartition(r->peer, NULL);
     ws_repartition_stop(r->repartition);
     ws_http_stop(r->http);
     ws_peer_free(r->peer);
@@ -681,6 +683,8 @@ static int cmd_run(const ws_config *c, int npos, char **pos)
         rc = 1;
         goto done;
     }
+    if (r.peer)
+        ws_peer_set_repartition(r.peer, r.repartition);
     rc = run_stream(&r);
 done:
     run_release(&r);

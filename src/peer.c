@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 
 #include "log.h"
+#include "timeutil.h"
 
 /* A peer on the same network answers in milliseconds; one that does not
  * answer within this is taken as gone (the request answers 503). */
@@ -22,6 +23,9 @@
 /* How long a request that met a moved partition waits for the group to
  * be described again before its one retry. */
 #define REFRESH_WAIT_MS 3000
+/* The instances are asked for marks of the same offsets once per this
+ * (a waiting reader rechecks every few milliseconds). */
+#define ASK_AGAIN_MS 100
 
 /* Idle curl handles kept for the next request: each keeps its
  * connections open (HTTP keep-alive), so that a forwarded request does
@@ -33,9 +37,14 @@ struct ws_peer {
     /* "Authorization: Bearer …", NULL: none; set once, read by any
      * thread. */
     _Atomic(char *) auth;
-    pthread_mutex_t lock;       /* guards idle, nidle */
+    pthread_mutex_t lock;       /* guards the rest */
     CURL *idle[PEER_IDLE_MAX];
     int nidle;
+    ws_repartition *repartition;    /* NULL: not running */
+    /* Per input partition: the largest offset marks were asked for, and
+     * when they were last asked for (want_marks). */
+    int64_t asked[WS_SOURCE_MAX_PARTITIONS];
+    int64_t asked_ms[WS_SOURCE_MAX_PARTITIONS];
 };
 
 /* A handle for one request: an idle one (its connections kept), or a
@@ -246,51 +255,138 @@ static int parse_tops(const ws_buf *b, int (*fn)(const ws_top *t, void *),
     return seen;
 }
 
+static void want_marks_here(void *arg, const int32_t *parts,
+                            const int64_t *offsets, int n)
+{
+    ws_peer *pr = arg;
+    int i;
+
+    pthread_mutex_lock(&pr->lock);
+    for (i = 0; i < n && pr->repartition; i++)
+        ws_repartition_want_marks(pr->repartition, parts[i], offsets[i]);
+    pthread_mutex_unlock(&pr->lock);
+}
+
+static void want_marks(void *arg, const char *raw, const int32_t *parts,
+                       const int64_t *offsets, int n)
+{
+    ws_peer *pr = arg;
+    char urls[64][WS_MEMBERS_URL_MAX], target[6 * 1024];
+    int64_t now = ws_clock_ms();
+    int i, fresh = 0, peers;
+
+    /* Every reader rechecks often while it waits: the instances are
+     * asked once per ASK_AGAIN_MS for the same offsets. */
+    pthread_mutex_lock(&pr->lock);
+    for (i = 0; i < n; i++) {
+        int p = parts[i];
+
+        if (p < 0 || p >= WS_SOURCE_MAX_PARTITIONS)
+            continue;
+        if (offsets[i] > pr->asked[p] ||
+            now - pr->asked_ms[p] >= ASK_AGAIN_MS) {
+            fresh = 1;
+            if (offsets[i] > pr->asked[p])
+                pr->asked[p] = offsets[i];
+            pr->asked_ms[p] = now;
+        }
+    }
+    pthread_mutex_unlock(&pr->lock);
+    if (!fresh)
+        return;
+    want_marks_here(pr, parts, offsets, n);
+    if ((size_t)snprintf(target, sizeof target, "/internal/marks?"
+                         "min_offset=%s", raw) >= sizeof target ||
+        (peers = ws_members_peers(pr->members, urls, 64)) < 0)
+        return;
+    for (i = 0; i < peers; i++) {
+        unsigned status = 0;
+        ws_buf body;
+
+        /* an instance that does not answer reads none of the partitions
+         * (else the reader's answer is a 503 or a 504 anyway) */
+        ws_buf_init(&body);
+        if (get(pr, urls[i], target, 0, &status, &body, NULL) != 0 ||
+            status != 200)
+            ws_log(WS_LOG_WARN, "group", "marks not asked of %s (HTTP %u)",
+                   urls[i], status);
+        ws_buf_free(&body);
+    }
+}
+
+/* A product's lists as asked of the other instances (peer_tops). */
+struct tops_ask {
+    const char *raw_id, *min_offset;
+    int64_t deadline_ms;
+    int (*fn)(const ws_top *t, void *farg);
+    void *farg;
+    ws_buf *behind;
+};
+
 /* One round over the other members as known: how many saw the product,
- * or -1; *covered gets the partitions they answered for. */
-static int tops_once(ws_peer *pr, const char *raw_id,
-                     int (*fn)(const ws_top *t, void *farg), void *farg,
+ * or -1, or -2 (one answered 504: its body in a->behind); *covered gets
+ * the partitions they answered for. */
+static int tops_once(ws_peer *pr, const struct tops_ask *a,
                      uint64_t *covered)
 {
-    char urls[64][WS_MEMBERS_URL_MAX], target[3 * 1024];
+    char urls[64][WS_MEMBERS_URL_MAX], target[6 * 1024];
     int n = ws_members_peers(pr->members, urls, 64), i, e = 0, known = 0;
 
     *covered = 0;
     if (n < 0)
         return -1;      /* the group was never described */
-    snprintf(target, sizeof target, "/internal/tops/%s", raw_id);
     for (i = 0; i < n && e == 0; i++) {
-        unsigned status;
+        int64_t left = a->deadline_ms - ws_clock_ms();
+        unsigned status, wait_ms = 0;
         ws_buf body;
         int seen = -1;
 
-
+        /* each instance waits what is left of the request's wait */
+        if (a->min_offset)
+            wait_ms = left > 0 ? (unsigned)left : 0;
+        if ((a->min_offset
+                 ? snprintf(target, sizeof target, "/internal/tops/%s?"
+                            "min_offset=%s&wait_ms=%u", a->raw_id,
+                            a->min_offset, wait_ms)
+                 : snprintf(target, sizeof target, "/internal/tops/%s",
+                            a->raw_id)) >= (int)sizeof target)
+            return -1;
         ws_buf_init(&body);
-        if (get(pr, urls[i], target, 0, &status, &body, NULL) == 0 &&
-            status == 200)
-            seen = parse_tops(&body, fn, farg, covered);
-        e = seen < 0 ? -1 : 0;
+        if (get(pr, urls[i], target, wait_ms, &status, &body, NULL) == 0) {
+            if (status == 200)
+                seen = parse_tops(&body, a->fn, a->farg, covered);
+            else if (status == 504 && a->behind) {
+                ws_buf_reset(a->behind);
+                ws_buf_put(a->behind, body.p, body.len);
+                seen = -2;
+            }
+        }
+        e = seen < 0 ? seen : 0;
         known += seen == 1;
         ws_buf_free(&body);
     }
-    return e != 0 ? -1 : known;
+    return e != 0 ? e : known;
 }
 
-static int peer_tops(void *arg, const char *raw_id, uint64_t need,
-                     int (*fn)(const ws_top *t, void *farg), void *farg)
+static int peer_tops(void *arg, const char *raw_id, const char *min_offset,
+                     int64_t deadline_ms, uint64_t need,
+                     int (*fn)(const ws_top *t, void *farg), void *farg,
+                     ws_buf *behind)
 {
     ws_peer *pr = arg;
+    struct tops_ask a = {raw_id, min_offset, deadline_ms, fn, farg, behind};
     uint64_t covered;
-    int known = tops_once(pr, raw_id, fn, farg, &covered);
+    int known = tops_once(pr, &a, &covered);
 
-    if (known >= 0 && (covered & need) == need)
+    if (known == -2 || (known >= 0 && (covered & need) == need))
         return known;
     /* An instance gone, or a partition moving: once more with the group
      * as it is now (the lists already given stay: merging one twice
      * changes nothing). */
     ws_members_refresh_wait(pr->members, REFRESH_WAIT_MS);
-    known = tops_once(pr, raw_id, fn, farg, &covered);
-    return known >= 0 && (covered & need) == need ? known : -1;
+    known = tops_once(pr, &a, &covered);
+    return known == -2 || (known >= 0 && (covered & need) == need) ? known
+                                                                   : -1;
 }
 
 static void describe(void *arg, ws_buf *b)
@@ -303,16 +399,21 @@ static void describe(void *arg, ws_buf *b)
 int ws_peer_new(ws_members *m, ws_peer **out, ws_api_group *hooks)
 {
     ws_peer *pr = calloc(1, sizeof *pr);
+    int i;
 
     *out = NULL;
     if (!pr)
         return WS_ERR_NOMEM;
     pr->members = m;
+    for (i = 0; i < WS_SOURCE_MAX_PARTITIONS; i++)
+        pr->asked[i] = -1;
     atomic_init(&pr->auth, NULL);
     pthread_mutex_init(&pr->lock, NULL);
     hooks->arg = pr;
     hooks->forward = forward;
     hooks->peer_tops = peer_tops;
+    hooks->want_marks = want_marks;
+    hooks->want_marks_here = want_marks_here;
     hooks->describe = describe;
     *out = pr;
     return WS_OK;
@@ -331,6 +432,13 @@ int ws_peer_set_token(ws_peer *p, const char *token)
     snprintf(auth, n, "Authorization: Bearer %s", token);
     free(atomic_exchange(&p->auth, auth));
     return WS_OK;
+}
+
+void ws_peer_set_repartition(ws_peer *p, ws_repartition *r)
+{
+    pthread_mutex_lock(&p->lock);
+    p->repartition = r;
+    pthread_mutex_unlock(&p->lock);
 }
 
 void ws_peer_free(ws_peer *p)

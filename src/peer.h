@@ -12,6 +12,7 @@
 
 #include "api.h"
 #include "members.h"
+#include "repartition.h"
 
 typedef struct ws_peer ws_peer;
 
@@ -21,6 +22,9 @@ int ws_peer_new(ws_members *m, ws_peer **out, ws_api_group *hooks);
 /* The bearer token the requests carry (the API's own: every instance of
  * a group has the same), once the API has read it. 0 or WS_ERR_NOMEM. */
 int ws_peer_set_token(ws_peer *p, const char *token);
+/* This instance's repartitioner, asked for marks (api.h, want_marks):
+ * set once it runs, NULL before it stops. */
+void ws_peer_set_repartition(ws_peer *p, ws_repartition *r);
 void ws_peer_free(ws_peer *p);
 
 /* Process-wide: before any thread starts, and at the end. */

@@ -23,6 +23,10 @@
 #define LINGER_MS 5
 /* Pause after a failed transaction. */
 #define RETRY_MS 500
+/* How long a reader's wish for marks holds (the longest a reader waits,
+ * api.h), and how often the consumer is left while one waits. */
+#define MARK_WISH_MS 11000
+#define MARK_POLL_MS 5
 
 struct ws_repartition {
     ws_kafka_opts in;           /* strings copied below */
@@ -37,6 +41,19 @@ struct ws_repartition {
     atomic_int stop;
     atomic_ullong records;
     int64_t next[WS_SOURCE_MAX_PARTITIONS];   /* after the open txn's */
+    /* Marks asked for (ws_repartition_want_marks): per input partition,
+     * the offset a reader waits for (-1: none) and since when. */
+    atomic_llong want[WS_SOURCE_MAX_PARTITIONS];
+    atomic_llong want_ms[WS_SOURCE_MAX_PARTITIONS];
+    int64_t marked[WS_SOURCE_MAX_PARTITIONS];  /* the wishes the open
+                                                  transaction's marks
+                                                  answer, -1: none */
+    int64_t marked_at[WS_SOURCE_MAX_PARTITIONS];   /* the offset in the
+                                                  open transaction's marks */
+    /* Per input partition, the offset of the last marks committed (-1:
+     * none): a wish below it is answered already. */
+    int64_t mark_done[WS_SOURCE_MAX_PARTITIONS];
+    char mark[WS_SOURCE_MAX_PARTITIONS * 32];  /* a mark's value */
     /* Per input partition this member was given (-1: not given, or not
      * known yet): the next offset to read, and the records deleted from
      * the log before they were repartitioned, counted up to that offset.
@@ -259,8 +276,129 @@ static int forward(ws_repartition *r, const rd_kafka_message_t *m,
     snprintf(source, sizeof source, "%s/%d/%lld", r->topic,
              (int)m->partition, (long long)m->offset);
     return ws_producer_send_to(r->producer, r->out_topic, target(r, m),
-                               m->key, m->key_len, m->payload, m->len, &h, 1,
-                               why);
+                               m->key, m->key_len, m->payload, m->len, &h,
+                               1, why);
+}
+
+void ws_repartition_want_marks(ws_repartition *r, int p, int64_t offset)
+{
+    long long cur;
+
+    if (!r || !in_range(p) || offset < 0)
+        return;
+    cur = atomic_load(&r->want[p]);
+    while (cur < offset &&
+           !atomic_compare_exchange_weak(&r->want[p], &cur, offset))
+        ;
+    atomic_store(&r->want_ms[p], ws_clock_ms());
+}
+
+/* Whether a mark of p is asked for that can be sent: this member reads
+ * p and has read past the offset (else it waits until it has). A wish
+ * older than the longest wait of a reader is dropped. */
+static int mark_due(ws_repartition *r, int p, int64_t now)
+{
+    long long want = atomic_load(&r->want[p]);
+
+    if (want < 0)
+        return 0;
+    if (now - atomic_load(&r->want_ms[p]) > MARK_WISH_MS ||
+        want < r->mark_done[p]) {
+        /* too old, or answered by marks in the log already (whoever
+         * reads p now: they stay true) */
+        atomic_compare_exchange_strong(&r->want[p], &want, -1);
+        return 0;
+    }
+    return r->pos[p] > want;
+}
+
+/* Marks asked for, into the open transaction (opened by the first
+ * record sent: marks alone make one): to each partition q of
+ * <topic>.by-wallet, "P:NEXT,..." for each input partition P a reader
+ * waits for (mark_due), NEXT the offset past the last record of P read
+ * (in this transaction or before it). Every record of P below NEXT that
+ * belongs to q is then in q before the mark, so q's instance holds them
+ * all once it applied what came before: a product's min_offset in a
+ * group waits for that on every partition. Returns 0 or an error; the
+ * wishes are dropped once the transaction commits (marks_sent). */
+static int send_marks(ws_repartition *r, int *sent, char *why)
+{
+    ws_header h = {WS_REPARTITION_MARK, r->topic};
+    int64_t now = ws_clock_ms();
+    size_t len = 0;
+    int32_t q;
+    int p, e = WS_OK;
+
+    *sent = 0;
+    for (p = 0; p < WS_SOURCE_MAX_PARTITIONS; p++) {
+        r->marked[p] = -1;
+        if (mark_due(r, p, now)) {
+            r->marked[p] = atomic_load(&r->want[p]);
+            r->marked_at[p] = r->pos[p];
+            len += (size_t)snprintf(r->mark + len, sizeof r->mark - len,
+                                    "%s%d:%lld", len ? "," : "", p,
+                                    (long long)r->pos[p]);
+        }
+    }
+    for (q = 0; len > 0 && q < r->partitions && e == WS_OK; q++)
+        e = ws_producer_send_to(r->producer, r->out_topic, q, NULL, 0,
+                                r->mark, len, &h, 1, why);
+    *sent = len > 0 && e == WS_OK;
+    return e;
+}
+
+/* The transaction with the marks committed: the wishes they answer are
+ * done (a later, larger one stays). */
+static void marks_sent(ws_repartition *r)
+{
+    int p;
+
+    for (p = 0; p < WS_SOURCE_MAX_PARTITIONS; p++) {
+        long long want = r->marked[p];
+
+        if (want < 0)
+            continue;
+        atomic_compare_exchange_strong(&r->want[p], &want, -1);
+        if (r->marked_at[p] > r->mark_done[p])
+            r->mark_done[p] = r->marked_at[p];
+    }
+}
+
+/* Whether some reader waits for a mark. */
+static int marks_wanted(ws_repartition *r)
+{
+    int p;
+
+    for (p = 0; p < WS_SOURCE_MAX_PARTITIONS; p++)
+        if (atomic_load_explicit(&r->want[p], memory_order_relaxed) >= 0)
+            return 1;
+    return 0;
+}
+
+int ws_repartition_mark_parse(const void *value, size_t len,
+                              int32_t *parts, int64_t *nexts, int max)
+{
+    const char *s = value, *end = s + len;
+    int n = 0;
+
+    while (s < end) {
+        int64_t p = 0, next = 0;
+        const char *d = s;
+
+        for (; s < end && *s >= '0' && *s <= '9' && p < 1000000; s++)
+            p = p * 10 + (*s - '0');
+        if (s == d || s == end || *s++ != ':' || p >= WS_SOURCE_MAX_PARTITIONS)
+            return -1;
+        for (d = s; s < end && *s >= '0' && *s <= '9' &&
+                    next < INT64_MAX / 10 - 9; s++)
+            next = next * 10 + (*s - '0');
+        if (s == d || (s < end && *s++ != ',') || n == max ||
+            (s == end && s[-1] == ','))
+            return -1;
+        parts[n] = (int32_t)p;
+        nexts[n++] = next;
+    }
+    return n > 0 ? n : -1;
 }
 
 /* The input offsets after the records of the open transaction, each
@@ -405,7 +543,7 @@ static void *run(void *arg)
 {
     ws_repartition *r = arg;
     char why[WS_SOURCE_ERR_MAX];
-    int p, n, e;
+    int p, n, e, marked;
 
     while (!atomic_load(&r->stop)) {
         int64_t until;
@@ -420,7 +558,8 @@ static void *run(void *arg)
             pause_ms(RETRY_MS);
             continue;
         }
-        m = rd_kafka_consumer_poll(r->rk, 100);
+        m = rd_kafka_consumer_poll(r->rk, marks_wanted(r) ? MARK_POLL_MS
+                                                          : 100);
         until = ws_clock_ms() + LINGER_MS;
         while (m && e == WS_OK) {
             p = m->partition;
@@ -451,7 +590,10 @@ static void *run(void *arg)
         }
         if (m)
             rd_kafka_message_destroy(m);
-        if (n == 0 && e == WS_OK)
+        marked = 0;
+        if (e == WS_OK)
+            e = send_marks(r, &marked, why);
+        if (n == 0 && !marked && e == WS_OK)
             continue;
         if (e == WS_OK)
             e = send_offsets(r, why);
@@ -460,6 +602,8 @@ static void *run(void *arg)
         else
             ws_producer_abort(r->producer);
         if (e == WS_OK) {
+            if (marked)
+                marks_sent(r);
             for (p = 0; p < WS_SOURCE_MAX_PARTITIONS; p++)
                 if (r->next[p] >= 0)
                     r->lost_committed[p] = r->lost[p];
@@ -502,8 +646,12 @@ int ws_repartition_start(const ws_kafka_opts *in, const char *out_topic,
     r->in.instance_id = r->instance;
     r->in.client_id = NULL;
     r->partitions = partitions;
-    for (e = 0; e < WS_SOURCE_MAX_PARTITIONS; e++)
+    for (e = 0; e < WS_SOURCE_MAX_PARTITIONS; e++) {
         r->pos[e] = r->lost[e] = r->lost_committed[e] = -1;
+        r->mark_done[e] = -1;
+        atomic_init(&r->want[e], -1);
+        atomic_init(&r->want_ms[e], 0);
+    }
     if ((e = open_consumer(r, err)) != WS_OK ||
         (e = open_producer(r, err)) != WS_OK)
         goto fail;

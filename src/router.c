@@ -84,6 +84,7 @@ int ws_router_start(const ws_router_opts *o, ws_router **out)
         pthread_cond_init(&w->wake, NULL);
         for (p = 0; p < WS_ROUTER_MAX_PARTITIONS; p++)
             w->next[p] = w->committed[p] = w->origin_next[p] = -1;
+        w->marks_since = -1;
         if (pending_grow(w) != WS_OK)
             goto fail;
     }
@@ -294,6 +295,36 @@ void ws_router_put(ws_router *r, ws_input *in)
     r->unpushed_to[rc->wshard]++;
 }
 
+void ws_router_put_mark(ws_router *r, int partition, int64_t offset,
+                        const int32_t *parts, const int64_t *nexts, int n)
+{
+    struct mark *m;
+    int k = partition >= 0 && partition < r->n ? partition : 0, i;
+
+    if (!r->o.by_partition || partition < 0 ||
+        partition >= WS_ROUTER_MAX_PARTITIONS)
+        return;
+    /* read: the partition's offset moves past it (ws_router_push) */
+    r->touched[partition] = 1;
+    r->last_next[partition] = offset + 1;
+    if (n <= 0 ||
+        (r->skip[k][partition] >= 0 && offset < r->skip[k][partition]))
+        return;     /* nothing to tell, or the shard holds it */
+    if (!(m = malloc(sizeof *m + (size_t)n * sizeof m->front[0]))) {
+        fail(r, WS_ERR_NOMEM, "out of memory routing a mark");
+        return;
+    }
+    m->it.kind = IT_MARK;
+    m->partition = partition;
+    m->next = offset + 1;
+    m->nfront = n;
+    for (i = 0; i < n; i++) {
+        m->front[i].partition = parts[i];
+        m->front[i].next = nexts[i];
+    }
+    append(&r->out_head[k], &r->out_tail[k], &m->it);
+}
+
 void ws_router_push(ws_router *r)
 {
     int k, p;
@@ -320,6 +351,7 @@ void ws_router_push(ws_router *r)
             m->it.kind = IT_MARK;
             m->partition = p;
             m->next = r->last_next[p];
+            m->nfront = 0;
             append(&r->out_head[k], &r->out_tail[k], &m->it);
         }
     }

@@ -121,6 +121,16 @@ void ws_router_stop(ws_router *r);
  * Routed records are handed over by ws_router_push. */
 void ws_router_put(ws_router *r, ws_input *in);
 
+/* A group's instance: the repartitioner's mark read at `offset` of
+ * `partition` (repartition.h): every record of input partition parts[i]
+ * below nexts[i] that belongs to the partition came before it. The
+ * shard stores that frontier (origin_key) once it applied what came
+ * before, with the partition's offset past the mark. It is no record:
+ * no outcome is counted. n <= 0 (a mark that could not be read): the
+ * partition's offset moves past it alone. */
+void ws_router_put_mark(ws_router *r, int partition, int64_t offset,
+                        const int32_t *parts, const int64_t *nexts, int n);
+
 /* Hands the records routed so far to the workers, and tells every
  * worker that each partition put since was read up to its last offset
  * (so that shards without records of it store their offset too). */

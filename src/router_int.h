@@ -80,11 +80,19 @@ struct rec {
     char inline_value[INLINE_VALUE];
 };
 
-/* An offset mark: every record of `partition` below `next` was routed. */
+/* An offset mark: every record of `partition` below `next` was routed.
+ * A group's repartitioner's mark (ws_router_put_mark) also tells, for
+ * each of its nfront input partitions, the offset past the newest
+ * record of it that the shard has been given (router.h, origin_key). */
 struct mark {
     struct item it;
     int partition;
     int64_t next;
+    int nfront;
+    struct {
+        int32_t partition;
+        int64_t next;
+    } front[];
 };
 
 /* A transaction id held by a pending entry or a resolution: short ids
@@ -152,6 +160,8 @@ struct worker {
     int64_t origin_next[WS_ROUTER_MAX_PARTITIONS]; /* hooks->origin_key's
                                    offsets in this batch; -1: none */
     int offsets_due;            /* a mark moved next[] with no batch */
+    int64_t marks_since;        /* a repartitioner's mark moved next[]
+                                   with no batch: since when (-1: not) */
     struct resolution *res_head, *res_tail;     /* sent after commit */
     struct pending **table;
     size_t buckets, npending;

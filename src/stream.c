@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "dlq.h"
+#include "repartition.h"
 #include "router.h"
 #include "standby.h"
 #include "state_topic.h"
@@ -274,6 +275,32 @@ static int origin_of(const rd_kafka_message_t *m, ws_source_pos *origin)
         return 0;
     origin->partition = (int32_t)part;
     origin->offset = off;
+    return 1;
+}
+
+/* The repartitioner's mark (repartition.h) m is, routed as such: 1, or
+ * 0 when m is a record. A mark that cannot be read is logged and
+ * skipped: it only moves read-your-writes frontiers. */
+static int put_mark(struct loop *l, const rd_kafka_message_t *m)
+{
+    int32_t parts[WS_SOURCE_MAX_PARTITIONS];
+    int64_t nexts[WS_SOURCE_MAX_PARTITIONS];
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t n;
+    int k;
+
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(h, WS_REPARTITION_MARK, &v, &n) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+        return 0;
+    k = ws_repartition_mark_parse(m->payload, m->len, parts, nexts,
+                                  WS_SOURCE_MAX_PARTITIONS);
+    if (k < 0)
+        ws_log(WS_LOG_WARN, "group", "%s [%d] at offset %lld: a mark that "
+               "cannot be read (skipped)", rd_kafka_topic_name(m->rkt),
+               (int)m->partition, (long long)m->offset);
+    ws_router_put_mark(l->router, m->partition, m->offset, parts, nexts, k);
     return 1;
 }
 
@@ -776,6 +803,10 @@ int ws_stream_run(const ws_stream_opts *o)
                     !ws_source_owns(o->source, m->partition)) {
                     /* Polled before the group took the partition: its
                      * next owner reads it from the committed offset. */
+                    rd_kafka_message_destroy(m);
+                    continue;
+                }
+                if (o->group_mode && put_mark(&l, m)) {
                     rd_kafka_message_destroy(m);
                     continue;
                 }

@@ -18,6 +18,10 @@
 #define BLOCKED_COMMIT_MS 50
 /* Poll period of an idle worker. */
 #define IDLE_MS 50
+/* A repartitioner's marks alone are committed this long after the first
+ * (marks_due), and looked at this often for a reader that wants them. */
+#define MARKS_LINGER_MS 1000
+#define MARKS_CHECK_MS 5
 /* While records keep coming, a batch stays open up to this many times
  * the duration of the last commit (and at least the linger), so that
  * commits take at most about a quarter of the time however slow the
@@ -109,6 +113,7 @@ void drop_state(struct worker *w)
     for (p = 0; p < WS_ROUTER_MAX_PARTITIONS; p++)
         w->next[p] = w->origin_next[p] = -1;
     w->offsets_due = 0;
+    w->marks_since = -1;
     memset(w->inbox_seq, 0, sizeof w->inbox_seq);
     free_resolutions(w->res_head);
     w->res_head = w->res_tail = NULL;
@@ -228,6 +233,7 @@ static int commit(struct worker *w)
                              w->nages);
     }
     w->offsets_due = 0;
+    w->marks_since = -1;
     memset(w->inbox_seq, 0, sizeof w->inbox_seq);
     pthread_mutex_lock(&r->lock);
     for (p = 0; p < WS_ROUTER_MAX_PARTITIONS; p++)
@@ -496,14 +502,32 @@ static int work(struct worker *w)
         } else if (it->kind == IT_MARK) {
             struct mark *m = (struct mark *)(void *)it;
 
+            int i;
+
             w->head = it->next;
             if (m->partition < WS_ROUTER_MAX_PARTITIONS &&
                 m->next > w->next[m->partition] &&
                 m->next > w->committed[m->partition]) {
-                if (!w->batch && !w->offsets_due)
-                    w->opened_ms = ws_clock_ms();
+                if (m->nfront > 0) {
+                    /* a repartitioner's: committed with the next batch,
+                     * or when a reader wants it (marks_due) */
+                    if (w->marks_since < 0)
+                        w->marks_since = ws_clock_ms();
+                } else {
+                    if (!w->batch && !w->offsets_due)
+                        w->opened_ms = ws_clock_ms();
+                    w->offsets_due = 1;
+                }
                 w->next[m->partition] = m->next;
-                w->offsets_due = 1;
+                /* how far each input partition is given to this shard
+                 * (stored with the offset) */
+                for (i = 0; i < m->nfront; i++)
+                    if (m->front[i].partition >= 0 &&
+                        m->front[i].partition < WS_ROUTER_MAX_PARTITIONS &&
+                        m->front[i].next >
+                            w->origin_next[m->front[i].partition])
+                        w->origin_next[m->front[i].partition] =
+                            m->front[i].next;
             }
             free(m);
         } else {    /* IT_QUIESCE (claims were taken out by take_claims) */
@@ -554,6 +578,21 @@ static struct item *items_tail(struct item *it)
     return it;
 }
 
+/* Whether the frontiers a repartitioner's marks moved (with nothing
+ * else to commit) are committed now: once a reader waits for this shard
+ * (read-your-writes on a product: it waits for every partition), or
+ * MARKS_LINGER_MS after the first. Not at once: at idle every record
+ * brings a mark to every other partition, and a commit for each (a
+ * group's is a Kafka transaction) slowed the wallets' own commits down
+ * (docs/BENCHMARKS.md, "In a group"). */
+static int marks_due(struct worker *w, int64_t now)
+{
+    return w->marks_since >= 0 &&
+           (now - w->marks_since >= MARKS_LINGER_MS ||
+            ws_store_commit_wanted(w->r->o.store, w->shard) >=
+                w->marks_since);
+}
+
 static int has_work(struct worker *w)
 {
     if (w->items_head || w->ctl_head || w->reset)
@@ -591,6 +630,9 @@ void *worker_main(void *arg)
                     due = blocked_since + BLOCKED_COMMIT_MS - now;
                 wait_ms = due < 0 ? 0 : due < IDLE_MS ? due : IDLE_MS;
             }
+            /* a reader may want the marks' frontiers (marks_due) */
+            if (w->marks_since >= 0 && wait_ms > MARKS_CHECK_MS)
+                wait_ms = MARKS_CHECK_MS;
             if (wait_ms > 0) {
                 ws_clock_deadline(&until, (int)wait_ms);
                 pthread_cond_timedwait(&w->wake, &w->lock, &until);
@@ -659,6 +701,8 @@ void *worker_main(void *arg)
             (now - w->opened_ms >= open_for(w) ||
              (atomic_load(&w->awaited) > 0 && w->res_head) ||
              (blocked_since >= 0 && now - blocked_since >= BLOCKED_COMMIT_MS)))
+            e = commit(w);
+        else if (e == WS_OK && marks_due(w, now))
             e = commit(w);
         if (e != WS_OK && !failed(r)) {
             snprintf(why, sizeof why, "state store shard %d: %s%s", w->shard,

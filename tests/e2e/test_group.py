@@ -307,6 +307,11 @@ def three_instances_give_the_reference_figures_from_any_instance():
     model = g.check_exact(records, rng=wslib.crash_rng())
     st = g.status(g.any())
     check(len(st["group"]["members"]) == 3, "/status lists 3 members: %s" % (st["group"],))
+    # the repartitioners send marks only while a product's reader waits
+    by_wallet = wslib.kcat_consume(k.bootstrap, "%s.g_three.by-wallet" % topic, headers=True, committed=True)
+    check_eq(len(recs), len(by_wallet), "records in %s.g_three.by-wallet" % topic)
+    check_eq([], [r for r in by_wallet if r.header("walletstream.mark")][:3],
+             "marks sent with no reader of a product's min_offset")
     wslib.log("%d records (%s), %d wallets, %d products through 3 instances: exact from each" % (
         len(records), {o: model.counts[o] for o in ("applied", "duplicate", "rejected")},
         len(model.wallets), len(model.products)))
@@ -450,6 +455,11 @@ def an_id_used_on_two_partitions_is_counted_where_one_instance_sees_both():
     g.stop_all()
 
 
+def _p50_p99(seconds):
+    s = sorted(seconds)
+    return "%.1f/%.1f ms" % (s[len(s) // 2] * 1000, s[min(len(s) - 1, len(s) * 99 // 100)] * 1000) if s else "-"
+
+
 @test
 def read_your_writes_from_any_instance_never_sees_the_balance_before_its_write():
     k, topic = _setup("ryw")
@@ -459,12 +469,25 @@ def read_your_writes_from_any_instance_never_sees_the_balance_before_its_write()
     writes = wslib.AckedWrites(k.bootstrap, topic, "gryw", 11)
     wallets = writes.wallets
     stale, rtts, header_misses = [], [], []
+    product_rounds, product_rtts = 0, []
     try:
         for i in range(RYW_ROUNDS):
             t0 = time.monotonic()
-            w, ack, want = writes.write(i)
             # either instance: the wallet's owner answers, or is asked
             r = (a, b)[(i // len(wallets)) % 2]
+            if i % 5 == 4:
+                # a product's: every partition waits for the input offset
+                # (the repartitioner's marks), on every instance asked
+                tid, ack = writes.write_top(i, "gtop")
+                status, hd, body = r.get("/top_credits/gtop?min_offset=%s&wait_ms=10000" % ack)
+                product_rtts.append(time.monotonic() - t0)
+                top = ref.parse_response(body).get("top_credits") if status == 200 else None
+                if not top or top[0]["transaction_id"] != tid:
+                    stale.append("round %d: /top_credits/gtop?min_offset=%s: %d, first %r, expected %s" % (
+                        i, ack, status, top[0] if top else body[:200], tid))
+                product_rounds += 1
+                continue
+            w, ack, want = writes.write(i)
             path = ("/balance/%s" if i % 4 else "/wallets/%s/transactions?limit=1") % w
             sep = "&" if "?" in path else "?"
             status, hd, body = r.get("%s%smin_offset=%s&wait_ms=10000" % (path, sep, ack))
@@ -484,8 +507,20 @@ def read_your_writes_from_any_instance_never_sees_the_balance_before_its_write()
         writes.close()
     check_no_diffs(stale, "read-your-writes over %d round trips" % RYW_ROUNDS)
     check_no_diffs(header_misses, "Walletstream-Offsets headers")
-    st, body = a.get_json("/top_credits/p1?min_offset=0:0")
-    check_eq((400, {"error": "min_offset_of_a_product_in_a_group"}), (st, body), "a product's min_offset")
+    # the marks the product rounds asked for: in every partition, and no
+    # more than one transaction's worth per round and partition
+    by_wallet = [r for r in wslib.kcat_consume(k.bootstrap, "%s.g_ryw.by-wallet" % topic, headers=True,
+                                               committed=True) if r.header("walletstream.mark")]
+    check_eq(list(range(PARTITIONS)), sorted({r.partition for r in by_wallet}), "partitions that got marks")
+    check(len(by_wallet) <= product_rounds * PARTITIONS * 3,
+          "%d marks for %d product rounds over %d partitions" % (len(by_wallet), product_rounds, PARTITIONS))
+    st, body = a.get_json("/internal/marks")
+    check_eq((400, "invalid_min_offset"), (st, body.get("error")), "/internal/marks without min_offset")
+    # a product's, beyond the log: 504 from an instance whose partitions
+    # are behind (this one's, or the other's, passed on)
+    for r in (a, b):
+        st, body = r.get_json("/top_credits/gtop?min_offset=0:1000000&wait_ms=200")
+        check_eq((504, "not_yet_applied"), (st, body.get("error")), "a product's min_offset beyond the log: %r" % (body,))
     st, body = b.get_json("/balance/%s?min_offset=%d:0" % (wallets[0], PARTITIONS))
     check_eq((409, "partition_not_followed", PARTITIONS, PARTITIONS),
              (st, body.get("error"), int(body["partition"].text), int(body["partitions"].text)),
@@ -494,10 +529,10 @@ def read_your_writes_from_any_instance_never_sees_the_balance_before_its_write()
     st, body = a.get_json("/balance/%s?min_offset=0:1000000&wait_ms=200" % wallets[0])
     check_eq(504, st, "min_offset beyond the log: %r" % (body,))
     check_eq("not_yet_applied", body.get("error"), "504's error")
-    rtts.sort()
     wslib.log("read-your-writes in a group: %d round trips (produce, ack, GET with min_offset from either "
-              "of 2 instances), never stale; p50 %.1f ms, p99 %.1f ms (not asserted)" % (
-                  RYW_ROUNDS, rtts[len(rtts) // 2] * 1000, rtts[min(len(rtts) - 1, len(rtts) * 99 // 100)] * 1000))
+              "of 2 instances), never stale; p50/p99 (not asserted): %s a wallet's (%d), %s a product's (%d)" % (
+                  RYW_ROUNDS, _p50_p99(rtts), len(rtts), _p50_p99(product_rtts), product_rounds)
+              + "; %d marks" % len(by_wallet))
     g.stop_all()
 
 

@@ -1392,15 +1392,29 @@ class AckedWrites:
         w = self.wallets[i % len(self.wallets)]
         kind = "credit" if i % 3 else "debit"
         units = (i % 97) + 1
-        line = event("%s-%d" % (self.prefix, i), w, "p%d" % (i % 5), kind, "%d.%02d" % (units // 100, units % 100))
+        ack = self._send(event("%s-%d" % (self.prefix, i), w, "p%d" % (i % 5), kind,
+                               "%d.%02d" % (units // 100, units % 100)))
+        self.balance[w] += units if kind == "credit" else -units
+        b = self.balance[w]
+        return w, ack, "%s%d.%02d" % ("-" if b < 0 else "", abs(b) // 100, abs(b) % 100)
+
+    def write_top(self, i, product):
+        """Round i's credit to `product`, larger than any before it (so
+        first among its top credits), once acknowledged: (its
+        transaction_id, its PARTITION:OFFSET)."""
+        w = self.wallets[i % len(self.wallets)]
+        tid = "%s-top-%d" % (self.prefix, i)
+        ack = self._send(event(tid, w, product, "credit", "%d.00" % (1000 + i)))
+        self.balance[w] += (1000 + i) * 100
+        return tid, ack
+
+    def _send(self, line):
         self.proc.stdin.write(line + b"\n")
         self.proc.stdin.flush()
         ack = self.proc.stdout.readline().decode().strip()
         if not ack:
             raise Fail("produce --print-offsets ended: %s" % self.proc.stderr.read()[-1000:])
-        self.balance[w] += units if kind == "credit" else -units
-        b = self.balance[w]
-        return w, ack, "%s%d.%02d" % ("-" if b < 0 else "", abs(b) // 100, abs(b) % 100)
+        return ack
 
     def close(self):
         self.proc.stdin.close()
