@@ -61,8 +61,13 @@ say "walletstream read-your-writes benchmark  (binary from $BUILT_FROM, sha256 $
 machine_line
 kafka_up
 kafka_topic ryw 3
+# A group's instance tells the others its URL: a port of its own, not 0.
+case " $WS_ARGS " in
+*" --assignment group "*) LISTEN=(--listen "127.0.0.1:$(free_port)") ;;
+*) LISTEN=() ;;
+esac
 # shellcheck disable=SC2086
-start_ws "$T/ws" --brokers "$KAFKA" --topic ryw
+start_ws "$T/ws" --brokers "$KAFKA" --topic ryw "${LISTEN[@]}"
 say "kafka $KAFKA_VERSION_USED at $KAFKA; walletstream run at $WS_API ${WS_ARGS:+($WS_ARGS)}; route $ROUTE"
 RUNS_JSONL=$T/runs.jsonl
 : >"$RUNS_JSONL"
