@@ -50,17 +50,14 @@ HTTP_THREADS=${HTTP_THREADS:-4}
 INGEST_RATE=${INGEST_RATE:-100000}
 INGEST_WARMUP=${INGEST_WARMUP:-3}
 API_BROKER=${API_BROKER:-real}
-WORKTREE=0
 
-for arg in "$@"; do
-    case $arg in
-    --worktree) WORKTREE=1 ;;
-    --keep) KEEP=1 ;;
+bench_opt() { # this script's own options (bench_args)
+    case $1 in
     --skip-ingest) INGEST_RATE=0 ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "api.sh: unknown argument $arg" >&2; exit 2 ;;
+    *) return 1 ;;
     esac
-done
+}
+bench_args "$@"
 case $API_BROKER in real | embedded) ;; *) echo "api.sh: API_BROKER is real or embedded" >&2; exit 2 ;; esac
 
 bench_init api

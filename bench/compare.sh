@@ -59,16 +59,8 @@ COMPARE_WORKERS=${COMPARE_WORKERS:-1 default}
 WS_ARGS=${WS_ARGS:-}
 PEERS=${PEERS:-0}
 PEERS_WS_ARGS=${PEERS_WS_ARGS:-}
-WORKTREE=0
 
-for arg in "$@"; do
-    case $arg in
-    --worktree) WORKTREE=1 ;;
-    --keep) KEEP=1 ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "compare.sh: unknown argument $arg" >&2; exit 2 ;;
-    esac
-done
+bench_args "$@"
 bench_worker_counts compare.sh COMPARE_WORKERS "$COMPARE_WORKERS"
 case $PEERS in
 0 | "") PEER_LIST="" ;;

@@ -30,16 +30,8 @@ set -euo pipefail
 FO_EVENTS=${FO_EVENTS:-2000000}
 RUNS=${RUNS:-3}
 SESSION_MS=${SESSION_MS:-6000}
-WORKTREE=0
 
-for arg in "$@"; do
-    case $arg in
-    --worktree) WORKTREE=1 ;;
-    --keep) KEEP=1 ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "failover.sh: unknown argument $arg" >&2; exit 2 ;;
-    esac
-done
+bench_args "$@"
 
 bench_init failover
 need_time

@@ -44,16 +44,8 @@ INSTANCES=${INSTANCES:-1 2 3}
 RUNS=${RUNS:-3}
 SESSION_MS=${SESSION_MS:-6000}
 WS_ARGS=""          # ws_tput (bench/lib.sh) reads it
-WORKTREE=0
 
-for arg in "$@"; do
-    case $arg in
-    --worktree) WORKTREE=1 ;;
-    --keep) KEEP=1 ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "group.sh: unknown argument $arg" >&2; exit 2 ;;
-    esac
-done
+bench_args "$@"
 
 bench_init group
 need_time

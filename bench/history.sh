@@ -31,16 +31,8 @@ PRODUCTS=${PRODUCTS:-1000}
 SEED=${SEED:-42}
 RUNS=${RUNS:-5}
 WORKERS=${WORKERS:-1}
-WORKTREE=0
 
-for arg in "$@"; do
-    case $arg in
-    --worktree) WORKTREE=1 ;;
-    --keep) KEEP=1 ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "history.sh: unknown argument $arg" >&2; exit 2 ;;
-    esac
-done
+bench_args "$@"
 
 bench_init history
 need_time

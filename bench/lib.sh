@@ -42,6 +42,30 @@ KAFKA_STARTED=0 KDIR="" KAFKA="" KAFKA_VERSION_USED=""
 KEEP=${KEEP:-0}
 T=""
 
+# bench_args ARGS...: the options every benchmark takes: --worktree
+# (WORKTREE=1: build the working tree instead of a clean export of HEAD),
+# --keep (KEEP=1: leave the work directory), -h/--help (the script's
+# header comment, then exit 0). Any other argument goes to the script's
+# own bench_opt function, if it has one, which returns non-zero for an
+# argument it does not take: the script then ends with status 2.
+WORKTREE=0
+bench_args() {
+    local arg
+    for arg in "$@"; do
+        case $arg in
+        --worktree) WORKTREE=1 ;;
+        --keep) KEEP=1 ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *)
+            if ! declare -F bench_opt >/dev/null || ! bench_opt "$arg"; then
+                echo "$(basename "$0"): unknown argument $arg" >&2
+                exit 2
+            fi
+            ;;
+        esac
+    done
+}
+
 # bench_init NAME: cd to the repository, a fresh work directory in $T,
 # cleanup at exit.
 bench_init() {

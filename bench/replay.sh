@@ -44,17 +44,14 @@ RUNS=${RUNS:-5}
 WORKERS=${WORKERS:-1}
 SHORT_RUNS=${SHORT_RUNS:-3}
 PROFILE=0
-WORKTREE=0
 
-for arg in "$@"; do
-    case $arg in
+bench_opt() { # this script's own options (bench_args)
+    case $1 in
     --profile) PROFILE=1 ;;
-    --worktree) WORKTREE=1 ;;
-    --keep) KEEP=1 ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "replay.sh: unknown argument $arg" >&2; exit 2 ;;
+    *) return 1 ;;
     esac
-done
+}
+bench_args "$@"
 
 bench_init replay
 

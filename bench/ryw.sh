@@ -39,15 +39,7 @@ ROUNDS=${ROUNDS:-1000}
 RATE=${RATE:-10000}
 WS_ARGS=${WS_ARGS:-}
 ROUTE=${ROUTE:-balance}
-WORKTREE=0
-for arg in "$@"; do
-    case $arg in
-    --worktree) WORKTREE=1 ;;
-    --keep) KEEP=1 ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "ryw.sh: unknown argument $arg" >&2; exit 2 ;;
-    esac
-done
+bench_args "$@"
 
 bench_init ryw
 need jq

@@ -61,17 +61,15 @@ COLD=${COLD:-1}
 IDLE_S=${IDLE_S:-5}
 READY_POLL_US=${READY_POLL_US:-1000}
 GEN_ARGS=${SCALE_GEN_ARGS:-}
-WORKTREE=0 DO_RESTART=1
+DO_RESTART=1
 
-for arg in "$@"; do
-    case $arg in
-    --worktree) WORKTREE=1 ;;
-    --keep) KEEP=1 ;;
+bench_opt() { # this script's own options (bench_args)
+    case $1 in
     --skip-restart) DO_RESTART=0 ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "scale.sh: unknown argument $arg" >&2; exit 2 ;;
+    *) return 1 ;;
     esac
-done
+}
+bench_args "$@"
 
 bench_init scale
 need_time

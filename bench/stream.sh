@@ -78,19 +78,17 @@ TPUT_RUNS=${TPUT_RUNS:-5}
 EXTRA_ARGS=${EXTRA_ARGS---batch-linger 1000;--changelog off;--batch-linger 1000 --changelog off}
 WS_ARGS=${WS_ARGS:-}
 EXTRA_RUNS=${EXTRA_RUNS:-3}
-WORKTREE=0 DO_EMBEDDED=1 DO_REAL=1 DO_TPUT=1
+DO_EMBEDDED=1 DO_REAL=1 DO_TPUT=1
 
-for arg in "$@"; do
-    case $arg in
-    --worktree) WORKTREE=1 ;;
-    --keep) KEEP=1 ;;
+bench_opt() { # this script's own options (bench_args)
+    case $1 in
     --skip-embedded) DO_EMBEDDED=0 ;;
     --skip-real) DO_REAL=0 ;;
     --skip-throughput) DO_TPUT=0 ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "stream.sh: unknown argument $arg" >&2; exit 2 ;;
+    *) return 1 ;;
     esac
-done
+}
+bench_args "$@"
 
 bench_init stream
 

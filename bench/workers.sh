@@ -49,16 +49,8 @@ RUNS=${WORKERS_RUNS:-5}
 PRODUCTS=${PRODUCTS:-1000}
 SEED=${SEED:-42}
 WORKERS_ARGS=${WORKERS_ARGS:-}
-WORKTREE=0
 
-for arg in "$@"; do
-    case $arg in
-    --worktree) WORKTREE=1 ;;
-    --keep) KEEP=1 ;;
-    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    *) echo "workers.sh: unknown argument $arg" >&2; exit 2 ;;
-    esac
-done
+bench_args "$@"
 bench_worker_counts workers.sh WORKERS "$WORKERS"
 
 bench_init workers
