@@ -286,10 +286,14 @@ static void average(ws_view *v, const char *id, size_t n, ws_reply *r)
     ws_figures_average(&r->body, id, n, &w);
 }
 
-static void top_credits(const ws_api *api, ws_view *v, const char *id,
+/* A product's top credits. In a group, the view is ended (*vp NULL)
+ * once its lists are taken, before the other instances are asked (which
+ * may wait for a min_offset): no read transaction stays open meanwhile. */
+static void top_credits(const ws_api *api, ws_view **vp, const char *id,
                         size_t n, const char *raw_id, const ws_query *q,
                         ws_reply *r)
 {
+    ws_view *v = *vp;
     const char *currency_raw = q->currency;
     char cur[3];
     ws_tops_writer walk;
@@ -333,14 +337,17 @@ static void top_credits(const ws_api *api, ws_view *v, const char *id,
         uint64_t all = ws_view_shards(v) >= 64
                            ? ~(uint64_t)0
                            : ((uint64_t)1 << ws_view_shards(v)) - 1;
+        uint64_t owned = ws_view_owned(v);
 
         if (e == WS_OK)
             e = ws_view_tops(v, id, n, ws_top_set_add, g);
+        ws_view_end(v);
+        *vp = NULL;
         if (q->min_offset)
             wait_of(q, &wait, r);   /* valid: view_for read it */
         peers = api->group->peer_tops(api->group->arg, raw_id, q->min_offset,
                                       q->arrived_ms + (int64_t)wait,
-                                      all & ~ws_view_owned(v),
+                                      all & ~owned,
                                       ws_top_set_add, g, &behind);
         if (peers == -2) {
             /* an instance's partitions do not hold min_offset yet: its
@@ -883,17 +890,15 @@ static void split_wants(const struct want *w, int nw, int32_t *parts,
     }
 }
 
-/* A product's min_offset in a group, not held yet by this instance's
- * partitions: every instance's repartitioner is asked for marks. */
-static void want_marks(const ws_api *api, const ws_query *q,
-                       const struct want *w, int nw)
+/* A product's min_offset in a group: every instance's repartitioner is
+ * asked for marks. */
+static void want_marks(const ws_api *api, const struct want *w, int nw)
 {
     int32_t parts[MIN_OFFSETS_MAX];
     int64_t offsets[MIN_OFFSETS_MAX];
 
     split_wants(w, nw, parts, offsets);
-    api->group->want_marks(api->group->arg, q->min_offset, parts, offsets,
-                           nw);
+    api->group->want_marks(api->group->arg, parts, offsets, nw);
 }
 
 /* /internal/marks?min_offset=...: this instance's repartitioner sends
@@ -943,6 +948,12 @@ static int view_for(const ws_api *api, const ws_query *q, enum route route,
     shard = route == R_BALANCE || route == R_AVERAGE || route == R_STATEMENT
                 ? ws_store_shard_of(api->store, id, n) : -1;
     if (nw > 0) {
+        /* A product's answer in a group, merged from every instance: the
+         * instances' partitions need the repartitioners' marks, asked
+         * for before any instance waits (an instance asked by this one
+         * asks too, once its partitions do not hold the offsets). */
+        if (api->group && route == R_TOP && !scope_local(q))
+            want_marks(api, w, nw);
         in = includes(api, *v, shard, w, nw, held, &bad);
         waited = ws_clock_ms() - q->arrived_ms;
         if (in == 0 && waited < (int64_t)wait) {
@@ -951,7 +962,7 @@ static int view_for(const ws_api *api, const ws_query *q, enum route route,
              * (no header: it does not answer yet) */
             ws_store_want_commit(api->store, shard);
             if (api->group && shard < 0)
-                want_marks(api, q, w, nw);
+                want_marks(api, w, nw);
             out->wait = 1;
             ws_view_end(*v);
             *v = NULL;
@@ -1080,7 +1091,7 @@ void ws_api_handle(const ws_api *api, const char *method, const char *path,
     switch (route) {
     case R_BALANCE: balance(v, id, n, out); break;
     case R_AVERAGE: average(v, id, n, out); break;
-    case R_TOP: top_credits(api, v, id, n, rest, q, out); break;
+    case R_TOP: top_credits(api, &v, id, n, rest, q, out); break;
     case R_TOPS_PART: tops_part(v, id, n, out); break;
     case R_STATEMENT: statement(v, id, n, q, out); break;
     case R_METRICS: metrics(api, v, out); break;

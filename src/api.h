@@ -49,12 +49,12 @@ typedef struct ws_api_group {
                      int64_t deadline_ms, uint64_t need,
                      int (*fn)(const ws_top *t, void *farg), void *farg,
                      ws_buf *behind);
-    /* A product's min_offset that this instance's partitions do not
-     * hold yet: every instance's repartitioner (this one's too) is asked
-     * for marks of those input partitions (repartition.h); asked again
-     * for the same offsets after a while only. raw: the min_offset as
-     * the request gave it, parsed into parts and offsets (n). */
-    void (*want_marks)(void *arg, const char *raw, const int32_t *parts,
+    /* A product's min_offset (n input partitions and offsets): every
+     * instance's repartitioner (this one's at once, the others' by a
+     * thread of the hooks' own: no HTTP thread waits for them) is asked
+     * for marks of those partitions (repartition.h); asked again for the
+     * same offsets after a while only. */
+    void (*want_marks)(void *arg, const int32_t *parts,
                        const int64_t *offsets, int n);
     /* /internal/marks: this instance's repartitioner alone. */
     void (*want_marks_here)(void *arg, const int32_t *parts,

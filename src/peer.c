@@ -41,10 +41,16 @@ struct ws_peer {
     CURL *idle[PEER_IDLE_MAX];
     int nidle;
     ws_repartition *repartition;    /* NULL: not running */
-    /* Per input partition: the largest offset marks were asked for, and
-     * when they were last asked for (want_marks). */
+    /* Per input partition: the largest offset marks were asked for, when
+     * they were last asked for (want_marks), and the offset the sender
+     * thread is to ask the other instances for (-1: none). */
     int64_t asked[WS_SOURCE_MAX_PARTITIONS];
     int64_t asked_ms[WS_SOURCE_MAX_PARTITIONS];
+    int64_t to_send[WS_SOURCE_MAX_PARTITIONS];
+    pthread_cond_t send_cond;   /* to_send or stopping changed */
+    int stopping;
+    pthread_t sender;
+    int sending;                /* the sender thread runs */
 };
 
 /* A handle for one request: an idle one (its connections kept), or a
@@ -134,13 +140,18 @@ static int get(ws_peer *pr, const char *base, const char *target,
     struct curl_slist *hdrs = NULL;
     char *auth = atomic_load(&pr->auth);
     struct answer a = {body, offsets};
-    char url[WS_MEMBERS_URL_MAX + 3 * 1024];
+    size_t n = strlen(base) + strlen(target) + 1;
+    char *url = malloc(n);
     long code = 0;
     CURLcode rc;
 
-    if (!c)
+    if (!c || !url) {
+        free(url);
+        if (c)
+            handle_give(pr, c, 1);
         return -1;
-    snprintf(url, sizeof url, "%s%s", base, target);
+    }
+    snprintf(url, n, "%s%s", base, target);
     if (auth)
         hdrs = curl_slist_append(NULL, auth);
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -161,6 +172,7 @@ static int get(ws_peer *pr, const char *base, const char *target,
         ws_log(WS_LOG_WARN, "group", "GET %s: %s", url,
                curl_easy_strerror(rc));
     curl_slist_free_all(hdrs);
+    free(url);
     handle_give(pr, c, rc == CURLE_OK);
     *status = (unsigned)code;
     return rc == CURLE_OK && code > 0 && !body->oom ? 0 : -1;
@@ -267,13 +279,12 @@ static void want_marks_here(void *arg, const int32_t *parts,
     pthread_mutex_unlock(&pr->lock);
 }
 
-static void want_marks(void *arg, const char *raw, const int32_t *parts,
+static void want_marks(void *arg, const int32_t *parts,
                        const int64_t *offsets, int n)
 {
     ws_peer *pr = arg;
-    char urls[64][WS_MEMBERS_URL_MAX], target[6 * 1024];
     int64_t now = ws_clock_ms();
-    int i, fresh = 0, peers;
+    int i, fresh = 0;
 
     /* Every reader rechecks often while it waits: the instances are
      * asked once per ASK_AGAIN_MS for the same offsets. */
@@ -281,37 +292,73 @@ static void want_marks(void *arg, const char *raw, const int32_t *parts,
     for (i = 0; i < n; i++) {
         int p = parts[i];
 
-        if (p < 0 || p >= WS_SOURCE_MAX_PARTITIONS)
+        if (p < 0 || p >= WS_SOURCE_MAX_PARTITIONS ||
+            (offsets[i] <= pr->asked[p] &&
+             now - pr->asked_ms[p] < ASK_AGAIN_MS))
             continue;
-        if (offsets[i] > pr->asked[p] ||
-            now - pr->asked_ms[p] >= ASK_AGAIN_MS) {
-            fresh = 1;
-            if (offsets[i] > pr->asked[p])
-                pr->asked[p] = offsets[i];
-            pr->asked_ms[p] = now;
+        fresh = 1;
+        if (offsets[i] > pr->asked[p])
+            pr->asked[p] = offsets[i];
+        pr->asked_ms[p] = now;
+        if (offsets[i] > pr->to_send[p])
+            pr->to_send[p] = offsets[i];
+    }
+    if (fresh)
+        pthread_cond_signal(&pr->send_cond);
+    pthread_mutex_unlock(&pr->lock);
+    if (fresh)
+        want_marks_here(pr, parts, offsets, n);
+}
+
+/* The sender thread: asks the other instances for the marks want_marks
+ * gathered, "/internal/marks?min_offset=P:O,...", apart from the HTTP
+ * threads: an instance's thread that waits for another instance's
+ * answer may hold the connection that instance's ask comes in on. An
+ * instance that does not answer reads none of the partitions (else the
+ * reader's answer is a 503 or a 504 anyway): it is logged. */
+static void *send_loop(void *arg)
+{
+    ws_peer *pr = arg;
+    char urls[64][WS_MEMBERS_URL_MAX];
+    ws_buf target;
+    int p, i, peers;
+
+    ws_buf_init(&target);
+    pthread_mutex_lock(&pr->lock);
+    while (!pr->stopping) {
+        int any = 0;
+
+        ws_buf_reset(&target);
+        ws_buf_puts(&target, "/internal/marks?min_offset=");
+        for (p = 0; p < WS_SOURCE_MAX_PARTITIONS; p++)
+            if (pr->to_send[p] >= 0) {
+                ws_buf_printf(&target, "%s%d:%lld", any ? "," : "", p,
+                              (long long)pr->to_send[p]);
+                pr->to_send[p] = -1;
+                any = 1;
+            }
+        if (!any) {
+            pthread_cond_wait(&pr->send_cond, &pr->lock);
+            continue;
         }
+        pthread_mutex_unlock(&pr->lock);
+        peers = target.oom ? -1 : ws_members_peers(pr->members, urls, 64);
+        for (i = 0; i < peers; i++) {
+            unsigned status = 0;
+            ws_buf body;
+
+            ws_buf_init(&body);
+            if (get(pr, urls[i], target.p, 0, &status, &body, NULL) != 0 ||
+                status != 200)
+                ws_log(WS_LOG_WARN, "group", "marks not asked of %s (HTTP "
+                       "%u)", urls[i], status);
+            ws_buf_free(&body);
+        }
+        pthread_mutex_lock(&pr->lock);
     }
     pthread_mutex_unlock(&pr->lock);
-    if (!fresh)
-        return;
-    want_marks_here(pr, parts, offsets, n);
-    if ((size_t)snprintf(target, sizeof target, "/internal/marks?"
-                         "min_offset=%s", raw) >= sizeof target ||
-        (peers = ws_members_peers(pr->members, urls, 64)) < 0)
-        return;
-    for (i = 0; i < peers; i++) {
-        unsigned status = 0;
-        ws_buf body;
-
-        /* an instance that does not answer reads none of the partitions
-         * (else the reader's answer is a 503 or a 504 anyway) */
-        ws_buf_init(&body);
-        if (get(pr, urls[i], target, 0, &status, &body, NULL) != 0 ||
-            status != 200)
-            ws_log(WS_LOG_WARN, "group", "marks not asked of %s (HTTP %u)",
-                   urls[i], status);
-        ws_buf_free(&body);
-    }
+    ws_buf_free(&target);
+    return NULL;
 }
 
 /* A product's lists as asked of the other instances (peer_tops). */
@@ -406,9 +453,15 @@ int ws_peer_new(ws_members *m, ws_peer **out, ws_api_group *hooks)
         return WS_ERR_NOMEM;
     pr->members = m;
     for (i = 0; i < WS_SOURCE_MAX_PARTITIONS; i++)
-        pr->asked[i] = -1;
+        pr->asked[i] = pr->to_send[i] = -1;
     atomic_init(&pr->auth, NULL);
     pthread_mutex_init(&pr->lock, NULL);
+    pthread_cond_init(&pr->send_cond, NULL);
+    if (pthread_create(&pr->sender, NULL, send_loop, pr) != 0) {
+        ws_peer_free(pr);
+        return WS_ERR_NOMEM;
+    }
+    pr->sending = 1;
     hooks->arg = pr;
     hooks->forward = forward;
     hooks->peer_tops = peer_tops;
@@ -445,9 +498,17 @@ void ws_peer_free(ws_peer *p)
 {
     if (!p)
         return;
+    if (p->sending) {
+        pthread_mutex_lock(&p->lock);
+        p->stopping = 1;
+        pthread_cond_signal(&p->send_cond);
+        pthread_mutex_unlock(&p->lock);
+        pthread_join(p->sender, NULL);
+    }
     free(atomic_load(&p->auth));
     while (p->nidle > 0)
         curl_easy_cleanup(p->idle[--p->nidle]);
+    pthread_cond_destroy(&p->send_cond);
     pthread_mutex_destroy(&p->lock);
     free(p);
 }

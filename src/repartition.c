@@ -45,13 +45,10 @@ struct ws_repartition {
      * the offset a reader waits for (-1: none) and since when. */
     atomic_llong want[WS_SOURCE_MAX_PARTITIONS];
     atomic_llong want_ms[WS_SOURCE_MAX_PARTITIONS];
-    int64_t marked[WS_SOURCE_MAX_PARTITIONS];  /* the wishes the open
-                                                  transaction's marks
-                                                  answer, -1: none */
-    int64_t marked_at[WS_SOURCE_MAX_PARTITIONS];   /* the offset in the
-                                                  open transaction's marks */
-    /* Per input partition, the offset of the last marks committed (-1:
-     * none): a wish below it is answered already. */
+    /* Per input partition: the offset in the open transaction's marks
+     * (-1: none), and in the last marks committed (-1: none; a wish
+     * below it is answered). */
+    int64_t marked_at[WS_SOURCE_MAX_PARTITIONS];
     int64_t mark_done[WS_SOURCE_MAX_PARTITIONS];
     char mark[WS_SOURCE_MAX_PARTITIONS * 32];  /* a mark's value */
     /* Per input partition this member was given (-1: not given, or not
@@ -286,41 +283,49 @@ void ws_repartition_want_marks(ws_repartition *r, int p, int64_t offset)
 
     if (!r || !in_range(p) || offset < 0)
         return;
+    /* the time first: a wish is never seen with an older one's */
+    atomic_store(&r->want_ms[p], ws_clock_ms());
     cur = atomic_load(&r->want[p]);
     while (cur < offset &&
            !atomic_compare_exchange_weak(&r->want[p], &cur, offset))
         ;
-    atomic_store(&r->want_ms[p], ws_clock_ms());
 }
 
-/* Whether a mark of p is asked for that can be sent: this member reads
- * p and has read past the offset (else it waits until it has). A wish
- * older than the longest wait of a reader is dropped. */
+/* Whether marks of p are due: a reader waits for an offset of p that no
+ * committed marks cover yet, this member reads p, and it has read
+ * records of p since its last marks (their frontier may answer the
+ * reader, or a reader of a smaller offset: the largest wish does not
+ * hold the others back). A wish that marks answered, or older than the
+ * longest wait of a reader, is dropped. */
 static int mark_due(ws_repartition *r, int p, int64_t now)
 {
     long long want = atomic_load(&r->want[p]);
 
     if (want < 0)
         return 0;
-    if (now - atomic_load(&r->want_ms[p]) > MARK_WISH_MS ||
-        want < r->mark_done[p]) {
-        /* too old, or answered by marks in the log already (whoever
-         * reads p now: they stay true) */
+    if (want < r->mark_done[p] ||
+        now - atomic_load(&r->want_ms[p]) > MARK_WISH_MS) {
+        /* answered by marks in the log (whoever reads p now: they stay
+         * true), or nobody waits any more; a wish raised meanwhile
+         * stays */
         atomic_compare_exchange_strong(&r->want[p], &want, -1);
         return 0;
     }
-    return r->pos[p] > want;
+    return r->pos[p] >= 0 && r->pos[p] > r->mark_done[p];
 }
 
 /* Marks asked for, into the open transaction (opened by the first
  * record sent: marks alone make one): to each partition q of
- * <topic>.by-wallet, "P:NEXT,..." for each input partition P a reader
- * waits for (mark_due), NEXT the offset past the last record of P read
- * (in this transaction or before it). Every record of P below NEXT that
+ * <topic>.by-wallet, "P:NEXT,..." for each input partition P whose marks
+ * are due (mark_due), NEXT the offset past the last record of P read (in
+ * this transaction or before it). Every record of P below NEXT that
  * belongs to q is then in q before the mark, so q's instance holds them
  * all once it applied what came before: a product's min_offset in a
- * group waits for that on every partition. Returns 0 or an error; the
- * wishes are dropped once the transaction commits (marks_sent). */
+ * group waits for that on every partition. The transaction also commits
+ * P's offset (its position again, when it holds no record of P), so that
+ * a member that lost P meanwhile cannot commit it (KIP-447), nor a mark
+ * older than the new reader's records. Returns 0 or an error; *sent 1
+ * when marks were sent (marks_sent once they are committed). */
 static int send_marks(ws_repartition *r, int *sent, char *why)
 {
     ws_header h = {WS_REPARTITION_MARK, r->topic};
@@ -331,10 +336,11 @@ static int send_marks(ws_repartition *r, int *sent, char *why)
 
     *sent = 0;
     for (p = 0; p < WS_SOURCE_MAX_PARTITIONS; p++) {
-        r->marked[p] = -1;
+        r->marked_at[p] = -1;
         if (mark_due(r, p, now)) {
-            r->marked[p] = atomic_load(&r->want[p]);
             r->marked_at[p] = r->pos[p];
+            if (r->next[p] < 0)
+                r->next[p] = r->pos[p];
             len += (size_t)snprintf(r->mark + len, sizeof r->mark - len,
                                     "%s%d:%lld", len ? "," : "", p,
                                     (long long)r->pos[p]);
@@ -347,30 +353,26 @@ static int send_marks(ws_repartition *r, int *sent, char *why)
     return e;
 }
 
-/* The transaction with the marks committed: the wishes they answer are
- * done (a later, larger one stays). */
+/* The transaction with the marks committed: wishes below them are
+ * answered (mark_due drops them). */
 static void marks_sent(ws_repartition *r)
 {
     int p;
 
-    for (p = 0; p < WS_SOURCE_MAX_PARTITIONS; p++) {
-        long long want = r->marked[p];
-
-        if (want < 0)
-            continue;
-        atomic_compare_exchange_strong(&r->want[p], &want, -1);
+    for (p = 0; p < WS_SOURCE_MAX_PARTITIONS; p++)
         if (r->marked_at[p] > r->mark_done[p])
             r->mark_done[p] = r->marked_at[p];
-    }
 }
 
-/* Whether some reader waits for a mark. */
+/* Whether some reader waits for a mark of a partition this member
+ * reads. */
 static int marks_wanted(ws_repartition *r)
 {
     int p;
 
     for (p = 0; p < WS_SOURCE_MAX_PARTITIONS; p++)
-        if (atomic_load_explicit(&r->want[p], memory_order_relaxed) >= 0)
+        if (r->pos[p] >= 0 &&
+            atomic_load_explicit(&r->want[p], memory_order_relaxed) >= 0)
             return 1;
     return 0;
 }
@@ -508,8 +510,15 @@ static void rewind_to_committed(ws_repartition *r)
     rd_kafka_topic_partition_list_t *a = NULL;
     int i, ok;
 
-    if (rd_kafka_assignment(r->rk, &a) || !a)
+    if (rd_kafka_assignment(r->rk, &a) || !a) {
+        /* where to read is not known: every record read now ends the
+         * transaction until a rewind reads the committed offsets (and
+         * no mark claims what the aborted one held) */
+        for (i = 0; i < WS_SOURCE_MAX_PARTITIONS; i++)
+            if (r->pos[i] >= 0)
+                forget(r, i);
         return;
+    }
     ok = a->cnt > 0 &&
          rd_kafka_committed(r->rk, a, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR;
     for (i = 0; i < a->cnt; i++) {
