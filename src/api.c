@@ -902,20 +902,21 @@ static void want_marks(const ws_api *api, const struct want *w, int nw)
 }
 
 /* /internal/marks?min_offset=...: this instance's repartitioner sends
- * marks of those input partitions once it has read past the offsets. */
+ * marks of those input partitions once it has read past the offsets
+ * (without min_offset: nothing is asked). */
 static void marks(const ws_api *api, const ws_query *q, ws_reply *out)
 {
     struct want w[MIN_OFFSETS_MAX];
     int32_t parts[MIN_OFFSETS_MAX];
     int64_t offsets[MIN_OFFSETS_MAX];
-    int nw;
+    int nw = 0;
 
-    if (!q->min_offset || (nw = parse_min_offset(q->min_offset, w)) < 0) {
+    if (q->min_offset && (nw = parse_min_offset(q->min_offset, w)) < 0) {
         reply_error(out, 400, "invalid_min_offset");
         return;
     }
     split_wants(w, nw, parts, offsets);
-    if (api->group)
+    if (api->group && nw > 0)
         api->group->want_marks_here(api->group->arg, parts, offsets, nw);
     reply_status(out, 200);
     ws_buf_printf(&out->body, "{\"asked\":%d}", api->group ? nw : 0);

@@ -543,8 +543,11 @@ def read_your_writes_from_any_instance_never_sees_the_balance_before_its_write()
     check_eq(list(range(PARTITIONS)), sorted({r.partition for r in by_wallet}), "partitions that got marks")
     check(len(by_wallet) <= product_rounds * PARTITIONS * 3,
           "%d marks for %d product rounds over %d partitions" % (len(by_wallet), product_rounds, PARTITIONS))
+    st, body = a.get_json("/internal/marks?min_offset=0")
+    check_eq((400, "invalid_min_offset"), (st, body.get("error")), "/internal/marks?min_offset=0")
     st, body = a.get_json("/internal/marks")
-    check_eq((400, "invalid_min_offset"), (st, body.get("error")), "/internal/marks without min_offset")
+    check_eq((200, "0"), (st, getattr(body.get("asked"), "text", None)),
+             "/internal/marks without min_offset: %r" % (body,))
     # a product's, beyond the log: 504 from an instance whose partitions
     # are behind (this one's, or the other's, passed on)
     for r in (a, b):
