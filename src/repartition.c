@@ -42,8 +42,10 @@ struct ws_repartition {
     atomic_ullong records;
     int64_t next[WS_SOURCE_MAX_PARTITIONS];   /* after the open txn's */
     /* Marks asked for (ws_repartition_want_marks): per input partition,
-     * the offset a reader waits for (-1: none) and since when. */
+     * the largest and the smallest offset readers wait for (-1: none),
+     * and since when. */
     atomic_llong want[WS_SOURCE_MAX_PARTITIONS];
+    atomic_llong want_min[WS_SOURCE_MAX_PARTITIONS];
     atomic_llong want_ms[WS_SOURCE_MAX_PARTITIONS];
     /* Per input partition: the offset in the open transaction's marks
      * (-1: none), and in the last marks committed (-1: none; a wish
@@ -289,29 +291,45 @@ void ws_repartition_want_marks(ws_repartition *r, int p, int64_t offset)
     while (cur < offset &&
            !atomic_compare_exchange_weak(&r->want[p], &cur, offset))
         ;
+    cur = atomic_load(&r->want_min[p]);
+    while ((cur < 0 || cur > offset) &&
+           !atomic_compare_exchange_weak(&r->want_min[p], &cur, offset))
+        ;
 }
 
 /* Whether marks of p are due: a reader waits for an offset of p that no
- * committed marks cover yet, this member reads p, and it has read
- * records of p since its last marks (their frontier may answer the
- * reader, or a reader of a smaller offset: the largest wish does not
- * hold the others back). A wish that marks answered, or older than the
- * longest wait of a reader, is dropped. */
+ * committed marks cover yet, this member reads p, and it has read past
+ * the smallest such offset (so that marks answer a reader: marks before
+ * it would make the shards commit for nothing, while a reader waits) and
+ * past its last marks. The largest wish does not hold back a smaller
+ * one; once marks cover the smallest, the largest stands for those
+ * between (whose readers ask again within 100 ms, peer.c). A wish that
+ * marks answered, or older than the longest wait of a reader, is
+ * dropped. */
 static int mark_due(ws_repartition *r, int p, int64_t now)
 {
     long long want = atomic_load(&r->want[p]);
+    long long least = atomic_load(&r->want_min[p]);
 
     if (want < 0)
         return 0;
     if (want < r->mark_done[p] ||
         now - atomic_load(&r->want_ms[p]) > MARK_WISH_MS) {
         /* answered by marks in the log (whoever reads p now: they stay
-         * true), or nobody waits any more; a wish raised meanwhile
-         * stays */
-        atomic_compare_exchange_strong(&r->want[p], &want, -1);
+         * true), or nobody waits any more; a wish made meanwhile stays */
+        if (atomic_compare_exchange_strong(&r->want[p], &want, -1))
+            atomic_compare_exchange_strong(&r->want_min[p], &least, -1);
         return 0;
     }
-    return r->pos[p] >= 0 && r->pos[p] > r->mark_done[p];
+    if (least < 0 || least < r->mark_done[p]) {
+        /* the smallest answered: the largest stands for the rest */
+        atomic_compare_exchange_strong(&r->want_min[p], &least, want);
+        least = atomic_load(&r->want_min[p]);
+        if (least < 0)
+            least = want;
+    }
+    return r->pos[p] >= 0 && r->pos[p] > least &&
+           r->pos[p] > r->mark_done[p];
 }
 
 /* Marks asked for, into the open transaction (opened by the first
@@ -659,6 +677,7 @@ int ws_repartition_start(const ws_kafka_opts *in, const char *out_topic,
         r->pos[e] = r->lost[e] = r->lost_committed[e] = -1;
         r->mark_done[e] = -1;
         atomic_init(&r->want[e], -1);
+        atomic_init(&r->want_min[e], -1);
         atomic_init(&r->want_ms[e], 0);
     }
     if ((e = open_consumer(r, err)) != WS_OK ||
