@@ -501,7 +501,6 @@ static int work(struct worker *w)
                 e = commit(w);
         } else if (it->kind == IT_MARK) {
             struct mark *m = (struct mark *)(void *)it;
-
             int i;
 
             w->head = it->next;
@@ -581,10 +580,10 @@ static struct item *items_tail(struct item *it)
 /* Whether the frontiers a repartitioner's marks moved (with nothing
  * else to commit) are committed now: once a reader waits for this shard
  * (read-your-writes on a product: it waits for every partition), or
- * MARKS_LINGER_MS after the first. Not at once: at idle every record
- * brings a mark to every other partition, and a commit for each (a
- * group's is a Kafka transaction) slowed the wallets' own commits down
- * (docs/BENCHMARKS.md, "In a group"). */
+ * MARKS_LINGER_MS after the first. Not at once: marks reach every
+ * partition, and a commit for each (a group's is a Kafka transaction)
+ * where no reader waits only holds up the shards' own commits
+ * (docs/DECISIONS.md, "A product's read-your-writes in a group"). */
 static int marks_due(struct worker *w, int64_t now)
 {
     return w->marks_since >= 0 &&
